@@ -1,0 +1,1 @@
+"""embodied-assistant core: messages, bus, service runtime, config and CLI."""

@@ -1,0 +1,1 @@
+"""Face geometry shared by the renderer, the lip-sync model and the camera (numpy only)."""

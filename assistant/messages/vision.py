@@ -1,0 +1,84 @@
+"""Vision messages: faces in view, people arriving and leaving, exposure and preview."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+from .base import Message, message
+
+
+class Face(msgspec.Struct, frozen=True):
+    """One tracked face in a camera frame."""
+
+    track_id: int
+    """Stable id while the face stays tracked."""
+    box: tuple[float, float, float, float]
+    """x, y, width, height in pixels of the frame."""
+    distance_m: float
+    """Distance estimated from the face size."""
+    engaged: bool = False
+    """Whether this person is engaged with the kiosk (close, facing it)."""
+    identity: str = ""
+    """Enrolled name when recognised, empty when unknown."""
+    similarity: float = 0.0
+    """Recognition similarity to ``identity`` (or to the best match when unknown)."""
+    luminance: float = 0.0
+    """Mean luminance of the face region, 0..255."""
+
+
+@message("vision.faces")
+class Faces(Message, frozen=True):
+    """Faces in one analysed frame (at >= 10 Hz)."""
+
+    frame_ns: int
+    """Capture time of the frame."""
+    width: int
+    """Frame width in pixels."""
+    height: int
+    """Frame height in pixels."""
+    faces: list[Face] = []
+    """Faces found, engaged ones first."""
+
+
+@message("vision.person")
+class Person(Message, frozen=True):
+    """A person arrived, left, engaged, disengaged or was recognised."""
+
+    event: Literal["arrived", "left", "engaged", "disengaged", "recognised"]
+    """What happened."""
+    track_id: int
+    """Track id of the face."""
+    identity: str = ""
+    """Enrolled name when known."""
+    distance_m: float = 0.0
+    """Distance at the time of the event."""
+
+
+@message("vision.exposure")
+class Exposure(Message, frozen=True):
+    """State of the auto-exposure loop."""
+
+    exposure: float
+    """Exposure time in camera units."""
+    gain: float
+    """Gain in camera units."""
+    metered_luminance: float
+    """Luminance of the metered region, 0..255."""
+    target_luminance: float
+    """Target luminance."""
+    mode: Literal["face", "centre", "manual", "camera"]
+    """What is metered."""
+
+
+@message("vision.preview")
+class Preview(Message, frozen=True):
+    """Low-rate JPEG preview for the status page."""
+
+    PAYLOADS = ("jpeg",)
+
+    frame_ns: int
+    """Capture time."""
+    jpeg: bytes = b""
+    """JPEG image."""

@@ -1,0 +1,128 @@
+"""Voice messages: what to say, the audio that will play and the playback clock."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+from .base import Message, message
+
+
+class Phoneme(msgspec.Struct, frozen=True, array_like=True):
+    """One phoneme of an utterance with its time from the start of the utterance's audio."""
+
+    label: str
+    """Phoneme symbol in the engine's alphabet (see ``Utterance.phoneme_alphabet``)."""
+    start_s: float
+    """Start time in seconds from the first sample."""
+    dur_s: float
+    """Duration in seconds."""
+
+
+@message("voice.say")
+class Say(Message, frozen=True):
+    """Speak ``text``."""
+
+    text: str
+    """What to say; may be several sentences."""
+    lang: str = ""
+    """BCP-47-ish language code (``en``, ``cs``); empty means the configured default."""
+    voice: str = ""
+    """Engine-specific voice name; empty means the configured default."""
+    interrupt: bool = False
+    """Stop whatever is playing first (otherwise queued after it)."""
+    say_id: str = ""
+    """Caller's id for this request, echoed in the resulting utterances and ``voice.done``."""
+
+
+@message("voice.stop")
+class Stop(Message, frozen=True):
+    """Silence the voice now (barge-in) and drop queued speech."""
+
+    reason: str = ""
+    """Why, for the logs (``barge-in``, ``operator``...)."""
+
+
+@message("voice.utterance")
+class Utterance(Message, frozen=True):
+    """Audio about to be played, announced before it plays so the renderer can prepare."""
+
+    PAYLOADS = ("pcm",)
+
+    utterance_id: str
+    """Unique id of this utterance (one sentence of a reply)."""
+    text: str
+    """The text spoken."""
+    sample_rate: int
+    """Samples per second of ``pcm``."""
+    play_at_ns: int
+    """``monotonic_ns`` at which the first sample leaves the speaker."""
+    engine: str
+    """TTS engine that produced it (``gtts``, ``espeak-ng``...)."""
+    pcm: bytes = b""
+    """Mono signed 16-bit little-endian PCM."""
+    phonemes: list[Phoneme] = []
+    """Per-phoneme timings when the engine knows them."""
+    phoneme_alphabet: str = ""
+    """Alphabet of ``phonemes`` (``espeak``, ``arpabet``); empty when there are none."""
+    say_id: str = ""
+    """The ``voice.say`` request this came from."""
+    index: int = 0
+    """Position of this utterance in its reply (0 = first sentence)."""
+    last: bool = True
+    """Whether this is the last utterance of its reply."""
+
+
+@message("voice.playback")
+class Playback(Message, frozen=True):
+    """Playback clock: which sample left the speaker when."""
+
+    utterance_id: str
+    """The utterance playing."""
+    position_samples: int
+    """Samples of the utterance that have left the speaker at ``at_ns``."""
+    at_ns: int
+    """``monotonic_ns`` of that position."""
+    sample_rate: int
+    """Sample rate of the utterance."""
+
+
+@message("voice.done")
+class Done(Message, frozen=True):
+    """An utterance finished playing, or was interrupted."""
+
+    utterance_id: str
+    """The utterance."""
+    status: Literal["finished", "interrupted", "failed"]
+    """How it ended."""
+    say_id: str = ""
+    """The ``voice.say`` request it belonged to."""
+    last: bool = True
+    """Whether this was the last utterance of its reply."""
+    detail: str = ""
+    """Reason when interrupted or failed."""
+
+
+@message("voice.error")
+class VoiceError(Message, frozen=True):
+    """A ``voice.say`` could not be spoken (every engine failed, bad input)."""
+
+    say_id: str
+    """The request that failed."""
+    error: str
+    """One clear line saying what went wrong."""
+
+
+@message("voice.engine")
+class EngineUsed(Message, frozen=True):
+    """Which engine spoke a request, and whether a fallback was needed."""
+
+    say_id: str
+    """The request."""
+    engine: str
+    """Engine that produced the audio."""
+    failed: list[str] = []
+    """Engines tried first that failed or timed out, with their reasons."""
+    cached: bool = False
+    """Audio came from the cache."""
