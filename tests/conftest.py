@@ -41,3 +41,13 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def procs(tmp_path):
+    """Real child processes with their own bus runtime directory; killed after the test."""
+    from .procs import Procs
+
+    p = Procs(tmp_path / "run")
+    yield p
+    p.cleanup()

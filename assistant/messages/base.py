@@ -44,7 +44,7 @@ class Header(msgspec.Struct, frozen=True, array_like=True):
     v: int
     """Schema version the sender used for this type."""
     seq: int
-    """Per-sender sequence number, starting at 0, to detect gaps."""
+    """Sequence number per sender and message type, starting at 0, to detect gaps."""
     ts_ns: int
     """Sender's ``time.monotonic_ns()`` when the message was published."""
     source: str
@@ -111,25 +111,30 @@ class DecodeStats:
         self.received = 0
         self.malformed = 0
         self.unknown = 0
-        self._last_log = 0.0
-        self._unlogged = 0
 
     def drop(self, kind: str, reason: str) -> None:
         if kind == "unknown":
             self.unknown += 1
         else:
             self.malformed += 1
-        now = time.monotonic()
-        if now - self._last_log >= 5.0:
-            extra = f" (+{self._unlogged} more since last report)" if self._unlogged else ""
-            log.warning("dropped %s message: %s%s", kind, reason, extra)
-            self._last_log = now
-            self._unlogged = 0
-        else:
-            self._unlogged += 1
+        _log_drop(kind, reason)
 
     def as_dict(self) -> dict[str, int]:
         return {"received": self.received, "malformed": self.malformed, "unknown": self.unknown}
+
+
+_drop_log = {"last": 0.0, "unlogged": 0}
+
+
+def _log_drop(kind: str, reason: str) -> None:
+    """Log a dropped message, at most one line per 5 s per process, so garbage cannot flood the journal."""
+    now = time.monotonic()
+    if now - _drop_log["last"] >= 5.0:
+        extra = f" (+{_drop_log['unlogged']} more since the last report)" if _drop_log["unlogged"] else ""
+        log.warning("dropped %s message: %s%s", kind, reason, extra)
+        _drop_log.update(last=now, unlogged=0)
+    else:
+        _drop_log["unlogged"] += 1
 
 
 _decoders: dict[type[Message], msgspec.msgpack.Decoder] = {}
@@ -152,7 +157,7 @@ def decode_header(frames: list[Any], stats: DecodeStats | None = None) -> tuple[
     topic, blob = bytes(frames[0]), frames[1]
     try:
         env = _envelope_decoder.decode(blob)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:  # ValueError: bad UTF-8
         stats.drop("malformed", f"bad envelope on topic {topic[:64]!r}: {exc}")
         return None
     cls = REGISTRY.get(env.header.type)
@@ -182,7 +187,7 @@ def decode(frames: list[Any], stats: DecodeStats | None = None) -> Received | No
         msg = _decoder_for(cls).decode(body)
         if cls.PAYLOADS:
             msg = msgspec.structs.replace(msg, **{name: bytes(f) for name, f in zip(cls.PAYLOADS, frames[2:])})
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:  # ValueError: bad UTF-8
         stats.drop("malformed", f"{cls.TYPE} from {header.source[:64]!r}: {exc}")
         return None
     stats.received += 1

@@ -1,0 +1,174 @@
+"""Publisher and subscriber helpers that every process uses to talk to the broker.
+
+Slow joiners: ZeroMQ drops what a PUB sends before the broker's subscription has reached it, and
+what the broker forwards before a SUB's subscription has reached the broker. ``BusClient.wait_live``
+closes both gaps with a round trip: it publishes ``system.probe`` messages to itself until one
+comes back through the broker. After that, nothing published is lost to start-up.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import secrets
+import threading
+import time
+from typing import Iterable
+
+import zmq
+
+from assistant.config import BusSettings
+from assistant.messages import MAX_FRAME_BYTES, DecodeStats, Message, Probe, Received, decode, encode
+
+from .endpoints import Endpoints
+
+log = logging.getLogger(__name__)
+
+
+class BusError(RuntimeError):
+    """The broker cannot be reached."""
+
+
+class Publisher:
+    """Publishes typed messages; safe to call from several threads."""
+
+    def __init__(self, ctx: zmq.Context, endpoint: str, source: str, hwm: int) -> None:
+        self.source = source
+        self._sock = ctx.socket(zmq.PUB)
+        self._sock.setsockopt(zmq.SNDHWM, hwm)
+        self._sock.setsockopt(zmq.LINGER, 500)
+        self._sock.connect(endpoint)
+        self._lock = threading.Lock()
+        # Sequence numbers count per message type, so a subscriber that filters on a topic
+        # still sees consecutive numbers and can detect gaps.
+        self._seq: dict[str, int] = {}
+        self.sent = 0
+
+    def publish(self, msg: Message, *, turn: str = "") -> None:
+        with self._lock:
+            seq = self._seq.get(msg.TYPE, 0)
+            frames = encode(msg, seq=seq, source=self.source, turn=turn)
+            self._seq[msg.TYPE] = seq + 1
+            self._sock.send_multipart(frames, copy=len(frames[-1]) < 65536)
+            self.sent += 1
+
+    def send_raw(self, frames: list[bytes]) -> None:
+        """Send frames as they are (tests and fuzzing only)."""
+        with self._lock:
+            self._sock.send_multipart(frames)
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+class Subscriber:
+    """Receives typed messages on topic prefixes; counts malformed input and per-sender gaps."""
+
+    def __init__(self, ctx: zmq.Context, endpoint: str, topics: Iterable[str], hwm: int) -> None:
+        self.sock = ctx.socket(zmq.SUB)
+        self.sock.setsockopt(zmq.RCVHWM, hwm)
+        self.sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.connect(endpoint)
+        self.stats = DecodeStats()
+        self.gaps = 0
+        self._last_seq: dict[tuple[str, str], int] = {}
+        self.pending: collections.deque[Received] = collections.deque()
+        for topic in topics:
+            self.subscribe(topic)
+
+    def subscribe(self, topic: str) -> None:
+        """Subscribe to a topic prefix (``""`` for everything)."""
+        self.sock.setsockopt(zmq.SUBSCRIBE, topic.encode())
+
+    def unsubscribe(self, topic: str) -> None:
+        self.sock.setsockopt(zmq.UNSUBSCRIBE, topic.encode())
+
+    def recv(self, timeout_ms: int | None = None) -> Received | None:
+        """Next valid message, or ``None`` after ``timeout_ms`` (malformed input is dropped and counted)."""
+        if self.pending:
+            return self.pending.popleft()
+        return self.recv_wire(timeout_ms)
+
+    def recv_wire(self, timeout_ms: int | None = None) -> Received | None:
+        """Like ``recv`` but straight from the socket, ignoring ``pending``."""
+        deadline = None if timeout_ms is None else time.monotonic() + timeout_ms / 1000
+        while True:
+            wait = -1 if deadline is None else max(0, int((deadline - time.monotonic()) * 1000))
+            if not self.sock.poll(wait):
+                return None
+            rx = self.recv_ready()
+            if rx is not None:
+                return rx
+            if deadline is not None and time.monotonic() >= deadline:
+                return None
+
+    def recv_ready(self) -> Received | None:
+        """Decode one message that is known to be waiting; ``None`` if it was dropped."""
+        frames = self.sock.recv_multipart(copy=False)
+        rx = decode([f.buffer for f in frames], self.stats)
+        if rx is not None:
+            self._track(rx)
+        return rx
+
+    def _track(self, rx: Received) -> None:
+        h = rx.header
+        key = (h.source, h.type)
+        last = self._last_seq.get(key)
+        if last is not None and h.seq > last + 1:
+            self.gaps += h.seq - last - 1
+            log.warning("lost %d %s message(s) from %s (seq %d -> %d)", h.seq - last - 1, h.type, h.source, last, h.seq)
+        # A seq at or below the last one means the sender restarted: start counting afresh.
+        self._last_seq[key] = h.seq
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class BusClient:
+    """A process's connection to the bus: one publisher and one subscriber."""
+
+    def __init__(self, settings: BusSettings, source: str, topics: Iterable[str] = (), ctx: zmq.Context | None = None) -> None:
+        self.settings = settings
+        self.endpoints = Endpoints.from_settings(settings)
+        self.ctx = ctx or zmq.Context.instance()
+        self.source = source
+        self.pub = Publisher(self.ctx, self.endpoints.publish, source, settings.hwm)
+        self.sub = Subscriber(self.ctx, self.endpoints.subscribe, topics, settings.hwm)
+
+    def publish(self, msg: Message, *, turn: str = "") -> None:
+        self.pub.publish(msg, turn=turn)
+
+    def recv(self, timeout_ms: int | None = None) -> Received | None:
+        return self.sub.recv(timeout_ms)
+
+    def wait_live(self, timeout_s: float | None = None) -> None:
+        """Block until a probe makes the round trip through the broker; ``BusError`` on timeout.
+
+        Other messages that arrive meanwhile are kept for ``recv``.
+        """
+        timeout_s = self.settings.connect_timeout_s if timeout_s is None else timeout_s
+        nonce = f"{self.source}-{os.getpid()}-{secrets.token_hex(4)}"
+        self.sub.subscribe(Probe.TYPE)
+        deadline = time.monotonic() + timeout_s
+        try:
+            while time.monotonic() < deadline:
+                self.pub.publish(Probe(nonce=nonce))
+                until = min(deadline, time.monotonic() + 0.05)
+                while (left := until - time.monotonic()) > 0:
+                    rx = self.sub.recv_wire(int(left * 1000) + 1)
+                    if rx is None:
+                        continue
+                    if isinstance(rx.msg, Probe):
+                        if rx.msg.nonce == nonce:
+                            return
+                    else:
+                        self.sub.pending.append(rx)
+            raise BusError(f"no answer from the bus broker at {self.endpoints.publish} within {timeout_s:.1f} s; is `assistant run bus` running?")
+        finally:
+            self.sub.unsubscribe(Probe.TYPE)
+
+    def close(self) -> None:
+        self.pub.close()
+        self.sub.close()

@@ -1,0 +1,98 @@
+"""Typed settings: one section per service. Defaults here are the built-in configuration.
+
+Every section forbids unknown keys, so a typo in the TOML file is an error that names the key.
+Add a field with a default and a docstring; document it in ``examples/assistant.toml`` too.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+
+class Section(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    """Base of every config section."""
+
+
+class BusSettings(Section):
+    transport: Literal["ipc", "tcp"] = "ipc"
+    """``ipc``: unix sockets in ``runtime_dir``; ``tcp``: loopback ports ``pub_port`` / ``sub_port``."""
+    runtime_dir: str = ""
+    """Where the ipc sockets live; empty: ``$RUNTIME_DIRECTORY`` (systemd), else ``$XDG_RUNTIME_DIR/assistant``, else ``/tmp/assistant-<uid>``."""
+    host: str = "127.0.0.1"
+    """Address for the tcp transport. Keep it on loopback: the bus has no authentication."""
+    pub_port: int = 5601
+    """tcp port publishers connect to (the broker's XSUB)."""
+    sub_port: int = 5602
+    """tcp port subscribers connect to (the broker's XPUB)."""
+    hwm: int = 200_000
+    """High-water mark in messages per socket; sized so bursts of 10,000 small messages are never dropped."""
+    connect_timeout_s: float = 5.0
+    """How long a service waits for the broker at start-up before it reports failure."""
+
+
+class SupervisorSettings(Section):
+    services: tuple[str, ...] = ()
+    """Services ``assistant up`` starts (the bus is always started first) and ``status`` expects."""
+    restart_backoff_s: tuple[float, ...] = (0.2, 0.5, 1.0, 2.0, 5.0)
+    """Delays before restarting a crashed child; the last repeats. Reset after 60 s of uptime."""
+    stop_timeout_s: float = 2.0
+    """SIGTERM grace period before SIGKILL."""
+
+
+class ServiceSettings(Section):
+    heartbeat_s: float = 1.0
+    """Heartbeat period."""
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    """Log level for every service."""
+
+
+class VoiceSettings(Section):
+    engines: tuple[str, ...] = ("gtts", "espeak-ng")
+    """TTS failover chain, first choice first."""
+    lang: str = "en"
+    """Default language."""
+
+
+class RendererSettings(Section):
+    width: int = 1280
+    """Output width in pixels (up to 1920)."""
+    height: int = 720
+    """Output height in pixels (up to 1080)."""
+    fps: float = 30.0
+    """Frames per second."""
+
+
+class HearingSettings(Section):
+    engine: Literal["pocketsphinx", "vosk"] = "pocketsphinx"
+    """STT engine."""
+
+
+class CameraSettings(Section):
+    device: str = "sim"
+    """``sim`` for the simulated camera, else a V4L2 device path or index."""
+
+
+class EmailSettings(Section):
+    enabled: bool = False
+    """Whether the email service connects to a mailbox."""
+
+
+class BrainSettings(Section):
+    name: str = "Ada"
+    """The assistant's name."""
+
+
+class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
+    """The whole configuration file."""
+
+    bus: BusSettings = BusSettings()
+    supervisor: SupervisorSettings = SupervisorSettings()
+    service: ServiceSettings = ServiceSettings()
+    voice: VoiceSettings = VoiceSettings()
+    renderer: RendererSettings = RendererSettings()
+    hearing: HearingSettings = HearingSettings()
+    camera: CameraSettings = CameraSettings()
+    email: EmailSettings = EmailSettings()
+    brain: BrainSettings = BrainSettings()

@@ -1,0 +1,304 @@
+"""The base every service stands on: lifecycle on the bus, heartbeats, systemd notify, clean stop.
+
+A service is a thin handler over engines::
+
+    class VoiceService(Service):
+        name = "voice"
+
+        def setup(self) -> None:            # open devices and engines (may block)
+            self.engine = ...
+
+        @on(Say)
+        def handle_say(self, rx: Received) -> None:
+            ...                              # quick; heavy work goes to self.submit()
+
+        def teardown(self) -> None: ...
+
+    if __name__ == "__main__":
+        raise SystemExit(VoiceService.main())
+
+The loop is single-threaded: handlers, timers and ``call_soon`` callbacks all run on it, so they
+need no locks. ``publish`` is safe from any thread. SIGTERM and SIGINT stop the loop within a
+poll interval (100 ms); ``stop_timeout`` bounds teardown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import itertools
+import logging
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+import traceback
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Callable, ClassVar, Iterable, TypeVar
+
+import sdnotify
+
+from assistant.bus import BusClient, BusError
+from assistant.config import Config, ConfigError, load
+from assistant.messages import Command, Heartbeat, Message, Received, SystemState
+
+log = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=Message)
+Handler = Callable[[Any, Received], None]
+
+_POLL_MS = 100
+
+
+def on(*types: type[Message]) -> Callable[[Handler], Handler]:
+    """Mark a method as the handler of the given message types."""
+
+    def mark(fn: Handler) -> Handler:
+        fn.__handles__ = tuple(getattr(fn, "__handles__", ())) + types  # type: ignore[attr-defined]
+        return fn
+
+    return mark
+
+
+def setup_logging(level: str = "info") -> None:
+    """Log to stderr without timestamps (journald adds them)."""
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+
+
+class Notifier:
+    """systemd ``sd_notify``; a silent no-op when ``NOTIFY_SOCKET`` is unset."""
+
+    def __init__(self) -> None:
+        self._sd = sdnotify.SystemdNotifier() if os.environ.get("NOTIFY_SOCKET") else None
+
+    def notify(self, state: str) -> None:
+        if self._sd is not None:
+            self._sd.notify(state)
+
+
+class Service:
+    """Base class of every bus service."""
+
+    name: ClassVar[str] = "service"
+    #: Extra topic prefixes to subscribe to besides the handled types (rarely needed).
+    extra_topics: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.started_ns = time.monotonic_ns()
+        self.state = "starting"
+        self.counters: dict[str, float] = {}
+        self.bus: BusClient | None = None
+        self._stop = threading.Event()
+        self._notifier = Notifier()
+        self._timers: list[tuple[float, int, float | None, Callable[[], None]]] = []
+        self._timer_ids = itertools.count()
+        self._soon: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._pool: ThreadPoolExecutor | None = None
+        self._handlers: dict[type[Message], Callable[[Received], None]] = {}
+        for attr in dir(type(self)):
+            fn = getattr(type(self), attr, None)
+            for mtype in getattr(fn, "__handles__", ()):
+                self._handlers[mtype] = getattr(self, attr)
+        self._handlers.setdefault(Command, self._on_command)
+
+    # --- hooks for subclasses -------------------------------------------------------------
+    def setup(self) -> None:
+        """Open devices and engines. Runs before ``ready``; may take a while."""
+
+    def teardown(self) -> None:
+        """Release devices and engines."""
+
+    def heartbeat_counters(self) -> dict[str, float]:
+        """Counters for the heartbeat; extend ``self.counters`` or override."""
+        return self.counters
+
+    # --- tools for subclasses -------------------------------------------------------------
+    def publish(self, msg: Message, *, turn: str = "") -> None:
+        """Publish on the bus; safe from any thread."""
+        assert self.bus is not None, "publish() before the bus is connected"
+        self.bus.publish(msg, turn=turn)
+
+    def every(self, period_s: float, fn: Callable[[], None], *, first_in: float | None = None) -> None:
+        """Call ``fn`` on the loop every ``period_s`` seconds."""
+        due = time.monotonic() + (period_s if first_in is None else first_in)
+        heapq.heappush(self._timers, (due, next(self._timer_ids), period_s, fn))
+
+    def call_later(self, delay_s: float, fn: Callable[[], None]) -> None:
+        """Call ``fn`` on the loop once, after ``delay_s``."""
+        heapq.heappush(self._timers, (time.monotonic() + delay_s, next(self._timer_ids), None, fn))
+
+    def call_soon(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` on the loop thread at its next turn; safe from any thread."""
+        self._soon.put(fn)
+
+    def submit(self, fn: Callable[..., Any], *args: Any, then: Callable[[Future], None] | None = None) -> Future:
+        """Run blocking work on a worker thread; ``then(future)`` runs back on the loop."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix=self.name)
+        fut = self._pool.submit(fn, *args)
+        if then is not None:
+            fut.add_done_callback(lambda f: self.call_soon(lambda: then(f)))
+        return fut
+
+    def count(self, key: str, n: float = 1) -> None:
+        self.counters[key] = self.counters.get(key, 0) + n
+
+    def stop(self) -> None:
+        """Ask the loop to stop (safe from signal handlers and other threads)."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    # --- the loop -----------------------------------------------------------------------
+    def topics(self) -> Iterable[str]:
+        return [t.TYPE for t in self._handlers] + list(self.extra_topics)
+
+    def _set_state(self, state: str, detail: str = "") -> None:
+        self.state = state
+        if self.bus is not None:
+            try:
+                self.publish(SystemState(service=self.name, state=state, pid=os.getpid(), detail=detail))
+            except Exception:  # noqa: BLE001 - the bus going away must not stop a clean shutdown
+                log.debug("could not publish state %s", state, exc_info=True)
+
+    def _heartbeat(self) -> None:
+        assert self.bus is not None
+        counters = {
+            "in": self.bus.sub.stats.received,
+            "out": self.bus.pub.sent,
+            "malformed": self.bus.sub.stats.malformed + self.bus.sub.stats.unknown,
+            "gaps": self.bus.sub.gaps,
+            **self.heartbeat_counters(),
+        }
+        self.publish(Heartbeat(service=self.name, state=self.state, pid=os.getpid(), started_ns=self.started_ns, counters=counters))
+        self._notifier.notify("WATCHDOG=1")
+
+    def _on_command(self, rx: Received) -> None:
+        cmd = rx.msg
+        assert isinstance(cmd, Command)
+        if cmd.service not in (self.name, "*"):
+            return
+        if cmd.command == "stop":
+            log.info("stop requested on the bus by %s", rx.header.source)
+            self.stop()
+        elif cmd.command == "hang":
+            # For watchdog tests: stall the loop as a hung service would.
+            if os.environ.get("ASSISTANT_ALLOW_HANG") == "1":
+                time.sleep(float(cmd.args.get("seconds", "3600")))
+        else:
+            log.warning("unknown command %r for %s", cmd.command, self.name)
+
+    def _dispatch(self, rx: Received) -> None:
+        handler = self._handlers.get(type(rx.msg))
+        if handler is None:
+            return
+        try:
+            handler(rx)
+        except Exception:  # noqa: BLE001 - a handler bug must not kill the service
+            self.count("handler_errors")
+            log.error("handler for %s failed:\n%s", rx.msg.TYPE, traceback.format_exc())
+
+    def _run_timers(self) -> float:
+        """Run due timers; return seconds until the next one."""
+        now = time.monotonic()
+        while self._timers and self._timers[0][0] <= now:
+            due, _, period, fn = heapq.heappop(self._timers)
+            if period is not None:
+                heapq.heappush(self._timers, (max(due + period, now), next(self._timer_ids), period, fn))
+            try:
+                fn()
+            except Exception:  # noqa: BLE001
+                self.count("timer_errors")
+                log.error("timer %s failed:\n%s", getattr(fn, "__name__", fn), traceback.format_exc())
+        return (self._timers[0][0] - time.monotonic()) if self._timers else _POLL_MS / 1000
+
+    def run(self) -> int:
+        """Run until stopped. Returns the process exit code."""
+        self._install_signals()
+        try:
+            self.bus = BusClient(self.config.bus, self.name, self.topics())
+            self.bus.wait_live()
+            self._set_state("starting")
+            self.setup()
+        except BusError as exc:
+            log.error("%s", exc)
+            self._shutdown("failed", str(exc))
+            return 1
+        except Exception as exc:  # noqa: BLE001 - report any start-up failure in one place
+            log.error("%s failed to start: %s", self.name, exc)
+            log.debug("start-up failure", exc_info=True)
+            self._shutdown("failed", str(exc))
+            return 1
+        self.every(self.config.service.heartbeat_s, self._heartbeat, first_in=0)
+        self._set_state("ready")
+        self._notifier.notify("READY=1")
+        log.info("%s ready", self.name)
+        sock = self.bus.sub.sock
+        while not self._stop.is_set():
+            wait = self._run_timers()
+            while True:
+                try:
+                    self._soon.get_nowait()()
+                except queue.Empty:
+                    break
+                except Exception:  # noqa: BLE001
+                    self.count("callback_errors")
+                    log.error("callback failed:\n%s", traceback.format_exc())
+            while self.bus.sub.pending:
+                self._dispatch(self.bus.sub.pending.popleft())
+            timeout = int(max(0.0, min(wait, _POLL_MS / 1000)) * 1000)
+            if sock.poll(timeout):
+                # Drain what is waiting, but come back to timers at least every 50 messages.
+                for _ in range(50):
+                    rx = self.bus.sub.recv_ready()
+                    if rx is not None:
+                        self._dispatch(rx)
+                    if not sock.poll(0):
+                        break
+        self._shutdown("stopped")
+        return 0
+
+    def _shutdown(self, final_state: str, detail: str = "") -> None:
+        self._notifier.notify("STOPPING=1")
+        self._set_state("stopping", detail)
+        try:
+            self.teardown()
+        except Exception:  # noqa: BLE001
+            log.error("teardown failed:\n%s", traceback.format_exc())
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        self._set_state(final_state, detail)
+        if self.bus is not None:
+            self.bus.close()
+        log.info("%s %s", self.name, final_state)
+
+    def _install_signals(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.stop())
+
+    # --- entry point ------------------------------------------------------------------------
+    @classmethod
+    def main(cls, argv: list[str] | None = None) -> int:
+        """``python -m services.<name> [--config FILE]``."""
+        parser = argparse.ArgumentParser(prog=f"assistant run {cls.name}", description=(cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else None)
+        parser.add_argument("--config", help="TOML config file (default: /etc/assistant/assistant.toml if present)")
+        args = parser.parse_args(argv)
+        try:
+            config = load(args.config)
+        except ConfigError as exc:
+            print(f"assistant: config error: {exc}", file=sys.stderr)
+            return 2
+        setup_logging(config.service.log_level)
+        return cls(config).run()

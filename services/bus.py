@@ -1,0 +1,58 @@
+"""The bus broker process: ``assistant run bus`` or ``python -m services.bus``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+
+from assistant.bus import Broker
+from assistant.config import ConfigError, load
+from assistant.messages import SystemState, encode
+from assistant.service import Notifier, setup_logging
+
+log = logging.getLogger(__name__)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="assistant run bus", description="Run the ZeroMQ bus broker.")
+    parser.add_argument("--config", help="TOML config file")
+    args = parser.parse_args(argv)
+    try:
+        config = load(args.config)
+    except ConfigError as exc:
+        print(f"assistant: config error: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(config.service.log_level)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    notifier = Notifier()
+    broker = Broker(config.bus)
+    try:
+        broker.bind()
+    except Exception as exc:  # noqa: BLE001 - one clear line for the operator
+        log.error("bus broker cannot listen on %s / %s: %s", broker.endpoints.publish, broker.endpoints.subscribe, exc)
+        return 1
+
+    def tick() -> None:
+        broker.heartbeat()
+        notifier.notify("WATCHDOG=1")
+
+    notifier.notify("READY=1")
+    try:
+        broker.run(stop.is_set, on_tick=tick, tick_s=config.service.heartbeat_s)
+    finally:
+        notifier.notify("STOPPING=1")
+        assert broker.xpub is not None
+        broker.xpub.send_multipart(encode(SystemState(service="bus", state="stopped", pid=os.getpid()), seq=0, source="bus"))
+        broker.close()
+    log.info("bus broker stopped (%s)", broker.counters())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
