@@ -139,3 +139,34 @@ def test_fuzzed_frames_to_the_broker_and_a_service(procs):
     rx = wait_for(client, lambda rx: rx.header.source == "echo")
     assert rx.msg.text == "still alive"
     raw.close()
+
+
+def test_tcp_transport_on_loopback(procs):
+    import socket
+
+    ports = []
+    for _ in range(2):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        ports.append(s.getsockname()[1])
+        s.close()
+    tcp = {"ASSISTANT_BUS__TRANSPORT": "tcp", "ASSISTANT_BUS__PUB_PORT": str(ports[0]), "ASSISTANT_BUS__SUB_PORT": str(ports[1])}
+    procs.env.update(tcp)
+    proc = procs.start("services.bus")
+    procs.start("services.echo")
+    from assistant.bus import BusClient
+    from assistant.config import BusSettings
+
+    client = BusClient(BusSettings(transport="tcp", pub_port=ports[0], sub_port=ports[1]), "tcp-test", [Say.TYPE])
+    client.wait_live(15)
+    deadline = time.monotonic() + 15
+    rx = None
+    while rx is None and time.monotonic() < deadline:
+        client.publish(Say(text="over tcp"), turn="echo:tcp")
+        try:
+            rx = wait_for(client, lambda rx: rx.header.source == "echo", 1.0)
+        except AssertionError:
+            pass
+    assert rx is not None and rx.msg.text == "over tcp"
+    assert proc.poll() is None
+    client.close()
