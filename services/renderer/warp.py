@@ -1,0 +1,58 @@
+"""Piecewise-affine warp of a small image region through one ``cv2.remap``.
+
+Per frame the destination triangles are rasterised into an index image (one ``fillConvexPoly``
+per triangle, a few microseconds each), each pixel looks up its triangle's destination->source
+affine, and one remap resamples the region. This is exact piecewise-affine warping without the
+seams of per-triangle ``warpAffine`` + mask pasting, and costs about a millisecond for a
+200x150 region. Pixels outside every triangle map to themselves (the mesh's border is fixed).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+_SHIFT = 4  # fillConvexPoly sub-pixel bits
+_MIN_AREA = 0.05  # px^2; a collapsed triangle has no inverse and covers nothing worth drawing
+
+
+class MeshWarper:
+    """Warps a fixed rectangular region whose rest mesh is known; call :meth:`maps` per frame."""
+
+    def __init__(self, rest_points: np.ndarray, triangles: np.ndarray, size: tuple[int, int]):
+        """``rest_points`` (n, 2) in region pixels, ``triangles`` (m, 3), ``size`` = (width, height)."""
+        self.rest = np.asarray(rest_points, dtype=np.float64)
+        self.triangles = np.asarray(triangles, dtype=np.int32)
+        self.size = size
+        w, h = size
+        self._xs, self._ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+        self._index = np.empty((h, w), np.int32)
+        src = self.rest[self.triangles]  # (m, 3, 2)
+        self._src_t = np.transpose(src, (0, 2, 1))  # (m, 2, 3)
+        self._identity = np.array([1, 0, 0, 0, 1, 0], np.float32)
+
+    def maps(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``remap`` maps (x, y float32, region-sized) that move the rest mesh onto ``points``."""
+        dst = np.asarray(points, dtype=np.float64)[self.triangles]  # (m, 3, 2)
+        m = len(dst)
+        hom = np.ones((m, 3, 3))
+        hom[:, :2, :] = np.transpose(dst, (0, 2, 1))
+        det = np.linalg.det(hom)
+        ok = np.abs(det) > 2 * _MIN_AREA
+        hom[~ok] = np.eye(3)
+        affine = np.empty((m + 1, 6), np.float32)
+        affine[:m] = (self._src_t @ np.linalg.inv(hom)).reshape(m, 6)
+        affine[m] = self._identity
+        self._index.fill(m)
+        fixed = np.round(dst * (1 << _SHIFT)).astype(np.int32)
+        for i in np.nonzero(ok)[0]:
+            cv2.fillConvexPoly(self._index, fixed[i], int(i), cv2.LINE_8, _SHIFT)
+        a = affine[self._index]  # (h, w, 6)
+        mx = a[..., 0] * self._xs + a[..., 1] * self._ys + a[..., 2]
+        my = a[..., 3] * self._xs + a[..., 4] * self._ys + a[..., 5]
+        return mx, my
+
+    def warp(self, src: np.ndarray, points: np.ndarray, dst: np.ndarray | None = None) -> np.ndarray:
+        """Resample ``src`` (the region, rest geometry) so its mesh lands on ``points``."""
+        mx, my = self.maps(points)
+        return cv2.remap(src, mx, my, cv2.INTER_LINEAR, dst=dst, borderMode=cv2.BORDER_REPLICATE)
