@@ -65,6 +65,11 @@ class MouthInterior:
         self.rest_alpha = rest_teeth_alpha
         self.rest_origin = np.asarray(rest_origin, dtype=np.float64)
 
+    @staticmethod
+    def gap(inner: np.ndarray) -> float:
+        """Vertical opening (px) of an inner-lip polygon (8, 2: points 60..67)."""
+        return float(np.max(inner[5:8, 1]) - np.min(inner[1:4, 1]))
+
     def paint(self, region: np.ndarray, inner: np.ndarray, upper_shift: np.ndarray) -> None:
         """Fill the inner-lip polygon ``inner`` (8, 2: 60..67, region pixels) of ``region``.
 
@@ -72,7 +77,7 @@ class MouthInterior:
         """
         top = inner[[0, 1, 2, 3, 4]]
         bottom = inner[[4, 5, 6, 7, 0]]
-        opening = float(np.max(bottom[1:4, 1]) - np.min(top[1:4, 1]))
+        opening = self.gap(inner)
         has_real = self.rest_teeth is not None
         if opening - self.rest_opening < 0.3:
             return  # at rest or closing: the warped photo is right as it is

@@ -198,7 +198,7 @@ class FaceSynth:
             ramp = np.clip(np.linspace(1.6, 0.0, ty1 - ty0), 0.0, 1.0)
             alpha = (m.astype(np.float32) / 255) * ramp[:, None].astype(np.float32)
             origin = (tx0, ty0)
-        gap_px = rest_gap * self.eye_distance
+        gap_px = MouthInterior.gap(inner)
         self.interior = MouthInterior(colours, self.eye_distance, teeth, alpha, origin, rest_opening=gap_px)
 
     def lower_points(self, mouth_offset: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:

@@ -30,6 +30,12 @@ class MeshWarper:
         src = self.rest[self.triangles]  # (m, 3, 2)
         self._src_t = np.transpose(src, (0, 2, 1))  # (m, 2, 3)
         self._identity = np.array([1, 0, 0, 0, 1, 0], np.float32)
+        # A pixel that the rasteriser counts into a thin triangle but lies just outside it is
+        # extrapolated by that triangle's affine, which can fling it far away: clamp every
+        # source position to its triangle's source bounding box (the border maps to the whole region).
+        lo, hi = src.min(axis=1) - 0.5, src.max(axis=1) + 0.5
+        self._lo = np.vstack([lo, [0, 0]]).astype(np.float32)
+        self._hi = np.vstack([hi, [w - 1, h - 1]]).astype(np.float32)
 
     def maps(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``remap`` maps (x, y float32, region-sized) that move the rest mesh onto ``points``."""
@@ -45,11 +51,18 @@ class MeshWarper:
         affine[m] = self._identity
         self._index.fill(m)
         fixed = np.round(dst * (1 << _SHIFT)).astype(np.int32)
-        for i in np.nonzero(ok)[0]:
+        # Thin triangles first, so that their rasterisation slop is overdrawn by sturdier neighbours.
+        edges = np.linalg.norm(dst - np.roll(dst, 1, axis=1), axis=2).max(axis=1)
+        order = np.argsort(np.abs(det) / np.maximum(edges, 1e-6) ** 2)
+        for i in order[ok[order]]:
             cv2.fillConvexPoly(self._index, fixed[i], int(i), cv2.LINE_8, _SHIFT)
-        a = affine[self._index]  # (h, w, 6)
+        idx = self._index
+        a = affine[idx]  # (h, w, 6)
         mx = a[..., 0] * self._xs + a[..., 1] * self._ys + a[..., 2]
         my = a[..., 3] * self._xs + a[..., 4] * self._ys + a[..., 5]
+        lo, hi = self._lo[idx], self._hi[idx]
+        np.clip(mx, lo[..., 0], hi[..., 0], out=mx)
+        np.clip(my, lo[..., 1], hi[..., 1], out=my)
         return mx, my
 
     def warp(self, src: np.ndarray, points: np.ndarray, dst: np.ndarray | None = None) -> np.ndarray:
