@@ -25,7 +25,7 @@ class TimelineSettings:
 
     lead_s: float = 0.02
     """Show the mouth this much before the sound (audio-late is less noticeable, BT.1359)."""
-    blend_in_s: float = 0.06
+    blend_in_s: float = 0.08
     blend_out_s: float = 0.1
     resync_s: float = 0.08
     """A clock report further off than this snaps; smaller differences are smoothed."""
