@@ -1,0 +1,138 @@
+"""Renderer benchmark: frames per second while speaking (720p, 1080p) and time to the first moving frame.
+
+Run from the repository root: ``python bench/renderer.py``. Progress goes to stderr; the last
+stdout line is one JSON object. Rendering runs on ONE OpenCV thread (the renderer's budget on a
+2-core kiosk). A/V offset and dropped frames need the live service (voice playback clock, bus):
+they are reported as null here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from services.renderer.avatar import Avatar  # noqa: E402
+from services.renderer.idle import IdleLife  # noqa: E402
+from services.renderer.synth import FaceSynth, SynthSettings  # noqa: E402
+from services.renderer.timeline import Timeline  # noqa: E402
+
+FPS = 30.0
+SR = 16000
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def speech() -> np.ndarray:
+    """A LibriVox clip when the shared data is there, else syllable-like noise bursts."""
+    for folder in (Path(__file__).resolve().parents[2] / "shared" / "data" / "speech" / "librivox",):
+        files = sorted(folder.glob("*.wav"))
+        if files:
+            import soundfile as sf
+
+            pcm, sr = sf.read(files[0], dtype="int16")
+            if sr == SR:
+                return pcm if pcm.ndim == 1 else pcm[:, 0]
+    rng = np.random.default_rng(0)
+    t = np.arange(6 * SR) / SR
+    return (rng.normal(0, 1, len(t)) * np.clip(np.sin(2 * np.pi * 3 * t), 0, 1) * 6000).astype(np.int16)
+
+
+def rms_mouths(pcm: np.ndarray) -> np.ndarray:
+    """The simplest mouth driver: the jaw opens with loudness (canonical offsets from neutral)."""
+    x = pcm.astype(np.float32) / 32768
+    n = math.ceil(len(x) / SR * FPS)
+    hop = SR / FPS
+    db = np.array([10 * np.log10(np.mean(x[int(k * hop):int((k + 1) * hop)] ** 2) + 1e-10) for k in range(n)])
+    opening = np.clip((db - db.max() + 35) / 30, 0, 1) * 0.3
+    out = np.zeros((n, 20, 2), np.float32)
+    out[:, [7, 8, 9, 10, 11, 17, 18, 19], 1] = opening[:, None]
+    out[:, [1, 2, 3, 4, 5, 13, 14, 15], 1] = -0.12 * opening[:, None]
+    return out
+
+
+def fps_at(avatar: Avatar, width: int, height: int, pcm: np.ndarray, seconds: float = 3.0) -> dict:
+    synth = FaceSynth(avatar, SynthSettings(width=width, height=height))
+    timeline, life = Timeline(), IdleLife(seed=0)
+    t0 = time.monotonic_ns()
+    timeline.add("u", rms_mouths(pcm), np.zeros((20, 2)), FPS, t0, SR, len(pcm))
+    times = []
+    k = 0
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        t_ns = t0 + int(k / FPS * 1e9)  # the frames of the utterance, rendered as fast as possible
+        a = time.perf_counter()
+        mouth = timeline.mouth_at(t_ns)
+        state = life.step(t_ns / 1e9, speaking=mouth.speaking)
+        synth.render(mouth.offset, state.blink, state.gaze, state.head)
+        times.append(time.perf_counter() - a)
+        k += 1
+    ms = np.array(times) * 1000
+    log(f"{width}x{height}: {len(ms) / ms.sum() * 1000:.1f} fps, mean {ms.mean():.1f} ms, p95 {np.percentile(ms, 95):.1f} ms")
+    return {"fps": round(len(ms) / ms.sum() * 1000, 1), "p95_ms": round(float(np.percentile(ms, 95)), 2)}
+
+
+def first_frame_ms(avatar: Avatar, pcm: np.ndarray, ahead_ms: float) -> float:
+    """From ``play_at`` to the first frame showing a moving mouth, with the utterance announced
+    ``ahead_ms`` before it plays (0: the worst case, no preparation time). Includes the driver."""
+    synth = FaceSynth(avatar, SynthSettings(width=1280, height=720))
+    timeline, life = Timeline(), IdleLife(seed=0)
+    # The idle renderer is running at 30 fps when the utterance arrives.
+    next_tick = time.monotonic_ns()
+    announced = next_tick + int(0.05e9)
+    play_at = announced + int(ahead_ms * 1e6)
+    added = False
+    while True:
+        now = time.monotonic_ns()
+        if not added and now >= announced:
+            timeline.add("u", rms_mouths(pcm), np.zeros((20, 2)), FPS, play_at, SR, len(pcm))
+            added = True
+        if now < next_tick:
+            time.sleep((next_tick - now) / 1e9)
+            continue
+        mouth = timeline.mouth_at(next_tick)
+        state = life.step(next_tick / 1e9)
+        synth.render(mouth.offset, state.blink, state.gaze, state.head)
+        ready = time.monotonic_ns()
+        if mouth.offset is not None and np.abs(mouth.offset).max() > 1e-3:
+            return (ready - play_at) / 1e6
+        next_tick += int(1e9 / FPS)
+        if next_tick - play_at > 2e9:
+            return float("nan")
+
+
+def main() -> None:
+    cv2.setNumThreads(1)
+    log("building avatar (cached landmarks are not used: timing includes dlib)")
+    a = time.perf_counter()
+    avatar = Avatar.build(None, None)
+    build_ms = (time.perf_counter() - a) * 1000
+    pcm = speech()
+    log(f"speech: {len(pcm) / SR:.1f} s; avatar built in {build_ms:.0f} ms")
+    r720 = fps_at(avatar, 1280, 720, pcm)
+    r1080 = fps_at(avatar, 1920, 1080, pcm)
+    first_now = first_frame_ms(avatar, pcm, 0.0)
+    first_ahead = first_frame_ms(avatar, pcm, 300.0)
+    log(f"first moving frame: {first_now:.0f} ms after play_at when announced at play_at, "
+        f"{first_ahead:.0f} ms when announced 300 ms ahead (negative: lips lead the sound)")
+    print(json.dumps({
+        "fps_720p": r720["fps"], "p95_ms_720p": r720["p95_ms"],
+        "fps_1080p": r1080["fps"], "p95_ms_1080p": r1080["p95_ms"],
+        "first_frame_ms": round(first_now, 1), "first_frame_ms_announced_300ms_ahead": round(first_ahead, 1),
+        "avatar_build_ms": round(build_ms), "threads": 1,
+        "av_offset_ms": None, "dropped_frames": None,
+        "note": "av_offset_ms and dropped_frames need the live renderer service with the voice clock",
+    }))
+
+
+if __name__ == "__main__":
+    main()

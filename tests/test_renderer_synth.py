@@ -1,0 +1,112 @@
+"""Face synthesis judged on the output pixels: dlib re-measures what was rendered."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from assistant.messages import Face, Faces
+from renderer_helpers import PixelLandmarks, RmsDriver, default_avatar, eye_aspect, frame_rms, inner_opening, load_speech
+from services.renderer.idle import IdleLife, gaze_from_faces
+from services.renderer.synth import FaceSynth, HeadPose, SynthSettings
+
+FPS = 30.0
+
+
+@pytest.fixture(scope="module")
+def synth():
+    return FaceSynth(default_avatar(), SynthSettings(width=1280, height=720))
+
+
+def test_rest_frame_is_the_portrait_and_small_motion_is_small(synth):
+    rest = synth.render()
+    assert rest.shape == (720, 1280, 3) and rest.dtype == np.uint8
+    np.testing.assert_array_equal(rest, synth.base)
+    tiny = np.zeros((20, 2))
+    tiny[8:11, 1] = 0.002
+    nudged = synth.render(tiny)
+    # Continuity: a tiny mouth movement changes the picture a tiny bit (no pop at speech onset).
+    assert np.abs(nudged.astype(int) - rest).mean() < 0.05
+    assert np.abs(nudged.astype(int) - rest).max() < 40
+
+
+def test_full_hd_output(synth):
+    big = FaceSynth(default_avatar(), SynthSettings(width=1920, height=1080, zoom=1.3))
+    frame = big.render(blink=0.5, gaze=(0.5, 0), head=HeadPose(dx=0.05, roll_deg=1))
+    assert frame.shape == (1080, 1920, 3)
+
+
+def test_mouth_opening_in_pixels_follows_speech(shared_data, synth):
+    pcm, sr = load_speech(shared_data, 0)
+    driver = RmsDriver()
+    mouths = driver.drive(pcm, sr, FPS)
+    activity = frame_rms(pcm, sr, FPS)
+    measure = PixelLandmarks()
+    measured = []
+    for k, mouth in enumerate(mouths):
+        frame = synth.render(mouth - driver.neutral, head=HeadPose(dx=0.01 * np.sin(k / 9)))
+        measured.append(inner_opening(measure(frame)))
+    measured = np.array(measured)
+    r = np.corrcoef(measured, np.log(activity + 1e-4))[0, 1]
+    assert r > 0.6, f"pixel mouth opening vs speech activity r={r:.2f}"
+    loud, quiet = activity > np.percentile(activity, 70), activity < np.percentile(activity, 20)
+    assert measured[loud].mean() > measured[quiet].mean() + 0.05
+
+
+def test_blinks_happen_and_close_the_eyes_in_pixels(synth):
+    life = IdleLife(seed=3)
+    states = [life.step(k / FPS) for k in range(int(20 * FPS))]
+    blink = np.array([s.blink for s in states])
+    starts = np.nonzero((blink[1:] > 0.5) & (blink[:-1] <= 0.5))[0]
+    assert 3 <= len(starts) <= 14, f"{len(starts)} blinks in 20 s"
+    assert blink.max() > 0.95 and (blink < 0.05).mean() > 0.8  # eyes open most of the time
+    measure = PixelLandmarks()
+    closed_k = int(np.argmax(blink))
+    open_ear = eye_aspect(measure(synth.render(head=states[0].head)))
+    closed_ear = eye_aspect(measure(synth.render(blink=blink[closed_k], head=states[closed_k].head)))
+    assert closed_ear < 0.6 * open_ear, (open_ear, closed_ear)
+
+
+def _iris_x(frame: np.ndarray, eye: np.ndarray) -> float:
+    """Darkest-pixel centroid inside an eye contour, relative to the eye's centre, in eye widths."""
+    x0, y0 = np.floor(eye.min(0)).astype(int)
+    x1, y1 = np.ceil(eye.max(0)).astype(int) + 1
+    gray = cv2.cvtColor(frame[y0:y1, x0:x1], cv2.COLOR_BGR2GRAY).astype(np.float32)
+    mask = np.zeros(gray.shape, np.uint8)
+    cv2.fillConvexPoly(mask, np.round(eye - (x0, y0)).astype(np.int32), 1)
+    vals = gray[mask > 0]
+    ys, xs = np.nonzero((gray <= np.percentile(vals, 25)) & (mask > 0))
+    return float((xs.mean() + x0 - eye[:, 0].mean()) / (eye[3, 0] - eye[0, 0]))
+
+
+def test_gaze_follows_a_visitor_walking_across(synth):
+    life = IdleLife(seed=1)
+    eyes = synth.landmarks_rest
+    xs, targets = [], []
+    for k in range(int(4 * FPS)):
+        # The visitor walks across the camera image from left to right in 3 s, then stands still.
+        cx = 80 + min(k / (3 * FPS), 1.0) * 480
+        faces = Faces(frame_ns=k, width=640, height=480, faces=[Face(track_id=1, box=(cx - 40, 200, 80, 80), distance_m=1.2)])
+        life.set_target(gaze_from_faces(faces))
+        state = life.step(k / FPS)
+        if k % 6:
+            continue
+        frame = synth.render(gaze=state.gaze)  # no head motion: measure the eyes where they are
+        xs.append((_iris_x(frame, eyes[36:42]) + _iris_x(frame, eyes[42:48])) / 2)
+        targets.append(cx)
+    xs = np.array(xs)
+    # Camera-left is the avatar's left, i.e. the screen's right: the irises move right to left.
+    r = np.corrcoef(xs, targets)[0, 1]
+    assert r < -0.9, f"iris x vs visitor x r={r:.2f}"
+    assert xs[:3].mean() - xs[-3:].mean() > 0.12  # eye widths
+
+
+def test_landmarks_match_the_pixels(synth):
+    mouth = np.zeros((20, 2))
+    mouth[[7, 8, 9, 10, 11, 17, 18, 19], 1] = 0.25
+    head = HeadPose(dx=0.05, dy=-0.02, roll_deg=1.5, scale=1.01)
+    predicted = synth.landmarks(mouth, 0.0, head)
+    measured = PixelLandmarks()(synth.render(mouth, head=head))
+    err = np.hypot(*(predicted[48:68] - measured[48:68]).T).mean() / synth.eye_distance
+    assert err < 0.08, f"mouth landmark error {err:.3f} inter-ocular"
