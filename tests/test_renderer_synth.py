@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from assistant.messages import Face, Faces
-from renderer_helpers import PixelLandmarks, RmsDriver, default_avatar, eye_aspect, frame_rms, inner_opening, load_speech
+from .renderer_helpers import PixelLandmarks, RmsDriver, default_avatar, eye_aspect, frame_rms, inner_opening, load_speech
 from services.renderer.idle import IdleLife, gaze_from_faces
 from services.renderer.synth import FaceSynth, HeadPose, SynthSettings
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from hardware.screen import NullScreen, ScreenError, VideoRecorder, WebScreen, open_screen
-from renderer_helpers import RmsDriver, default_avatar, load_speech
+from .renderer_helpers import RmsDriver, default_avatar, load_speech
 from services.renderer.idle import IdleLife
 from services.renderer.synth import FaceSynth, SynthSettings
 
@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 _WINDOW_CHILD = """
 import sys, time
-from renderer_helpers import default_avatar
+from tests.renderer_helpers import default_avatar
 from services.renderer.idle import IdleLife
 from services.renderer.synth import FaceSynth, SynthSettings
 from hardware.screen import WindowScreen
