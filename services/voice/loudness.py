@@ -13,6 +13,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+try:
+    import pyloudnorm  # imported at start-up: the first import takes ~1 s (scipy), not on a reply
+except ImportError as exc:  # pragma: no cover - depends on the install
+    raise ImportError("loudness normalisation needs the voice extra: pip install 'embodied-assistant[voice]'") from exc
+
 log = logging.getLogger(__name__)
 
 
@@ -39,8 +44,6 @@ def measure_lufs(pcm: np.ndarray, sample_rate: int) -> float:
     if x.size == 0 or not np.any(x):
         return float("-inf")
     if x.size >= int(0.4 * sample_rate) + 1:
-        import pyloudnorm
-
         lufs = pyloudnorm.Meter(sample_rate).integrated_loudness(x)
         if np.isfinite(lufs):
             return float(lufs)

@@ -46,6 +46,7 @@ class ReplyStream:
         self._lang, self._voice = lang, voice
         self._out: queue.Queue[Piece] = queue.Queue(maxsize=max(1, ahead))
         self._cancel = threading.Event()
+        self._taken = 0
         self._thread = threading.Thread(target=self._run, name="reply-synth", daemon=True)
         self._thread.start()
 
@@ -71,12 +72,14 @@ class ReplyStream:
         self._cancel.set()
 
     def __iter__(self) -> Iterator[Piece]:
-        for _ in range(len(self.pieces)):
+        """Pieces not yet taken, in order (iterating twice continues where the first stopped)."""
+        while self._taken < len(self.pieces):
             while True:
                 if self._cancel.is_set():
                     return
                 try:
                     piece = self._out.get(timeout=0.1)
+                    self._taken += 1
                     break
                 except queue.Empty:
                     continue
