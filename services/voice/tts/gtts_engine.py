@@ -46,9 +46,9 @@ class GttsEngine:
         self.settings = settings or GttsSettings()
 
     def _lang(self, lang: str) -> str:
-        from gtts.lang import _fallback_deprecated_lang, tts_langs
+        from gtts.lang import tts_langs
 
-        code = _fallback_deprecated_lang((lang or self.settings.lang).strip())
+        code = (lang or self.settings.lang).strip()
         langs = tts_langs()  # a table inside gTTS: no network
         for cand in (code, code.lower(), code.split("-")[0].lower()):
             if cand in langs:
