@@ -102,7 +102,9 @@ namespace inbox {{
         self._n = itertools.count()
 
     def start(self) -> "Dovecot":
-        self.proc = subprocess.Popen(["dovecot", "-F", "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # Its own process group: a stop takes the imap children (and their connections) down too,
+        # as a real server restart does; dovecot's master alone leaves them running.
+        self.proc = subprocess.Popen(["dovecot", "-F", "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
         try:
             _wait_port(self.port, up=True)
         except TimeoutError:
@@ -111,13 +113,19 @@ namespace inbox {{
         return self
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGTERM)
+                try:
+                    self.proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait()
             try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+                os.killpg(self.proc.pid, signal.SIGKILL)  # the children the master left behind
+            except ProcessLookupError:
+                pass
+            self.proc.stderr.close()
         self.proc = None
         _wait_port(self.port, up=False)
 

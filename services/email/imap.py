@@ -32,6 +32,8 @@ HANDLED_KEYWORD = b"$AssistantHandled"
 #: Errors after which the connection is dropped and made again.
 NETWORK_ERRORS = (OSError, imaplib.IMAP4.error, ssl.SSLError, EOFError, socket.timeout)
 _FETCH_BATCH = 16  # messages per FETCH: bounds memory at 16 x max_message_bytes
+_RESYNC_S = 5.0  # safety-net look at the inbox while idling
+_SETTLE_S = 1.1  # one more look this long after a look that found mail (see _session)
 
 
 class Backoff:
@@ -59,6 +61,7 @@ class MailboxWatcher:
         self.deliver = deliver
         self.stats = {"mail_delivered": 0, "mail_redelivered": 0, "mail_quarantined": 0, "mail_processed": 0, "imap_reconnects": 0, "imap_errors": 0, "ack_unknown": 0}
         self.connected = threading.Event()
+        self.mode = ""  # "idle" or "polling" once connected
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._acked: queue.SimpleQueue[str] = queue.SimpleQueue()
@@ -146,38 +149,55 @@ class MailboxWatcher:
         self._skip.clear()
         self.connected.set()
         idle = self._can_idle(client)
+        self.mode = "idle" if idle else "polling"
+        settling = False
         while not self._stop.is_set():
             self._wake.clear()
-            self._sync(client)
-            if idle:
-                self._wait_idle(client)
-            else:
+            found = self._sync(client)
+            if not idle:
                 self._wake.wait(self.settings.poll_interval_s)
+                continue
+            # Maildir servers notice files written by an outside delivery agent through the
+            # folder's mtime, in whole seconds: a mail that lands in the same second as our last
+            # look can stay unannounced until something else changes. One more look just after
+            # that second closes the gap; it is not repeated while nothing new turns up.
+            settle_at = time.monotonic() + _SETTLE_S if (found or not settling) else None
+            settling = self._wait_idle(client, settle_at)
 
-    def _wait_idle(self, client) -> None:
-        """IDLE until new mail, an ack to file, a redelivery, a stop, or the renewal time."""
-        renew_at = time.monotonic() + self.settings.idle_renew_s
-        next_redelivery = time.monotonic() + min(5.0, self.settings.redeliver_after_s)
+    def _wait_idle(self, client, settle_at: float | None) -> bool:
+        """IDLE until new mail, an ack to file, a stop, the renewal time, or the next look.
+
+        Returns whether it ended for the settling look."""
+        now = time.monotonic()
+        renew_at = now + self.settings.idle_renew_s
+        # A look every few seconds also runs the redelivery timer and catches anything a server
+        # forgot to announce; it costs one SEARCH.
+        look_at = now + min(_RESYNC_S, self.settings.redeliver_after_s)
         client.idle()
         try:
             while not self._stop.is_set() and not self._wake.is_set():
                 t0 = time.monotonic()
                 responses = client.idle_check(timeout=0.2)
                 if any(len(r) > 1 and r[1] in (b"EXISTS", b"RECENT") for r in responses):
-                    return
+                    return False
                 if any(r and r[0] == b"BYE" for r in responses):
                     raise ConnectionError("server said BYE")
                 # imapclient's idle_check returns [] at once on EOF; idle_done then raises.
                 if not responses and time.monotonic() - t0 < 0.05:
-                    return
+                    return False
                 now = time.monotonic()
-                if now >= renew_at or now >= next_redelivery:
-                    return
+                if settle_at is not None and now >= settle_at:
+                    return True
+                if now >= renew_at or now >= look_at:
+                    return False
+            return False
         finally:
             client.idle_done()
 
-    def _sync(self, client) -> None:
+    def _sync(self, client) -> int:
+        """File acked mail, examine new mail, run redeliveries; returns how many mails were new."""
         self._file_acked(client)
+        client.noop()  # makes the server look at the mailbox (SEARCH alone may use its cached view)
         uids = client.search(["NOT", "DELETED"])
         present = set(uids)
         for uid in [u for u in self._uid_mail if u not in present]:
@@ -185,13 +205,14 @@ class MailboxWatcher:
         new = [u for u in uids if u not in self._uid_mail and u not in self._skip]
         for i in range(0, len(new), _FETCH_BATCH):
             if self._stop.is_set():
-                return
+                return len(new)
             self._examine_batch(client, new[i : i + _FETCH_BATCH])
             self._file_acked(client)  # acks keep flowing during a large backlog
         for event in self.intake.due_redeliveries():
             self.stats["mail_redelivered"] += 1
             log.info("redelivering unacknowledged mail %s (delivery %d)", event.mail_id, event.delivery)
             self.deliver(event)
+        return len(new)
 
     def _examine_batch(self, client, uids: list[int]) -> None:
         limit = self.settings.max_message_bytes
