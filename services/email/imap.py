@@ -232,6 +232,7 @@ class MailboxWatcher:
                 self.stats["imap_errors"] += 1
                 log.exception("could not examine message uid %s; left in %s", uid, self.settings.inbox)
                 continue
+            log.debug("uid %s (%s bytes): %s %s", uid, size, decision.action, decision.mail_id[:200])
             if decision.action == "quarantine":
                 log.info("quarantining uid %s: %s", uid, decision.reason)
                 quarantine.append(uid)
