@@ -72,7 +72,7 @@ class EmailService(Service):
             self.count("ignored_disabled")
             return
         self.count("acks")
-        self.submit(self.watcher.ack, rx.msg.mail_id)
+        self.submit(self.watcher.ack, rx.msg.mail_id, then=self._check)
 
     @on(EmailSend)
     def handle_send(self, rx: Received) -> None:
@@ -81,7 +81,13 @@ class EmailService(Service):
             self._failed(rx.msg.send_id, "email is disabled on this kiosk", True)
             return
         self.count("send_requests")
-        self.submit(self.outbox.submit, rx.msg)
+        self.submit(self.outbox.submit, rx.msg, then=self._check)
+
+    def _check(self, fut) -> None:
+        """Worker failures (a store that cannot be written) must show up, not vanish in a future."""
+        if fut.exception() is not None:
+            self.count("worker_errors")
+            log.error("email worker failed: %s: %s", type(fut.exception()).__name__, fut.exception())
 
     def heartbeat_counters(self) -> dict[str, float]:
         out = dict(self.counters)
