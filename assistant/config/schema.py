@@ -76,7 +76,75 @@ class CameraSettings(Section):
 
 class EmailSettings(Section):
     enabled: bool = False
-    """Whether the email service connects to a mailbox."""
+    """Whether the email service connects to a mailbox (off: the service runs, idle, and says so)."""
+    username: str = ""
+    """IMAP login name."""
+    password_file: str = ""
+    """File holding the IMAP password (first line). A relative name is looked up in
+    ``$CREDENTIALS_DIRECTORY`` (systemd ``LoadCredential=``). Passwords never go in this file or the logs."""
+    imap_host: str = "localhost"
+    """IMAP server."""
+    imap_port: int = 993
+    """IMAP port (993 for ``ssl``, 143 for ``starttls`` / ``none``)."""
+    imap_tls: Literal["ssl", "starttls", "none"] = "ssl"
+    """``ssl``: TLS from the first byte; ``starttls``: upgrade a plain connection; ``none``: only for loopback tests."""
+    tls_verify: bool = True
+    """Check the servers' certificates and host names (IMAP and SMTP). Off only for a lab server."""
+    ca_file: str = ""
+    """Extra CA bundle (PEM) to trust, e.g. for a private mail server; empty: the system store."""
+    timeout_s: float = 30.0
+    """Network timeout for connecting and for each IMAP/SMTP command."""
+    inbox: str = "INBOX"
+    """Folder watched for new mail."""
+    processed_folder: str = "Processed"
+    """Where mail goes once the brain has acknowledged it (flagged \\Seen and $AssistantHandled). Created if missing."""
+    quarantine_folder: str = "Quarantine"
+    """Where mail from unauthorised senders goes, untouched otherwise: never acted on, never deleted. Created if missing."""
+    use_idle: bool = True
+    """Use IMAP IDLE when the server offers it; otherwise (or when off) poll every ``poll_interval_s``."""
+    idle_renew_s: float = 300.0
+    """Re-issue IDLE this often (RFC 2177: servers may drop an IDLE after 30 min)."""
+    poll_interval_s: float = 15.0
+    """Polling period when IDLE is off or missing."""
+    reconnect_backoff_s: tuple[float, ...] = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+    """Delays before reconnecting after a network or server failure; the last repeats. Reset once logged in."""
+    allowed_senders: tuple[str, ...] = ()
+    """Who may instruct the kiosk: ``alice@example.com`` (one address), ``@example.com`` (a domain) or
+    ``.example.com`` (its subdomains). Empty: nobody; every mail is quarantined."""
+    require_dkim: bool = False
+    """Also require ``dkim=pass`` for the sender's domain in the trusted Authentication-Results header."""
+    require_spf: bool = False
+    """Also require ``spf=pass`` in the trusted Authentication-Results header."""
+    authserv_id: str = ""
+    """Trust only Authentication-Results headers with this authserv-id (your server's name);
+    empty: only the topmost header, the one your own server added last."""
+    max_message_bytes: int = 2_000_000
+    """At most this much of a mail is fetched and parsed; the rest is ignored and the text marked truncated."""
+    max_text_chars: int = 20_000
+    """Longest text passed to the brain; longer texts are cut and marked truncated."""
+    max_parts: int = 100
+    """MIME parts looked at per mail; more are ignored (a mail bomb with thousands of parts stays cheap)."""
+    redeliver_after_s: float = 60.0
+    """Publish an unacknowledged mail again after this long (the brain was down or the ack was lost)."""
+    store_path: str = ""
+    """SQLite file of handled mails and the outbox; empty: ``$STATE_DIRECTORY/email.sqlite`` (systemd),
+    else ``~/.local/state/assistant/email.sqlite``."""
+    smtp_host: str = "localhost"
+    """SMTP server for outgoing mail."""
+    smtp_port: int = 587
+    """SMTP port (587 for ``starttls``, 465 for ``ssl``)."""
+    smtp_tls: Literal["starttls", "ssl", "none"] = "starttls"
+    """``starttls``: upgrade a plain connection (required, not opportunistic); ``ssl``: TLS from the first byte; ``none``: loopback tests."""
+    smtp_username: str = ""
+    """SMTP login (usually the same as ``username``); empty: send without logging in (a local relay)."""
+    smtp_password_file: str = ""
+    """File holding the SMTP password (like ``password_file``); empty: ``password_file``."""
+    from_address: str = ""
+    """Sender of outgoing mail; empty: ``username`` when it is an address."""
+    send_backoff_s: tuple[float, ...] = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0)
+    """Delays between sending attempts while the SMTP server is unreachable or answers 4xx; the last repeats."""
+    send_give_up_s: float = 86_400.0
+    """A mail still unsent after this long fails for good (``email.failed`` with ``permanent``)."""
 
 
 class BrainSettings(Section):

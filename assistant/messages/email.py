@@ -27,6 +27,10 @@ class EmailReceived(Message, frozen=True):
     """Attachments ignored."""
     truncated: bool = False
     """The body was longer than the limit and was cut."""
+    message_id: str = ""
+    """The mail's own Message-ID header (for ``email.send`` ``in_reply_to``); empty when it had none."""
+    delivery: int = 1
+    """How often this mail has been published: above 1 after a restart or a lost ack. Act once per ``mail_id``."""
 
 
 @message("email.ack")

@@ -1,0 +1,110 @@
+"""The email service: IMAP in (``email.received``, filed after ``email.ack``), SMTP out (``email.send``).
+
+A thin handler over the engines: the mailbox watcher and the outbox each own a thread and a
+network connection; this loop only hands them acks and send requests (store writes, so through
+``submit``) and publishes what they report.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from assistant.config import EmailSettings
+from assistant.messages import EmailAck, EmailFailed, EmailReceived, EmailSend, EmailSent, Received
+from assistant.service import Service, on
+
+from .credentials import CredentialError, read_secret
+from .store import MailStore, default_path
+
+log = logging.getLogger(__name__)
+
+
+class EmailService(Service):
+    """Read the kiosk's mailbox (IMAP IDLE) for the brain and send its mail (SMTP outbox)."""
+
+    name = "email"
+
+    def setup(self) -> None:
+        s: EmailSettings = self.config.email
+        self.store = self.watcher = self.outbox = None
+        if not s.enabled:
+            log.warning("email is disabled ([email] enabled = false); acks and send requests are ignored")
+            return
+        try:
+            import imapclient  # noqa: F401
+            import nh3  # noqa: F401
+        except ImportError as exc:
+            raise RuntimeError(f"{exc.name} is missing; install the email extra: pip install 'embodied-assistant[email]'") from None
+        from .authorise import Authoriser
+        from .imap import MailboxWatcher
+        from .intake import Intake
+        from .outbox import Outbox
+
+        authoriser = Authoriser(s.allowed_senders, require_dkim=s.require_dkim, require_spf=s.require_spf, authserv_id=s.authserv_id)
+        if authoriser.empty:
+            log.warning("email.allowed_senders is empty: every mail will be quarantined")
+        try:
+            read_secret(s.password_file, "password_file")  # fail at start, with the fix, not at first login
+        except CredentialError as exc:
+            raise RuntimeError(str(exc)) from None
+        self.store = MailStore(default_path(s.store_path))
+        intake = Intake(self.store, authoriser, max_text_chars=s.max_text_chars, max_parts=s.max_parts, redeliver_after_s=s.redeliver_after_s)
+        self.watcher = MailboxWatcher(s, intake, self._deliver)
+        self.outbox = Outbox(s, self.store, self._sent, self._failed)
+        self.watcher.start()
+        self.outbox.start()
+        log.info("email: store %s, watching %s on %s:%s", self.store.path, s.inbox, s.imap_host, s.imap_port)
+
+    # --- from the engines' threads (publish is thread-safe) -----------------------------------
+    def _deliver(self, event: EmailReceived) -> None:
+        self.publish(event)
+
+    def _sent(self, send_id: str, message_id: str) -> None:
+        self.publish(EmailSent(send_id=send_id, message_id=message_id))
+
+    def _failed(self, send_id: str, error: str, permanent: bool) -> None:
+        self.publish(EmailFailed(send_id=send_id, error=error, permanent=permanent))
+
+    # --- bus handlers -------------------------------------------------------------------------
+    @on(EmailAck)
+    def handle_ack(self, rx: Received) -> None:
+        if self.watcher is None:
+            self.count("ignored_disabled")
+            return
+        self.count("acks")
+        self.submit(self.watcher.ack, rx.msg.mail_id, then=self._check)
+
+    @on(EmailSend)
+    def handle_send(self, rx: Received) -> None:
+        if self.outbox is None:
+            self.count("ignored_disabled")
+            self._failed(rx.msg.send_id, "email is disabled on this kiosk", True)
+            return
+        self.count("send_requests")
+        self.submit(self.outbox.submit, rx.msg, then=self._check)
+
+    def _check(self, fut) -> None:
+        """Worker failures (a store that cannot be written) must show up, not vanish in a future."""
+        if fut.exception() is not None:
+            self.count("worker_errors")
+            log.error("email worker failed: %s: %s", type(fut.exception()).__name__, fut.exception())
+
+    def heartbeat_counters(self) -> dict[str, float]:
+        out = dict(self.counters)
+        for engine in (self.watcher, self.outbox):
+            if engine is not None:
+                out.update(engine.stats)
+        if self.watcher is not None:
+            out["imap_connected"] = float(self.watcher.connected.is_set())
+            out["mail_waiting_ack"] = self.watcher.intake.waiting
+        return out
+
+    def teardown(self) -> None:
+        for engine in (self.watcher, self.outbox):
+            if engine is not None:
+                engine.stop(timeout=1.0)
+        if self.store is not None:
+            self.store.close()
+
+
+main = EmailService.main
