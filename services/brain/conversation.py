@@ -177,10 +177,14 @@ class Brain:
     # --- hearing -------------------------------------------------------------------------
     def on_speech_started(self, during_playback: bool) -> list[Out]:
         """Barge-in: a visitor talking over the assistant silences it at once."""
-        if not self.sessions.listening or not (during_playback or self.is_speaking):
+        if not self.sessions.listening:
+            return []
+        if self.job is not None:
+            self.count("answers_overtaken")
+            self.job = None  # they are still talking, or asking again: answer the new utterance instead
+        if not (during_playback or self.is_speaking):
             return []
         self.count("barge_ins")
-        self.job = None  # the answer being prepared is for a question they are replacing
         return self.stop("barge-in")
 
     def on_transcript(self, turn: str, text: str, confidence: float, speech_end_ns: int, transcript_ns: int) -> list[Out | Job]:

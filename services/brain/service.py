@@ -90,54 +90,54 @@ class BrainService(Service):
         exc = fut.exception()
         self.emit(self.brain.on_answer(job, fut.result()) if exc is None else self.brain.on_answer_failed(job, exc))
 
-    # --- handlers ---------------------------------------------------------------------------
+    # --- handlers (named on_* so they never shadow Service attributes such as ``state``) -------
     @on(Person)
-    def person(self, rx: Received) -> None:
+    def on_person(self, rx: Received) -> None:
         m = rx.msg
         self.emit(self.brain.on_person(m.event, m.track_id, m.identity))
 
     @on(Speech)
-    def speech(self, rx: Received) -> None:
+    def on_speech(self, rx: Received) -> None:
         if rx.msg.event == "started":
             self.emit(self.brain.on_speech_started(rx.msg.during_playback))
 
     @on(Transcript)
-    def transcript(self, rx: Received) -> None:
+    def on_transcript(self, rx: Received) -> None:
         m = rx.msg
         turn = rx.header.turn or f"turn-{rx.header.source}-{rx.header.seq}"
         self.emit(self.brain.on_transcript(turn, m.text, m.confidence, m.speech_end_ns, rx.header.ts_ns))
 
     @on(Utterance)
-    def utterance(self, rx: Received) -> None:
+    def on_utterance(self, rx: Received) -> None:
         self.brain.on_utterance(rx.msg.say_id, rx.msg.utterance_id, rx.msg.play_at_ns)
 
     @on(FaceLandmarks)
-    def landmarks(self, rx: Received) -> None:
+    def on_landmarks(self, rx: Received) -> None:
         if rx.msg.utterance_id:
             self.emit(self.brain.on_mouth(rx.msg.utterance_id, rx.msg.shown_ns))
 
     @on(Done)
-    def voice_done(self, rx: Received) -> None:
+    def on_voice_done(self, rx: Received) -> None:
         self.brain.on_voice_done(rx.msg.say_id, rx.msg.status, rx.msg.last)
 
     @on(VoiceError)
-    def voice_error(self, rx: Received) -> None:
+    def on_voice_error(self, rx: Received) -> None:
         self.brain.on_voice_done(rx.msg.say_id, "failed", True)
 
     @on(EmailReceived)
-    def email_received(self, rx: Received) -> None:
+    def on_email_received(self, rx: Received) -> None:
         self.emit(self.brain.on_email(rx.msg))
 
     @on(EmailSent)
-    def email_sent(self, rx: Received) -> None:
+    def on_email_sent(self, rx: Received) -> None:
         self.emit(self.brain.on_email_result(rx.msg.send_id, True))
 
     @on(EmailFailed)
-    def email_failed(self, rx: Received) -> None:
+    def on_email_failed(self, rx: Received) -> None:
         self.emit(self.brain.on_email_result(rx.msg.send_id, False, rx.msg.error, rx.msg.permanent))
 
     @on(SystemState)
-    def state(self, rx: Received) -> None:
+    def on_service_state(self, rx: Received) -> None:
         # The STT may start after us and would miss the phrase list published at our start.
         if rx.msg.service == "hearing" and rx.msg.state == "ready":
             self.emit([self.brain.phrases()])
