@@ -182,7 +182,7 @@ def test_mail_is_acked_after_storing_and_delivered_to_the_recognised_person(make
     finish_all(brain)
     clock.advance(0.3)
     out = brain.tick()
-    assert says(out) == ["Alice, You have a message from Carol. It's about lunch. See you at noon."]
+    assert says(out) == ["Alice, you have a message from Carol. It's about lunch. See you at noon."]
     # Interrupted: stays pending, not repeated unasked, read again on request.
     brain.on_voice_done(next(iter(brain.speaking)), "interrupted", False)
     clock.advance(0.3)
@@ -375,3 +375,19 @@ def test_pending_mail_and_outbox_survive_a_restart(make, tmp_path):
     again = make()
     assert [o.msg.to for o in again.outbox()] == [["bob@example.org"]]
     assert [m.mail_id for m in again.store.pending_for(["alice"])] == ["m1"]
+
+
+def test_a_new_question_after_the_fallback_offer_is_simply_answered(make, clock):
+    brain = make(fallback_contact="reception")
+    engage(brain, 1, "alice")
+    finish_all(brain)
+    ask(brain, "who won the football last night")
+    finish_all(brain)
+    brain.on_email(email("a1", subject="Fire drill"))
+    clock.advance(0.3)
+    assert says(brain.tick()) == []  # a yes/no question is open: no announcement in between
+    out = ask(brain, "where are the toilets", turn="t2")
+    assert replies(out)[0].skill == "knowledge" and of_type(out, EmailSend) == []
+    finish_all(brain)
+    clock.advance(0.3)
+    assert says(brain.tick())[0].startswith("An announcement")

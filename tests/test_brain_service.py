@@ -112,7 +112,7 @@ def test_a_visit_through_every_skill(kiosk):
     # Mail for Alice arrives: stored and acknowledged, then read out at the next quiet moment.
     kiosk.send(EmailReceived(mail_id="<m1@x>", sender="carol@example.org", sender_name="Carol", subject="For Alice: lunch", text="Noon at the cafe?", to=["kiosk@example.org"]))
     assert kiosk.expect(EmailAck).msg.mail_id == "<m1@x>"
-    kiosk.said(lambda t: t == "Alice, You have a message from Carol. It's about lunch. Noon at the cafe?")
+    kiosk.said(lambda t: t == "Alice, you have a message from Carol. It's about lunch. Noon at the cafe?")
     kiosk.ask("any messages for me")
     kiosk.said(lambda t: t == "No new messages for you, Alice.")
 
@@ -188,4 +188,4 @@ def test_mail_and_outbox_survive_a_crash(kiosk):
     assert kiosk.expect(EmailSend, timeout=5).msg.send_id == send_id  # unconfirmed request re-published
     kiosk.send(Person(event="engaged", track_id=2, identity="alice"))
     kiosk.said(lambda t: t.startswith("Hello Alice"))
-    kiosk.said(lambda t: t == "Alice, You have a message from Carol. It's about Keys. Your keys are at the desk.")
+    kiosk.said(lambda t: t == "Alice, you have a message from Carol. It's about Keys. Your keys are at the desk.")

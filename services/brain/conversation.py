@@ -70,6 +70,8 @@ class _Pending:
     address: str = ""
     draft: Outgoing | None = None
     reasked: bool = False
+    offer: bool = False
+    """We offered this (fallback email): anything but yes/no simply moves on."""
 
 
 @dataclass
@@ -285,7 +287,7 @@ class Brain:
             return self._send(p.name, text, turn, visitor)
         answer = yes_or_no(text)
         if answer is None:
-            if p.reasked or skills.parse(text).kind != "open":
+            if p.reasked or p.offer or skills.parse(text).kind != "open":
                 self.pending = None
                 return None
             p.reasked = True
@@ -333,7 +335,7 @@ class Brain:
         if answer.offer:
             display, address = self.book.find(self.s.fallback_contact)  # type: ignore[misc]
             draft = self._draft(display, address, f"A visitor asked: {job.text}", visitor)
-            self.pending = _Pending("confirm", job.track_id, self.clock_ns() + int(self.s.confirm_timeout_s * _S), display, address, draft)
+            self.pending = _Pending("confirm", job.track_id, self.clock_ns() + int(self.s.confirm_timeout_s * _S), display, address, draft, offer=True)
         return self.say(answer.text, answer.skill, turn=job.turn, visitor=visitor)
 
     def on_answer_failed(self, job: Job, error: BaseException) -> list[Out]:
@@ -411,7 +413,8 @@ class Brain:
             self.pending = None
         for turn, trace in self.traces.expire(now):
             out.append(Out(trace, turn))
-        if not out and not self.is_speaking and self.job is None and now >= self._next_quiet_ns:
+        # Not while a yes/no question waits for its answer: mail read in between would confuse it.
+        if not out and not self.is_speaking and self.job is None and self.pending is None and now >= self._next_quiet_ns:
             self._next_quiet_ns = now + _S // 4  # the check reads sqlite: a few times a second is plenty
             out += self._quiet_moment()
         return out
@@ -424,7 +427,8 @@ class Brain:
                 shown = mails[:3]
                 v.offered.update(m.mail_id for m in shown)
                 self.count("mail_offered", len(shown))
-                text = f"{display_name(v.identity)}, " + read_out(mails, self.s.max_spoken_chars)
+                text = read_out(mails, self.s.max_spoken_chars)
+                text = f"{display_name(v.identity)}, {text[0].lower()}{text[1:]}"
                 return self.say(text, "messages", visitor=v, mail_ids=[m.mail_id for m in shown])
         if self.sessions.present:
             for mail in self.store.pending_announcements(self.s.announcement_max_age_s):
