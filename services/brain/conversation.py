@@ -24,7 +24,7 @@ from .inbox import announce, read_out, recipient_of
 from .knowledge import KnowledgeBase
 from .mailstore import MailStore, Outgoing, StoredMail
 from .sessions import Sessions, SessionEvent, Visitor
-from .text import display_name, same_person, yes_or_no
+from .text import display_name, normalise, same_person, yes_or_no
 from .trace import TraceBook
 
 log = logging.getLogger(__name__)
@@ -140,10 +140,9 @@ class Brain:
         return bool(self.speaking)
 
     def phrases(self) -> Out:
-        words = list(skills.PHRASES) + [n.lower() for n in self.book.names()]
-        if self.kb is not None:
-            words += [q.lower() for q in self.kb.phrases()]
-        return Out(Phrases(phrases=list(dict.fromkeys(words))))
+        words = list(skills.PHRASES) + self.book.names() + (self.kb.phrases() if self.kb is not None else [])
+        # Normalised like STT output (lower case, no punctuation), so the engine can use them as they are.
+        return Out(Phrases(phrases=list(dict.fromkeys(w for w in map(normalise, words) if w))))
 
     # --- visitors --------------------------------------------------------------------------
     def on_person(self, event: str, track_id: int, identity: str) -> list[Out]:
