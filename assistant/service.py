@@ -39,6 +39,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, ClassVar, Iterable, TypeVar
 
 import sdnotify
+import zmq
 
 from assistant.bus import BusClient, BusError
 from assistant.config import Config, ConfigError, load
@@ -101,6 +102,11 @@ class Service:
         self._timers: list[tuple[float, int, float | None, Callable[[], None]]] = []
         self._timer_ids = itertools.count()
         self._soon: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        # call_soon writes a byte here so the loop wakes at once instead of at its next poll timeout
+        # (up to 100 ms later): a worker's result (submit's ``then``) must not wait for a timer.
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
         self._pool: ThreadPoolExecutor | None = None
         self._handlers: dict[type[Message], Callable[[Received], None]] = {}
         for attr in dir(type(self)):
@@ -138,6 +144,10 @@ class Service:
     def call_soon(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` on the loop thread at its next turn; safe from any thread."""
         self._soon.put(fn)
+        try:
+            os.write(self._wake_w, b"\0")
+        except (BlockingIOError, OSError):
+            pass  # pipe full (the loop is already due to wake) or closed at shutdown
 
     def submit(self, fn: Callable[..., Any], *args: Any, then: Callable[[Future], None] | None = None) -> Future:
         """Run blocking work on a worker thread; ``then(future)`` runs back on the loop."""
@@ -244,6 +254,9 @@ class Service:
         self._notifier.notify("READY=1")
         log.info("%s ready", self.name)
         sock = self.bus.sub.sock
+        poller = zmq.Poller()
+        poller.register(sock, zmq.POLLIN)
+        poller.register(self._wake_r, zmq.POLLIN)
         while not self._stop.is_set():
             wait = self._run_timers()
             while True:
@@ -257,7 +270,14 @@ class Service:
             while self.bus.sub.pending:
                 self._dispatch(self.bus.sub.pending.popleft())
             timeout = int(max(0.0, min(wait, _POLL_MS / 1000)) * 1000)
-            if sock.poll(timeout):
+            ready = dict(poller.poll(timeout))
+            if self._wake_r in ready:
+                try:
+                    while os.read(self._wake_r, 4096):
+                        pass
+                except BlockingIOError:
+                    pass
+            if sock in ready:
                 # Drain what is waiting, but come back to timers at least every 50 messages.
                 for _ in range(50):
                     rx = self.bus.sub.recv_ready()
@@ -280,6 +300,11 @@ class Service:
         self._set_state(final_state, detail)
         if self.bus is not None:
             self.bus.close()
+        for fd in (self._wake_r, self._wake_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
         log.info("%s %s", self.name, final_state)
 
     def _install_signals(self) -> None:

@@ -22,6 +22,7 @@ SERVICES: dict[str, str] = {
     "bus": "services.bus",
     "echo": "services.echo",
     "email": "services.email",
+    "brain": "services.brain",
 }
 
 _STABLE_S = 60.0  # uptime after which a child's restart backoff starts again from the first step

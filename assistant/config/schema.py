@@ -150,6 +150,48 @@ class EmailSettings(Section):
 class BrainSettings(Section):
     name: str = "Ada"
     """The assistant's name."""
+    lang: str = ""
+    """Language of the replies passed to the voice; empty: the voice's default."""
+    knowledge_file: str = ""
+    """Operator's questions and answers (TOML, or YAML with PyYAML); empty: the sample in ``services/brain/knowledge.toml``."""
+    knowledge_threshold: float = 0.5
+    """Least cosine similarity (0..1) for a knowledge answer; below it the brain says it does not know. Paraphrases score 0.6-0.85 with MiniLM, unrelated questions 0.1-0.35."""
+    address_book: dict[str, str] = {}
+    """Who visitors may send messages to: ``name = "address"`` (a ``[brain.address_book]`` table)."""
+    fallback_contact: str = ""
+    """Address book name the brain offers to email unanswered questions to; empty: it tells visitors how to send a message themselves."""
+    store_path: str = ""
+    """sqlite file for received mail and the outbox; empty: ``$STATE_DIRECTORY/brain.sqlite`` (systemd), else ``$XDG_STATE_HOME`` or ``~/.local/state`` ``/assistant/brain.sqlite``."""
+    greet_wait_s: float = 1.0
+    """How long an engaged visitor's greeting waits for face recognition before a polite unnamed one."""
+    filler_after_s: float = 0.7
+    """Say a short filler when an answer takes longer than this."""
+    filler: str = "Let me see."
+    """The filler."""
+    min_confidence: float = 0.15
+    """Transcripts less confident than this get "sorry, I didn't catch that" (0 disables)."""
+    max_question_words: int = 60
+    """Longer utterances (a monologue) are not looked up; the brain asks for a short question."""
+    confirm_timeout_s: float = 20.0
+    """A yes/no question (send this message?) expires after this long."""
+    max_spoken_chars: int = 300
+    """Mail text read aloud is cut to this many characters."""
+    announcement_max_age_s: float = 86400.0
+    """Announcements older than this are no longer spoken."""
+    phrases_every_s: float = 30.0
+    """How often the STT phrase list is re-published (also sent when hearing becomes ready)."""
+    outbox_retry_s: float = 30.0
+    """How often unconfirmed send requests are published again (sending is idempotent per id)."""
+    trace_timeout_s: float = 5.0
+    """A latency trace is published incomplete when first sound or mouth has not come this long after the reply."""
+    chat_url: str = ""
+    """OpenAI-compatible endpoint for open questions, e.g. ``http://127.0.0.1:8080/v1``; empty: off."""
+    chat_model: str = ""
+    """Model name sent to the chat endpoint."""
+    chat_timeout_s: float = 4.0
+    """Give up on the chat endpoint after this long and answer with the fallback."""
+    chat_api_key_env: str = ""
+    """Environment variable holding the chat endpoint's API key (keys never go in the config file)."""
 
 
 class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):

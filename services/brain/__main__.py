@@ -1,0 +1,3 @@
+from services.brain import main
+
+raise SystemExit(main())

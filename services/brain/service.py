@@ -1,0 +1,149 @@
+"""The brain on the bus: receive, call the conversation engine, publish what it returns."""
+
+from __future__ import annotations
+
+import logging
+import os
+from concurrent.futures import Future
+from pathlib import Path
+
+from assistant.config.schema import BrainSettings
+from assistant.messages import (
+    Done, EmailFailed, EmailReceived, EmailSent, FaceLandmarks, Person, Received, Speech, SystemState,
+    Transcript, Utterance, VoiceError,
+)
+from assistant.service import Service, on
+
+from .conversation import Brain, Job, Out
+from .mailstore import MailStore
+
+log = logging.getLogger(__name__)
+
+SAMPLE_KNOWLEDGE = Path(__file__).with_name("knowledge.toml")
+_TICK_S = 0.05
+
+
+def store_path(settings: BrainSettings) -> Path:
+    """Where the mail store lives (see ``BrainSettings.store_path``)."""
+    if settings.store_path:
+        return Path(settings.store_path)
+    state = os.environ.get("STATE_DIRECTORY") or ""
+    if state:
+        return Path(state.split(":")[0]) / "brain.sqlite"
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "assistant" / "brain.sqlite"
+
+
+def load_knowledge(settings: BrainSettings):
+    """The knowledge base, or ``None`` (logged clearly) when the model or the file is unusable: the kiosk still runs."""
+    from .embedder import EmbedderUnavailable, SentenceEmbedder
+    from .knowledge import KnowledgeBase, KnowledgeError
+
+    path = Path(settings.knowledge_file) if settings.knowledge_file else SAMPLE_KNOWLEDGE
+    try:
+        return KnowledgeBase.from_file(path, SentenceEmbedder(), settings.knowledge_threshold)
+    except (EmbedderUnavailable, KnowledgeError) as exc:
+        log.error("knowledge base off: %s", exc)
+        return None
+
+
+class BrainService(Service):
+    """The conversation: who is here, what they said, what to answer, what to send."""
+
+    name = "brain"
+
+    def setup(self) -> None:
+        s = self.config.brain
+        self.store = MailStore(store_path(s))
+        kb = load_knowledge(s)
+        if kb is None:
+            self.count("knowledge_off")
+        chat = None
+        if s.chat_url:
+            from .chat import ChatClient
+
+            key = os.environ.get(s.chat_api_key_env, "") if s.chat_api_key_env else ""
+            chat = ChatClient(s.chat_url, s.chat_model, s.chat_timeout_s, key, s.name)
+        self.brain = Brain(s, self.store, kb, chat)
+        self.every(_TICK_S, lambda: self.emit(self.brain.tick()))
+        self.every(s.phrases_every_s, lambda: self.emit([self.brain.phrases()]), first_in=0)
+        self.every(s.outbox_retry_s, lambda: self.emit(self.brain.outbox()), first_in=0)
+
+    def teardown(self) -> None:
+        store = getattr(self, "store", None)
+        if store is not None:
+            store.close()
+
+    def heartbeat_counters(self) -> dict[str, float]:
+        brain = getattr(self, "brain", None)
+        return {**self.counters, **(brain.counters if brain else {})}
+
+    def emit(self, outs: list) -> None:
+        for item in outs:
+            if isinstance(item, Job):
+                self.submit(self.brain.think, item, then=lambda fut, job=item: self._answered(job, fut))
+            else:
+                assert isinstance(item, Out)
+                self.publish(item.msg, turn=item.turn)
+
+    def _answered(self, job: Job, fut: Future) -> None:
+        exc = fut.exception()
+        self.emit(self.brain.on_answer(job, fut.result()) if exc is None else self.brain.on_answer_failed(job, exc))
+
+    # --- handlers (named on_* so they never shadow Service attributes such as ``state``) -------
+    @on(Person)
+    def on_person(self, rx: Received) -> None:
+        m = rx.msg
+        self.emit(self.brain.on_person(m.event, m.track_id, m.identity))
+
+    @on(Speech)
+    def on_speech(self, rx: Received) -> None:
+        if rx.msg.event == "started":
+            self.emit(self.brain.on_speech_started(rx.msg.during_playback))
+
+    @on(Transcript)
+    def on_transcript(self, rx: Received) -> None:
+        m = rx.msg
+        turn = rx.header.turn or f"turn-{rx.header.source}-{rx.header.seq}"
+        self.emit(self.brain.on_transcript(turn, m.text, m.confidence, m.speech_end_ns, rx.header.ts_ns))
+
+    @on(Utterance)
+    def on_utterance(self, rx: Received) -> None:
+        self.brain.on_utterance(rx.msg.say_id, rx.msg.utterance_id, rx.msg.play_at_ns)
+
+    @on(FaceLandmarks)
+    def on_landmarks(self, rx: Received) -> None:
+        if rx.msg.utterance_id:
+            self.emit(self.brain.on_mouth(rx.msg.utterance_id, rx.msg.shown_ns))
+
+    @on(Done)
+    def on_voice_done(self, rx: Received) -> None:
+        self.brain.on_voice_done(rx.msg.say_id, rx.msg.status, rx.msg.last)
+
+    @on(VoiceError)
+    def on_voice_error(self, rx: Received) -> None:
+        self.brain.on_voice_done(rx.msg.say_id, "failed", True)
+
+    @on(EmailReceived)
+    def on_email_received(self, rx: Received) -> None:
+        self.emit(self.brain.on_email(rx.msg))
+
+    @on(EmailSent)
+    def on_email_sent(self, rx: Received) -> None:
+        self.emit(self.brain.on_email_result(rx.msg.send_id, True))
+
+    @on(EmailFailed)
+    def on_email_failed(self, rx: Received) -> None:
+        self.emit(self.brain.on_email_result(rx.msg.send_id, False, rx.msg.error, rx.msg.permanent))
+
+    @on(SystemState)
+    def on_service_state(self, rx: Received) -> None:
+        # The STT may start after us and would miss the phrase list published at our start.
+        if rx.msg.service == "hearing" and rx.msg.state == "ready":
+            self.emit([self.brain.phrases()])
+
+
+main = BrainService.main
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,393 @@
+"""The conversation engine on its own: visitors, skills, mail, barge-in, filler, traces (fake clock, real KB and store)."""
+
+from pathlib import Path
+
+import pytest
+
+from assistant.messages import EmailAck, EmailReceived, EmailSend, Phrases, Stop, TurnTrace
+from services.brain.conversation import Brain, Job
+from services.brain.knowledge import KnowledgeBase
+from services.brain.mailstore import MailStore
+
+from .brain_helpers import FIXED_NOW, Clock, embedder, of_type, replies, says, settings
+
+SAMPLE = Path(__file__).resolve().parents[1] / "services" / "brain" / "knowledge.toml"
+_kb = None
+
+
+def kb():
+    global _kb
+    if _kb is None:
+        _kb = KnowledgeBase.from_file(SAMPLE, embedder(), 0.5)
+    return _kb
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def make(tmp_path, clock):
+    def make(**kw):
+        store = MailStore(tmp_path / "brain.sqlite")
+        return Brain(settings(**kw), store, kb(), None, clock_ns=clock, now=lambda: FIXED_NOW)
+    return make
+
+
+def finish_all(brain):
+    """The voice reports every say finished."""
+    for say_id in list(brain.speaking):
+        brain.on_voice_done(say_id, "finished", True)
+
+
+def ask(brain, text, turn="t1", confidence=0.9):
+    """A transcript, with open questions answered synchronously (as the service does off the loop)."""
+    out = []
+    for item in brain.on_transcript(turn, text, confidence, 1, 2):
+        if isinstance(item, Job):
+            out += brain.on_answer(item, brain.think(item))
+        else:
+            out.append(item)
+    return out
+
+
+def engage(brain, track=1, identity=""):
+    out = brain.on_person("arrived", track, identity)
+    return out + brain.on_person("engaged", track, identity)
+
+
+def email(mail_id, subject="Lunch", text="See you at noon.", to=("kiosk@example.org",)):
+    return EmailReceived(mail_id=mail_id, sender="carol@example.org", sender_name="Carol", subject=subject, text=text, to=list(to))
+
+
+def test_greets_a_recognised_visitor_by_name_and_says_goodbye(make):
+    brain = make()
+    assert says(engage(brain, 1, "alice")) == ["Hello Alice! How can I help you today?"]
+    assert replies(brain.on_person("recognised", 1, "alice")) == []  # no second greeting
+    finish_all(brain)
+    assert says(brain.on_person("left", 1, "")) == ["Goodbye, Alice! Have a nice day."]
+
+
+def test_unknown_visitor_waits_for_recognition_then_greets_politely(make, clock):
+    brain = make(greet_wait_s=1.0)
+    assert says(engage(brain, 1)) == []
+    clock.advance(0.5)
+    assert says(brain.tick()) == []
+    assert says(brain.on_person("recognised", 1, "bob_smith")) == ["Hello Bob Smith! How can I help you today?"]
+    brain2 = make(greet_wait_s=1.0)
+    engage(brain2, 2)
+    clock.advance(1.1)
+    assert says(brain2.tick()) == ["Hello, welcome! I'm Ada. How can I help you?"]
+
+
+def test_passer_by_is_neither_greeted_nor_heard(make, clock):
+    brain = make()
+    assert brain.on_person("arrived", 1, "") == []
+    clock.advance(5)
+    assert says(brain.tick()) == []
+    assert ask(brain, "what time is it") == []
+    assert brain.counters["ignored_nobody_engaged"] == 1
+    assert brain.on_person("left", 1, "") == []  # never greeted: no goodbye
+
+
+def test_time_date_help_and_smalltalk(make):
+    brain = make()
+    engage(brain, 1, "alice")
+    finish_all(brain)
+    assert says(ask(brain, "What time is it?")) == ["It's 3:05 PM."]
+    finish_all(brain)
+    assert says(ask(brain, "what's the date")) == ["Today is Tuesday, the 4th of March 2025."]
+    finish_all(brain)
+    assert "send a message to Bob Smith" in says(ask(brain, "help"))[0]
+    finish_all(brain)
+    assert says(ask(brain, "thank you")) == ["You're welcome!"]
+
+
+def test_knowledge_answers_by_meaning_and_falls_back_gracefully(make):
+    brain = make()
+    engage(brain, 1, "alice")
+    finish_all(brain)
+    out = ask(brain, "is there somewhere I can get a coffee")
+    assert says(out) == ["The cafe is on the first floor, above the main entrance. It serves coffee and light lunches."]
+    assert replies(out)[0].skill == "knowledge" and replies(out)[0].person == "Alice"
+    finish_all(brain)
+    out = ask(brain, "what is the capital of france")
+    assert replies(out)[0].skill == "fallback" and "I don't know" in says(out)[0] and "email someone" in says(out)[0]
+
+
+def test_fallback_offers_to_email_the_question_to_the_contact(make):
+    brain = make(fallback_contact="reception")
+    engage(brain, 1, "alice")
+    finish_all(brain)
+    assert says(ask(brain, "who won the football last night")) == ["I'm sorry, I don't know that. Shall I email your question to Reception?"]
+    finish_all(brain)
+    out = ask(brain, "yes please", turn="t2")
+    (send,) = of_type(out, EmailSend)
+    assert send.to == ["reception@example.org"] and "A visitor asked: who won the football last night" in send.body
+    assert "Alice" in send.body and brain.store.outgoing()[0].send_id == send.send_id
+
+
+def test_send_a_message_confirmed_by_voice(make):
+    brain = make()
+    engage(brain, 1, "alice")
+    finish_all(brain)
+    out = ask(brain, "send a message to bob saying the parcel has arrived")
+    assert says(out) == ["I'll send this to Bob Smith: the parcel has arrived. Shall I send it? Please say yes or no."]
+    assert of_type(out, EmailSend) == []
+    finish_all(brain)
+    assert says(ask(brain, "banana", turn="t2")) == ["Sorry, was that a yes or a no?"]
+    finish_all(brain)
+    out = ask(brain, "yes", turn="t3")
+    (send,) = of_type(out, EmailSend)
+    assert send.to == ["bob@example.org"] and send.body.startswith("The parcel has arrived") and "by Alice" in send.body
+    assert says(out) == ["Done, I'm sending it to Bob Smith."]
+    # The email service confirms; the outbox empties and nothing is re-sent.
+    assert brain.outbox() and brain.on_email_result(send.send_id, True) == [] and brain.outbox() == []
+
+
+def test_send_declined_asks_for_body_and_unknown_names(make):
+    brain = make()
+    engage(brain, 1)
+    finish_all(brain)
+    assert says(ask(brain, "send a message to reception")) == ["What should the message to Reception say?"]
+    finish_all(brain)
+    assert says(ask(brain, "no I want to come back tomorrow", turn="t2"))[0].startswith("I'll send this to Reception: no I want")
+    finish_all(brain)
+    assert says(ask(brain, "no", turn="t3")) == ["OK, I won't send it."]
+    assert brain.store.outgoing() == []
+    finish_all(brain)
+    assert says(ask(brain, "send a message to zebulon saying hi", turn="t4")) == [
+        "Sorry, I don't have an address for zebulon. I can send messages to Bob Smith and Reception."
+    ]
+
+
+def test_confirmation_expires(make, clock):
+    brain = make(confirm_timeout_s=5)
+    engage(brain, 1)
+    ask(brain, "send a message to bob saying hi")
+    finish_all(brain)
+    clock.advance(6)
+    brain.tick()
+    assert of_type(ask(brain, "yes", turn="t2"), EmailSend) == []
+
+
+def test_mail_is_acked_after_storing_and_delivered_to_the_recognised_person(make, clock):
+    brain = make()
+    out = brain.on_email(email("m1", subject="For Alice: lunch"))
+    assert of_type(out, EmailAck) == [EmailAck(mail_id="m1")]
+    assert of_type(brain.on_email(email("m1", subject="For Alice: lunch")), EmailAck)  # redelivery acked again, stored once
+    assert brain.counters["mail_redelivered"] == 1
+    engage(brain, 1, "alice")
+    finish_all(brain)
+    clock.advance(0.3)
+    out = brain.tick()
+    assert says(out) == ["Alice, you have a message from Carol. It's about lunch. See you at noon."]
+    # Interrupted: stays pending, not repeated unasked, read again on request.
+    brain.on_voice_done(next(iter(brain.speaking)), "interrupted", False)
+    clock.advance(0.3)
+    assert says(brain.tick()) == []
+    out = ask(brain, "any messages for me?")
+    assert "See you at noon" in says(out)[0]
+    finish_all(brain)
+    finish_all(brain)
+    assert brain.store.pending_for(["alice"]) == []
+    assert says(ask(brain, "any messages for me", turn="t2")) == ["No new messages for you, Alice."]
+
+
+def test_mail_arriving_during_a_visit_is_delivered_at_the_next_quiet_moment(make, clock):
+    brain = make()
+    engage(brain, 1, "alice")
+    brain.on_email(email("m1", to=["kiosk+alice@example.org"]))
+    clock.advance(0.3)
+    assert says(brain.tick()) == []  # still greeting
+    finish_all(brain)
+    clock.advance(0.3)
+    assert "Carol" in says(brain.tick())[0]
+
+
+def test_unknown_visitor_cannot_read_mail(make):
+    brain = make()
+    brain.on_email(email("m1", subject="For Alice: secret"))
+    engage(brain, 1)
+    assert says(ask(brain, "any messages for me")) == ["I'm sorry, I don't recognise you, so I can't check messages for you."]
+
+
+def test_announcements_are_spoken_when_someone_is_present(make, clock):
+    brain = make()
+    brain.on_email(email("a1", subject="Fire drill", text="At three o'clock today."))
+    clock.advance(0.3)
+    assert says(brain.tick()) == []  # nobody here
+    brain.on_person("arrived", 1, "")
+    clock.advance(0.3)
+    assert says(brain.tick()) == ["An announcement from Carol: Fire drill. At three o'clock today."]
+    finish_all(brain)
+    clock.advance(0.3)
+    assert says(brain.tick()) == []  # spoken once
+
+
+def test_store_failure_means_no_ack(make):
+    brain = make()
+    brain.store.close()
+    assert brain.on_email(email("m1")) == []
+    assert brain.counters["store_errors"] == 1
+
+
+def test_barge_in_stops_the_voice_and_drops_the_old_answer(make):
+    brain = make()
+    engage(brain, 1, "alice")
+    finish_all(brain)
+    ask(brain, "where are the toilets")
+    out = brain.on_speech_started(during_playback=True)
+    assert of_type(out, Stop) == [Stop(reason="barge-in")] and not brain.is_speaking
+    # A slow answer overtaken by a new utterance is dropped.
+    (job,) = brain.on_transcript("t2", "where can I park", 0.9, 1, 2)
+    brain.on_speech_started(during_playback=False)
+    assert brain.on_answer(job, brain.think(job)) == []
+    assert brain.on_speech_started(during_playback=False) == []  # quiet and not speaking: nothing to stop
+
+
+def test_speech_when_nobody_engaged_is_not_a_barge_in(make):
+    brain = make()
+    brain.on_email(email("a1"))
+    brain.on_person("arrived", 1, "")
+    brain.tick()
+    assert brain.is_speaking and brain.on_speech_started(during_playback=True) == []
+
+
+def test_filler_when_the_answer_is_slow(make, clock):
+    brain = make(filler_after_s=0.7)
+    engage(brain, 1, "alice")
+    finish_all(brain)
+    (job,) = brain.on_transcript("t1", "where are the toilets", 0.9, 1, 2)
+    clock.advance(0.5)
+    assert says(brain.tick()) == []
+    clock.advance(0.25)
+    out = brain.tick()
+    assert says(out) == ["Let me see."] and replies(out)[0].skill == "filler"
+    clock.advance(1)
+    assert says(brain.tick()) == []  # once
+    assert "toilets" in says(brain.on_answer(job, brain.think(job)))[0]
+
+
+def test_person_leaving_mid_answer_stops_it_and_says_goodbye(make):
+    brain = make()
+    engage(brain, 1, "alice")
+    finish_all(brain)
+    ask(brain, "how do I get to the train station")
+    assert brain.is_speaking
+    out = brain.on_person("left", 1, "")
+    assert of_type(out, Stop) == [Stop(reason="visitor left")]
+    assert says(out) == ["Goodbye, Alice! Have a nice day."]
+    # Leaving while the answer is still being prepared: it is dropped.
+    engage(brain, 2, "bob_smith")
+    finish_all(brain)
+    (job,) = brain.on_transcript("t2", "where is the cafe", 0.9, 1, 2)
+    brain.on_person("left", 2, "")
+    assert brain.on_answer(job, brain.think(job)) == []
+
+
+def test_two_people_each_greeted_and_the_first_is_the_one_served(make, clock):
+    brain = make()
+    engage(brain, 1, "alice")
+    clock.advance(0.1)
+    assert says(engage(brain, 2, "bob_smith")) == ["Hello Bob Smith! How can I help you today?"]
+    finish_all(brain)
+    brain.on_email(email("m1", subject="For Bob: hi"))
+    out = ask(brain, "any messages for me")
+    assert says(out) == ["No new messages for you, Alice."]
+    finish_all(brain)
+    # Alice leaves: Bob is served now, and Bob's message reaches him.
+    brain.on_person("left", 1, "")
+    finish_all(brain)
+    assert "message from Carol" in says(ask(brain, "any messages for me", turn="t2"))[0]
+    # Bob disengages: nobody is listened to any more.
+    brain.on_person("disengaged", 2, "")
+    assert ask(brain, "what time is it", turn="t3") == []
+
+
+def test_gibberish_silence_and_monologue(make):
+    brain = make()
+    engage(brain, 1, "alice")
+    finish_all(brain)
+    assert says(ask(brain, "blorp fnarg", confidence=0.05)) == ["Sorry, I didn't catch that. Could you say it again?"]
+    finish_all(brain)
+    out = ask(brain, "bin blue at f two now", confidence=0.9)
+    assert replies(out)[0].skill == "fallback"
+    finish_all(brain)
+    assert ask(brain, "") == [] and ask(brain, "  ...  ") == []
+    assert brain.counters["ignored_silence"] == 2
+    monologue = " ".join(["and then we went to the market and bought some apples"] * 40)  # ~2 minutes of speech
+    out = ask(brain, monologue)
+    assert replies(out)[0].skill == "too-long"
+
+
+def test_latency_trace_is_completed_by_sound_and_mouth(make, clock):
+    brain = make()
+    engage(brain, 1, "alice")
+    finish_all(brain)
+    t0 = clock.ns
+    out = brain.on_transcript("t9", "what time is it", 0.9, t0 - 300_000_000, t0 - 100_000_000)
+    (say_id,) = [o.msg.say_id for o in out if hasattr(o.msg, "say_id")]
+    brain.on_utterance(say_id, "u1", t0 + 200_000_000)
+    assert brain.on_mouth("other", t0) == []
+    (trace,) = brain.on_mouth("u1", t0 + 210_000_000)
+    assert trace.turn == "t9" and isinstance(trace.msg, TurnTrace)
+    m = trace.msg
+    assert (m.speech_end_ns, m.transcript_ns, m.reply_ns, m.first_sound_ns, m.first_mouth_ns) == (
+        t0 - 300_000_000, t0 - 100_000_000, t0, t0 + 200_000_000, t0 + 210_000_000)
+    assert brain.on_mouth("u1", t0 + 250_000_000) == []  # once
+
+
+def test_incomplete_trace_is_published_after_the_timeout(make, clock):
+    brain = make(trace_timeout_s=2)
+    engage(brain, 1, "alice")
+    brain.on_transcript("t1", "what time is it", 0.9, 5, 6)
+    clock.advance(2.5)
+    (trace,) = of_type(brain.tick(), TurnTrace)
+    assert trace.reply_ns and trace.first_sound_ns == 0 and trace.first_mouth_ns == 0
+
+
+def test_voice_that_never_answers_does_not_block_forever(make, clock):
+    brain = make()
+    engage(brain, 1, "alice")
+    assert brain.is_speaking
+    clock.advance(30)
+    brain.tick()
+    assert not brain.is_speaking
+
+
+def test_phrases_come_from_the_skills_names_and_knowledge(make):
+    (out,) = [make().phrases()]
+    assert isinstance(out.msg, Phrases)
+    phrases = out.msg.phrases
+    assert {"what time is it", "send a message to", "any messages for me", "bob smith", "reception", "where are the toilets"} <= set(phrases)
+    assert len(phrases) == len(set(phrases))
+
+
+def test_pending_mail_and_outbox_survive_a_restart(make, tmp_path):
+    brain = make()
+    brain.on_email(email("m1", subject="For Alice: hi"))
+    engage(brain, 1)
+    ask(brain, "send a message to bob saying hi")
+    ask(brain, "yes", turn="t2")
+    brain.store.close()
+    again = make()
+    assert [o.msg.to for o in again.outbox()] == [["bob@example.org"]]
+    assert [m.mail_id for m in again.store.pending_for(["alice"])] == ["m1"]
+
+
+def test_a_new_question_after_the_fallback_offer_is_simply_answered(make, clock):
+    brain = make(fallback_contact="reception")
+    engage(brain, 1, "alice")
+    finish_all(brain)
+    ask(brain, "who won the football last night")
+    finish_all(brain)
+    brain.on_email(email("a1", subject="Fire drill"))
+    clock.advance(0.3)
+    assert says(brain.tick()) == []  # a yes/no question is open: no announcement in between
+    out = ask(brain, "where are the toilets", turn="t2")
+    assert replies(out)[0].skill == "knowledge" and of_type(out, EmailSend) == []
+    finish_all(brain)
+    clock.advance(0.3)
+    assert says(brain.tick())[0].startswith("An announcement")
