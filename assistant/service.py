@@ -292,13 +292,21 @@ class Service:
     @classmethod
     def main(cls, argv: list[str] | None = None) -> int:
         """``python -m services.<name> [--config FILE]``."""
-        parser = argparse.ArgumentParser(prog=f"assistant run {cls.name}", description=(cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else None)
-        parser.add_argument("--config", help="TOML config file (default: /etc/assistant/assistant.toml if present)")
-        args = parser.parse_args(argv)
-        try:
-            config = load(args.config)
-        except ConfigError as exc:
-            print(f"assistant: config error: {exc}", file=sys.stderr)
+        config = config_from_argv(cls.name, (cls.__doc__ or "").strip().split("\n")[0], argv)
+        if config is None:
             return 2
-        setup_logging(config.service.log_level)
         return cls(config).run()
+
+
+def config_from_argv(name: str, description: str, argv: list[str] | None) -> Config | None:
+    """Parse ``--config``, load and validate it, set up logging; ``None`` (after one line on stderr) if invalid."""
+    parser = argparse.ArgumentParser(prog=f"assistant run {name}", description=description or None)
+    parser.add_argument("--config", help="TOML config file (default: /etc/assistant/assistant.toml if present)")
+    args = parser.parse_args(argv)
+    try:
+        config = load(args.config)
+    except ConfigError as exc:
+        print(f"assistant: config error: {exc}", file=sys.stderr)
+        return None
+    setup_logging(config.service.log_level)
+    return config

@@ -2,31 +2,22 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import signal
-import sys
 import threading
 
 from assistant.bus import Broker
-from assistant.config import ConfigError, load
 from assistant.messages import SystemState, encode
-from assistant.service import Notifier, setup_logging
+from assistant.service import Notifier, config_from_argv
 
 log = logging.getLogger(__name__)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="assistant run bus", description="Run the ZeroMQ bus broker.")
-    parser.add_argument("--config", help="TOML config file")
-    args = parser.parse_args(argv)
-    try:
-        config = load(args.config)
-    except ConfigError as exc:
-        print(f"assistant: config error: {exc}", file=sys.stderr)
+    config = config_from_argv("bus", "Run the ZeroMQ bus broker.", argv)
+    if config is None:
         return 2
-    setup_logging(config.service.log_level)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
