@@ -63,6 +63,17 @@ class DriverChoice:
             log.warning("lip-sync model %s unusable (%s): using the viseme and energy drivers", path, exc)
             return None
 
+    def warm_up(self) -> None:
+        """Run every driver once on a little noise: first calls pay for lazy set-up (FFT plans,
+        onnxruntime's first run), which would otherwise delay the first utterance's mouth."""
+        noise = (np.random.default_rng(0).normal(0, 2000, 8000)).astype(np.int16)
+        for driver in (self.energy, self.viseme, self.lstm):
+            if driver is not None:
+                try:
+                    driver.drive(noise, 16000, 30.0, [Phoneme("AA", 0.1, 0.2)], "arpabet")
+                except Exception as exc:  # noqa: BLE001 - the real utterance will report it properly
+                    log.debug("warm-up of %s failed: %s", driver.name, exc)
+
     def pick(self, has_phonemes: bool) -> MouthDriver:
         if self.mode == "energy":
             return self.energy

@@ -3,8 +3,9 @@
 Frame ``k`` is due on screen at ``t0 + k / fps``. The loop starts rendering it early by its
 recent render time (90th percentile), samples the mouth (``Timeline``) and idle life for the
 due time, waits until just before the due time, then shows it; so what is on screen at a
-moment is what the sound is doing then. A frame that can no longer be shown on time is
-skipped, not shown late: skipped slots are the dropped frames.
+moment is what the sound is doing then. When rendering takes about a whole period, a frame
+may come up to half a period late; a frame that cannot even make that is skipped, not shown
+later still: skipped slots are the dropped frames.
 
 The A/V offset is measured, not assumed: for every frame of speech the loop takes the time it
 was really shown and the time its mouth's sound leaves the speaker according to the latest
@@ -232,7 +233,9 @@ class FacePlayer:
         while not self._quit.is_set():
             prep = self._render_estimate() + self._show_ns + _MARGIN_NS
             now = time.monotonic_ns()
-            reachable = math.ceil((now + prep - t0) / self.period_ns)
+            # A frame may be shown up to half a period late (its mouth is then at most that much
+            # behind the sound); later than that, its slot is skipped rather than shown late.
+            reachable = math.ceil((now + prep - self.period_ns / 2 - t0) / self.period_ns)
             if reachable > k:  # too late for slot k: skip to the first slot we can still make
                 self.dropped += reachable - k
                 k = reachable

@@ -66,6 +66,7 @@ class RendererService(Service):
             s.fps, IdleLife(seed=seed), TimelineSettings(lead_s=s.lead_s),
             on_frame=self._publish_frame, gaze_timeout_s=s.gaze_timeout_s)
         self.player.start()
+        self.submit(self.drivers.warm_up)
         self.driver_name = ""
         self._stops = 0  # barge-ins so far: an utterance driven across one is not scheduled
         self._interrupted: set[str] = set()
