@@ -82,7 +82,7 @@ def session(tmp: Path, width: int, height: int, plan: list[tuple[tuple, float]],
             end = play_at + int(len(pcm) / sr * 1e9)
             collect(end + int(0.6e9))
             twin.wait()
-            runs.append((uid, play_at, end, len(pcm) / sr, ahead))
+            runs.append((uid, play_at, end, len(pcm) / sr, ahead, sound_onset_s(pcm, sr)))
         proc.terminate()
         proc.communicate(timeout=30)
     finally:
@@ -90,20 +90,34 @@ def session(tmp: Path, width: int, height: int, plan: list[tuple[tuple, float]],
     return analyse(marks, stats, runs, width, height, fps)
 
 
+def sound_onset_s(pcm: np.ndarray, sr: int) -> float:
+    """Start of the sound: the first 10 ms whose RMS is within 26 dB of the loudest 10 ms."""
+    hop = sr // 100
+    x = pcm[: len(pcm) // hop * hop].astype(np.float32).reshape(-1, hop)
+    rms = np.sqrt((x ** 2).mean(axis=1))
+    return float(np.argmax(rms > 0.05 * rms.max()) * hop / sr)
+
+
 def analyse(marks, stats, runs, width, height, fps) -> dict:
-    offsets, firsts, firsts_now, slots, shown = [], [], [], 0, 0
-    for uid, play_at, end, duration, ahead in runs:
+    offsets, firsts, firsts_now, shows, slots, shown = [], [], [], [], 0, 0
+    for uid, play_at, end, duration, ahead, onset in runs:
         mine = [m for m in marks if m.utterance_id == uid]
         speech = [m for m in mine if 0.0 <= m.audio_s < duration]
         offsets += [(m.shown_ns - (play_at + m.audio_s * 1e9)) / 1e6 for m in speech]
-        first = (min(m.shown_ns for m in mine) - play_at) / 1e6 if mine else float("nan")
+        # First moving frame: the first whose mouth visibly leaves its rest, from the moment
+        # the sound starts (play_at plus any leading silence in the audio).
+        rest = np.median([m.mouth_open for m in marks if m.shown_ns < play_at - 0.2e9 and not m.utterance_id])
+        moving = [m.shown_ns for m in mine if abs(m.mouth_open - rest) > 0.01]
+        first = (min(moving) - (play_at + onset * 1e9)) / 1e6 if moving else float("nan")
         (firsts if ahead > 0 else firsts_now).append(first)
+        shows.append((min(m.shown_ns for m in mine) - play_at) / 1e6 if mine else float("nan"))
         window = [m.frame for m in marks if play_at - 0.5e9 <= m.shown_ns <= end + 0.5e9]
         if window:
             slots += max(window) - min(window) + 1
             shown += len(window)
         log(f"  {width}x{height}@{fps:g} {uid}: {len(speech)} speech frames, offset median "
-            f"{np.median(offsets[-len(speech):]) if speech else float('nan'):.1f} ms, first frame {first:.0f} ms after play_at")
+            f"{np.median(offsets[-len(speech):]) if speech else float('nan'):.1f} ms, utterance on screen from "
+            f"{shows[-1]:.0f} ms, first moving frame {first:.0f} ms after the sound starts ({onset * 1000:.0f} ms after play_at)")
     off = np.array(offsets)
     spans = [(r[1] - 0.5e9, r[2] + 0.5e9) for r in runs]
     seconds = sum((b - a) / 1e9 for a, b in spans)
@@ -114,6 +128,7 @@ def analyse(marks, stats, runs, width, height, fps) -> dict:
         "dropped_frames_pct": round(100 * (slots - shown) / slots, 2) if slots else None,
         "first_frame_ms": round(max(firsts), 1) if firsts else None,
         "first_frame_ms_announced_at_play_at": round(max(firsts_now), 1) if firsts_now else None,
+        "utterance_shown_from_ms": round(max(shows), 1) if shows else None,
         "render_ms": stats[-1].render_ms if stats else None,
         "speech_frames": int(len(off)),
     }
