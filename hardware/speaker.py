@@ -1,0 +1,136 @@
+"""The speaker: a small interface, the simulated twin (a WAV sink that timestamps every block),
+and the PyAudio device (in ``pyaudio_speaker``).
+
+Audio is pulled, not pushed: a running speaker asks its source for each block, telling it the
+``monotonic_ns`` at which the block's first sample will leave the speaker. The source (the
+``Player``) can then place an utterance's first sample exactly at its ``play_at`` and knows the
+playback position at any time. Speakers stream silence when nothing plays, so the device clock
+never stops and there is no start-up latency before an utterance.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+#: ``source(frames, leave_ns)`` -> int16 array of ``frames`` samples; called once per block.
+Source = Callable[[int, int], np.ndarray]
+
+
+class Speaker(ABC):
+    """An output device that plays mono int16 blocks pulled from a source."""
+
+    sample_rate: int
+    """Samples per second the device plays."""
+    block_frames: int
+    """Samples per block asked from the source."""
+    underruns: int = 0
+    """Blocks the source delivered too late (heard as a gap)."""
+
+    @abstractmethod
+    def start(self, source: Source) -> None:
+        """Start pulling blocks from ``source`` (on the speaker's own thread)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Stop and release the device."""
+
+    @property
+    @abstractmethod
+    def output_latency_s(self) -> float:
+        """Time from handing a block over to its first sample leaving the speaker."""
+
+
+class WavSinkSpeaker(Speaker):
+    """Simulated speaker: paced in real time like a device, writes what it plays to a WAV file.
+
+    Every block is recorded with the ``monotonic_ns`` at which its first sample "leaves the
+    speaker"; ``timeline`` has ``(first sample index in the file, leave_ns)`` rows and is saved
+    beside the WAV as ``<name>.times.npy`` on close. The device holds ``latency_s`` of audio,
+    like a real one: blocks are asked for that long before they play. A late source is an
+    underrun: the device re-anchors its clock (a gap in time, none in the file), as hardware does.
+    """
+
+    def __init__(self, path: str | Path, sample_rate: int = 24000, block_frames: int = 120,
+                 latency_s: float = 0.010) -> None:
+        import soundfile as sf
+
+        self.path = Path(path)
+        self.sample_rate = sample_rate
+        self.block_frames = block_frames
+        self.latency_s = latency_s
+        self.underruns = 0
+        self._file = sf.SoundFile(self.path, "w", samplerate=sample_rate, channels=1, subtype="PCM_16")
+        self._rows: list[tuple[int, int]] = []
+        self._written = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def output_latency_s(self) -> float:
+        return self.latency_s
+
+    def start(self, source: Source) -> None:
+        self._thread = threading.Thread(target=self._run, args=(source,), name="wav-speaker", daemon=True)
+        self._thread.start()
+
+    def _run(self, source: Source) -> None:
+        lat_ns = int(self.latency_s * 1e9)
+        anchor = time.monotonic_ns() + lat_ns  # leave time of block 0
+        j = 0
+        while not self._stop.is_set():
+            leave = anchor + (j * self.block_frames * 1_000_000_000) // self.sample_rate
+            wake = leave - lat_ns
+            now = time.monotonic_ns()
+            if wake > now:
+                time.sleep((wake - now) / 1e9)
+                now = time.monotonic_ns()
+            if now > leave:
+                # The buffer ran dry before this block was ready: restart the clock from now.
+                self.underruns += 1
+                anchor, j = now + lat_ns, 0
+                leave = anchor
+            block = np.asarray(source(self.block_frames, leave), dtype=np.int16)
+            with self._lock:
+                self._rows.append((self._written, leave))
+                self._file.write(block)
+                self._written += len(block)
+            j += 1
+
+    @property
+    def timeline(self) -> np.ndarray:
+        """``(first sample index, leave_ns)`` per block so far, int64."""
+        with self._lock:
+            return np.array(self._rows, dtype=np.int64).reshape(-1, 2)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+        with self._lock:
+            self._file.close()
+            np.save(self.path.with_suffix(".times.npy"), np.array(self._rows, dtype=np.int64).reshape(-1, 2))
+        if self.underruns:
+            log.warning("wav speaker: %d underruns", self.underruns)
+
+
+def read_recording(path: str | Path) -> tuple[np.ndarray, int, np.ndarray]:
+    """A WAV twin's recording: ``(samples, sample_rate, leave_ns of every sample)``."""
+    import soundfile as sf
+
+    pcm, rate = sf.read(Path(path), dtype="int16")
+    rows = np.load(Path(path).with_suffix(".times.npy"))
+    times = np.zeros(len(pcm), dtype=np.int64)
+    bounds = list(rows[:, 0]) + [len(pcm)]
+    for (start, leave), end in zip(rows, bounds[1:]):
+        times[start:end] = leave + (np.arange(end - start) * 1_000_000_000) // rate
+    return pcm, rate, times

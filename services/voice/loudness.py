@@ -1,0 +1,68 @@
+"""Loudness normalisation, so gTTS, espeak-ng and MBROLA sound equally loud from the speaker.
+
+Integrated loudness (ITU-R BS.1770, via pyloudnorm) is what listeners compare between voices;
+plain RMS over-weights low frequencies and pauses. Clips shorter than one 400 ms gating block
+have no BS.1770 loudness, so they fall back to RMS, which for speech lands within about 1 dB.
+A peak ceiling keeps the gain from clipping.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+try:
+    import pyloudnorm  # imported at start-up: the first import takes ~1 s (scipy), not on a reply
+except ImportError as exc:  # pragma: no cover - depends on the install
+    raise ImportError("loudness normalisation needs the voice extra: pip install 'embodied-assistant[voice]'") from exc
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoudnessSettings:
+    """Loudness target of every utterance."""
+
+    target_lufs: float = -20.0
+    """Integrated loudness to reach (speech on a small speaker: -23 to -16 LUFS)."""
+    peak_dbfs: float = -1.0
+    """Sample peak ceiling; gain is reduced so no sample goes above it."""
+    enabled: bool = True
+    """Off: audio is played as the engine made it."""
+
+    @property
+    def variant(self) -> str:
+        """Tag for the cache key: audio normalised differently is a different entry."""
+        return f"lufs{self.target_lufs:g}/pk{self.peak_dbfs:g}" if self.enabled else "raw"
+
+
+def measure_lufs(pcm: np.ndarray, sample_rate: int) -> float:
+    """Integrated loudness of int16 ``pcm`` in LUFS (RMS-based for clips under 0.4 s); -inf for silence."""
+    x = pcm.astype(np.float64) / 32768.0
+    if x.size == 0 or not np.any(x):
+        return float("-inf")
+    if x.size >= int(0.4 * sample_rate) + 1:
+        lufs = pyloudnorm.Meter(sample_rate).integrated_loudness(x)
+        if np.isfinite(lufs):
+            return float(lufs)
+    # RMS in dBFS is about 0.7 dB above LUFS for speech; close enough for a few syllables.
+    return float(20 * np.log10(np.sqrt(np.mean(x**2)))) - 0.7
+
+
+def normalize(pcm: np.ndarray, sample_rate: int, settings: LoudnessSettings = LoudnessSettings()) -> np.ndarray:
+    """``pcm`` scaled to the target loudness, limited by the peak ceiling; int16 out."""
+    if not settings.enabled or pcm.size == 0:
+        return pcm
+    lufs = measure_lufs(pcm, sample_rate)
+    if not np.isfinite(lufs):
+        return pcm
+    gain_db = settings.target_lufs - lufs
+    peak = float(np.abs(pcm.astype(np.int32)).max()) / 32768.0
+    ceiling_db = settings.peak_dbfs - 20 * np.log10(peak)
+    if gain_db > ceiling_db:
+        log.debug("loudness: gain %.1f dB limited to %.1f dB by the peak ceiling", gain_db, ceiling_db)
+        gain_db = ceiling_db
+    out = pcm.astype(np.float32) * np.float32(10 ** (gain_db / 20))
+    return np.clip(np.round(out), -32768, 32767).astype(np.int16)

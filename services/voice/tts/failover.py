@@ -1,0 +1,136 @@
+"""Failover across TTS engines with a deadline per engine and back-off for unreachable ones.
+
+Each attempt runs in its own daemon thread and the chain stops waiting at the deadline: a TTS
+call stuck in a DNS lookup or a dropped TCP connection cannot be interrupted, but it must not
+hold the reply. An engine that timed out or could not be reached is skipped for ``backoff_s`` so
+the next sentences go straight to the next engine.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+from .base import EngineUnavailable, Synthesis, TtsEngine, TtsError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FailoverSettings:
+    """Settings of the failover chain."""
+
+    timeout_s: float = 1.5
+    """Deadline per engine, except the last (the last resort has nothing to fall back to)."""
+    last_timeout_s: float = 10.0
+    """Deadline of the last engine in the chain."""
+    backoff_s: float = 30.0
+    """How long an engine that timed out or was unreachable is skipped."""
+
+
+@dataclass
+class Spoken:
+    """A synthesis and how it came about."""
+
+    synthesis: Synthesis
+    engine: str
+    """Engine that spoke."""
+    failed: list[str] = field(default_factory=list)
+    """``"<engine>: <reason>"`` for each engine tried first that failed, timed out or was skipped."""
+    cached: bool = False
+    """The audio came from the cache."""
+
+
+class FailoverChain:
+    """Try engines in order; report which spoke and why the others did not."""
+
+    def __init__(self, engines: Sequence[TtsEngine], settings: FailoverSettings | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if not engines:
+            raise ValueError("a failover chain needs at least one engine")
+        self.engines = list(engines)
+        self.settings = settings or FailoverSettings()
+        self._clock = clock
+        self._backoff_until: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def available(self) -> list[TtsEngine]:
+        """Engines not in back-off, in chain order (never empty: the last resort is always there)."""
+        now = self._clock()
+        with self._lock:
+            ok = [e for e in self.engines if self._backoff_until.get(e.name, 0.0) <= now]
+        return ok or [self.engines[-1]]
+
+    def in_backoff(self, name: str) -> bool:
+        """Whether engine ``name`` is being skipped now."""
+        with self._lock:
+            return self._backoff_until.get(name, 0.0) > self._clock()
+
+    def _deadline(self, engine: TtsEngine) -> float:
+        return self.settings.last_timeout_s if engine is self.engines[-1] else self.settings.timeout_s
+
+    def synthesize(self, text: str, lang: str = "", voice: str = "",
+                   lookup: Callable[[TtsEngine], Synthesis | None] | None = None) -> Spoken:
+        """Speak ``text`` with the first engine that can; ``TtsError`` naming every failure otherwise.
+
+        ``lookup(engine)`` is asked before each engine is run (the cache): a hit is returned as is.
+        """
+        failed: list[str] = []
+        permanent = True
+        available = self.available()
+        for engine in self.engines:
+            if engine not in available:
+                failed.append(f"{engine.name}: skipped (unreachable recently, in back-off)")
+                continue
+            if lookup is not None:
+                hit = lookup(engine)
+                if hit is not None:
+                    return Spoken(hit, engine.name, failed, cached=True)
+            try:
+                synthesis = self._run(engine, text, lang, voice)
+            except TtsError as exc:
+                failed.append(f"{engine.name}: {exc}")
+                permanent = permanent and exc.permanent
+                if isinstance(exc, (EngineUnavailable, _Timeout)):
+                    self._back_off(engine)
+                continue
+            with self._lock:
+                self._backoff_until.pop(engine.name, None)
+            if failed:
+                log.info("spoke with %s after: %s", engine.name, "; ".join(failed))
+            return Spoken(synthesis, engine.name, failed)
+        raise TtsError("no engine could speak: " + "; ".join(failed), permanent=permanent)
+
+    def _back_off(self, engine: TtsEngine) -> None:
+        with self._lock:
+            self._backoff_until[engine.name] = self._clock() + self.settings.backoff_s
+        log.warning("%s unreachable: skipped for %.0f s", engine.name, self.settings.backoff_s)
+
+    def _run(self, engine: TtsEngine, text: str, lang: str, voice: str) -> Synthesis:
+        future: Future[Synthesis] = Future()
+
+        def work() -> None:
+            try:
+                future.set_result(engine.synthesize(text, lang, voice))
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller
+                future.set_exception(exc)
+
+        threading.Thread(target=work, name=f"tts-{engine.name}", daemon=True).start()
+        deadline = self._deadline(engine)
+        try:
+            return future.result(timeout=deadline)
+        except TimeoutError:
+            raise _Timeout(f"timed out after {deadline:.2f} s") from None
+        except TtsError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - an engine bug must not stop the failover
+            log.exception("%s raised an unexpected error", engine.name)
+            raise TtsError(f"{type(exc).__name__}: {exc}") from exc
+
+
+class _Timeout(TtsError):
+    """An engine did not answer before its deadline."""
