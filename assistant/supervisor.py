@@ -23,6 +23,7 @@ SERVICES: dict[str, str] = {
     "echo": "services.echo",
     "email": "services.email",
     "brain": "services.brain",
+    "renderer": "services.renderer",
 }
 
 _STABLE_S = 60.0  # uptime after which a child's restart backoff starts again from the first step

@@ -1,15 +1,23 @@
-"""Renderer benchmark: frames per second while speaking (720p, 1080p) and time to the first moving frame.
+"""Renderer benchmark: engine frame rates, then the live service's A/V offset, drops and first frame.
 
 Run from the repository root: ``python bench/renderer.py``. Progress goes to stderr; the last
-stdout line is one JSON object. Rendering runs on ONE OpenCV thread (the renderer's budget on a
-2-core kiosk). A/V offset and dropped frames need the live service (voice playback clock, bus):
-they are reported as null here.
+stdout line is one JSON object.
+
+1. Engines: frames per second while speaking at 720p and 1080p (rendering on ONE OpenCV
+   thread, the renderer's budget on a 2-core kiosk), uncapped.
+2. Live (``bench/renderer_live.py``): a broker, the renderer service and a voice on the bus
+   (the voice service with its WAV speaker twin when it exists, else the test-side stand-in
+   ``tests/voice_twin.py``, whose speaker plays sample ``i`` at ``play_at + i / rate``). The
+   A/V offset of every speech frame is its shown time minus the time the speaker played the
+   sound its mouth shows; dropped frames are frame slots never shown; the first frame is the
+   first one showing the utterance, after ``play_at``.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -65,20 +73,24 @@ def fps_at(avatar: Avatar, width: int, height: int, pcm: np.ndarray, seconds: fl
     timeline, life = Timeline(), IdleLife(seed=0)
     t0 = time.monotonic_ns()
     timeline.add("u", rms_mouths(pcm), np.zeros((20, 2)), FPS, t0, SR, len(pcm))
-    times = []
+    times, cpu = [], []
     k = 0
     start = time.perf_counter()
     while time.perf_counter() - start < seconds:
         t_ns = t0 + int(k / FPS * 1e9)  # the frames of the utterance, rendered as fast as possible
-        a = time.perf_counter()
+        a, c = time.perf_counter(), time.thread_time()
         mouth = timeline.mouth_at(t_ns)
         state = life.step(t_ns / 1e9, speaking=mouth.speaking)
         synth.render(mouth.offset, state.blink, state.gaze, state.head)
         times.append(time.perf_counter() - a)
+        cpu.append(time.thread_time() - c)
         k += 1
     ms = np.array(times) * 1000
-    log(f"{width}x{height}: {len(ms) / ms.sum() * 1000:.1f} fps, mean {ms.mean():.1f} ms, p95 {np.percentile(ms, 95):.1f} ms")
-    return {"fps": round(len(ms) / ms.sum() * 1000, 1), "p95_ms": round(float(np.percentile(ms, 95)), 2)}
+    cpu_ms = float(np.mean(cpu) * 1000)  # CPU time: what the frame costs when the core is not shared
+    log(f"{width}x{height}: {len(ms) / ms.sum() * 1000:.1f} fps, mean {ms.mean():.1f} ms, p95 "
+        f"{np.percentile(ms, 95):.1f} ms wall; {cpu_ms:.1f} ms CPU per frame")
+    return {"fps": round(len(ms) / ms.sum() * 1000, 1), "p95_ms": round(float(np.percentile(ms, 95)), 2),
+            "cpu_ms": round(cpu_ms, 2)}
 
 
 def first_frame_ms(avatar: Avatar, pcm: np.ndarray, ahead_ms: float) -> float:
@@ -122,15 +134,21 @@ def main() -> None:
     r1080 = fps_at(avatar, 1920, 1080, pcm)
     first_now = first_frame_ms(avatar, pcm, 0.0)
     first_ahead = first_frame_ms(avatar, pcm, 300.0)
-    log(f"first moving frame: {first_now:.0f} ms after play_at when announced at play_at, "
+    log(f"engine first moving frame: {first_now:.0f} ms after play_at when announced at play_at, "
         f"{first_ahead:.0f} ms when announced 300 ms ahead (negative: lips lead the sound)")
+    from renderer_live import live  # after the engine numbers, which need no bus
+
+    lv = live()
+    headline = ("av_offset_ms_p95", "dropped_frames_pct", "first_frame_ms")
     print(json.dumps({
-        "fps_720p": r720["fps"], "p95_ms_720p": r720["p95_ms"],
-        "fps_1080p": r1080["fps"], "p95_ms_1080p": r1080["p95_ms"],
-        "first_frame_ms": round(first_now, 1), "first_frame_ms_announced_300ms_ahead": round(first_ahead, 1),
+        "fps_720p": r720["fps"], "fps_1080p": r1080["fps"], **{k: lv[k] for k in headline},
+        "p95_ms_720p": r720["p95_ms"], "p95_ms_1080p": r1080["p95_ms"],
+        "cpu_ms_per_frame_720p": r720["cpu_ms"], "cpu_ms_per_frame_1080p": r1080["cpu_ms"],
+        "load_average_1min": round(os.getloadavg()[0], 2), "cores": os.cpu_count(),
+        "engine_first_frame_ms_announced_at_play_at": round(first_now, 1),
+        "engine_first_frame_ms_announced_300ms_ahead": round(first_ahead, 1),
         "avatar_build_ms": round(build_ms), "threads": 1,
-        "av_offset_ms": None, "dropped_frames": None,
-        "note": "av_offset_ms and dropped_frames need the live renderer service with the voice clock",
+        **{k: v for k, v in lv.items() if k not in headline},
     }))
 
 

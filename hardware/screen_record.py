@@ -87,6 +87,15 @@ class VideoRecorder:
             return
         self._segments.append((round((play_at_ns - self._t0) / 1e9 * AUDIO_RATE), x))
 
+    def silence_from(self, at_ns: int) -> None:
+        """Barge-in: drop the scheduled sound from monotonic ``at_ns`` on (it was never heard)."""
+        if self._t0 is None:
+            cuts = [round((at_ns - start) / 1e9 * AUDIO_RATE) for start, _ in self._segments]
+        else:
+            cut = round((at_ns - self._t0) / 1e9 * AUDIO_RATE)
+            cuts = [cut - start for start, _ in self._segments]
+        self._segments = [(start, x[:n]) for (start, x), n in zip(self._segments, cuts) if n > 0]
+
     def show(self, frame: np.ndarray, t_ns: int) -> None:
         if self._t0 is None:
             self._t0 = t_ns

@@ -110,3 +110,33 @@ def test_landmarks_match_the_pixels(synth):
     measured = PixelLandmarks()(synth.render(mouth, head=head))
     err = np.hypot(*(predicted[48:68] - measured[48:68]).T).mean() / synth.eye_distance
     assert err < 0.08, f"mouth landmark error {err:.3f} inter-ocular"
+
+
+def test_partial_head_redraw_matches_a_full_warp():
+    """Between full warps only the mouth and eyes are redrawn: the picture must equal a full warp
+    with the same pose, and the pose must stay within ``head_redraw_px`` of the exact one."""
+    avatar = default_avatar()
+    fast = FaceSynth(avatar, SynthSettings(width=640, height=360))
+    exact = FaceSynth(avatar, SynthSettings(width=640, height=360, head_redraw_px=0))
+    life = IdleLife(seed=2)
+    driver = RmsDriver()
+    t = np.arange(int(3 * 16000)) / 16000
+    pcm = (np.sin(2 * np.pi * 150 * t) * np.clip(np.sin(2 * np.pi * 2.5 * t), 0, 1) * 15000).astype(np.int16)
+    mouths = driver.drive(pcm, 16000, FPS)
+    partial = 0
+    for k, mouth in enumerate(mouths[:60]):
+        state = life.step(k / FPS, speaking=True)
+        before = fast._warped_m
+        frame = fast.render(mouth - driver.neutral, state.blink, state.gaze, state.head)
+        partial += fast._warped_m is before
+        m = fast._warped_m
+        # What a full warp with the pose actually used gives:
+        exact._warped, exact._warped_m = None, None
+        exact.head_matrix = lambda head, m=m: m
+        reference = exact.render(mouth - driver.neutral, state.blink, state.gaze, state.head)
+        diff = np.abs(frame.astype(int) - reference)
+        assert diff.max() <= 2, f"frame {k}: partial redraw differs from a full warp by {diff.max()}"
+        d = FaceSynth.head_matrix(fast, state.head) - m  # exact pose minus the pose drawn
+        lag = np.abs(fast._corners @ d[:, :2].T + d[:, 2]).max()
+        assert lag < fast.settings.head_redraw_px, f"frame {k}: pose {lag:.2f} px behind"
+    assert partial > 20, f"only {partial} of 60 frames avoided the full warp"

@@ -55,13 +55,54 @@ class VoiceSettings(Section):
     """Default language."""
 
 
+ScreenKind = Literal["auto", "window", "web", "record", "null"]
+
+
 class RendererSettings(Section):
     width: int = 1280
     """Output width in pixels (up to 1920)."""
     height: int = 720
     """Output height in pixels (up to 1080)."""
     fps: float = 30.0
-    """Frames per second."""
+    """Frames per second; frames are shown when the voice's playback clock reaches them."""
+    portrait: str = ""
+    """Portrait photo of the face (one frontal face); empty: the shipped public-domain portrait."""
+    cache_dir: str = ""
+    """Where avatar landmarks are cached per portrait; empty: ``$CACHE_DIRECTORY`` (systemd), else
+    ``$XDG_CACHE_HOME/assistant/avatars``, else ``~/.cache/assistant/avatars``."""
+    zoom: float = 1.4
+    """1 shows the whole portrait height; larger crops towards the face."""
+    letterbox: Literal["blur", "black"] = "blur"
+    """Fill beside a portrait narrower than the screen."""
+    driver: Literal["auto", "viseme", "energy", "lstm"] = "auto"
+    """Mouth driver. ``auto``: the learned model when its file exists, else visemes when the
+    utterance carries phoneme timings, else the audio energy driver."""
+    lstm_model: str = ""
+    """The learned driver's ONNX file; empty: ``models/lipsync/weights/lipsync.onnx`` in the code tree."""
+    lead_s: float = 0.02
+    """Show the mouth this much before its sound (audio-late is less noticeable than audio-early)."""
+    screen: ScreenKind | tuple[ScreenKind, ...] = "auto"
+    """Where the face goes: ``window`` (full-screen kiosk window), ``web`` (page on ``web_host``),
+    ``record`` (MP4 with the speech), ``null`` (headless), ``auto`` (window when there is a
+    display, else headless), or a list of several."""
+    web_host: str = "127.0.0.1"
+    """Address of the web page; keep it on loopback (the page has no authentication)."""
+    web_port: int = 8780
+    """Port of the web page; 0 picks a free one (logged at start-up)."""
+    web_jpeg_quality: int = 80
+    """JPEG quality of the web stream, 1..100."""
+    record_path: str = "face.mp4"
+    """MP4 file written by the ``record`` screen (relative to the working directory); overwritten."""
+    mirrored_camera: bool = False
+    """The camera image is already mirrored (flips which way the face looks at the visitor)."""
+    gaze_timeout_s: float = 1.0
+    """Stop looking at a visitor when ``vision.faces`` has said nothing for this long."""
+    render_threads: int = 1
+    """OpenCV threads for rendering; 1 leaves the other cores to speech and vision on a small kiosk."""
+    stats_period_s: float = 1.0
+    """How often ``renderer.stats`` is published."""
+    seed: int = 0
+    """Seed of the idle animation's randomness (blink times, eye movements); 0 means from the clock."""
 
 
 class HearingSettings(Section):

@@ -25,6 +25,8 @@ class FaceLandmarks(Message, frozen=True):
     """float32 little-endian array of (x, y) in output-image pixels."""
     mouth_open: float = 0.0
     """Inner-lip opening in inter-ocular units (0 = closed)."""
+    audio_s: float = 0.0
+    """Sound time (seconds from the utterance's first sample) whose mouth this frame shows; 0 when idle."""
 
 
 @message("renderer.stats")
@@ -45,5 +47,11 @@ class RendererStats(Message, frozen=True):
     """Output height."""
     driver: str = ""
     """Mouth driver in use."""
+    av_offset_ms_p95: float = 0.0
+    """95th percentile of the absolute A/V offset over the last interval's speech frames (0: no speech)."""
+    render_ms: float = 0.0
+    """Mean time to render a frame over the last interval."""
+    record_dropped: int = 0
+    """Frames the MP4 recorder could not encode in time since start (their slots repeat the previous picture)."""
 
 

@@ -43,6 +43,13 @@ class SynthSettings:
     """Horizontal iris travel at gaze x = +-1, as a fraction of the eye's width."""
     teeth_at_rest: float = 0.03
     """Inner-lip gap (inter-ocular units) above which the photo's own teeth are kept and moved."""
+    head_redraw_px: float = 0.5
+    """The whole portrait is re-warped for head motion only once the pose has moved this many
+    pixels since the last full warp; in between, only the mouth and eye regions are warped,
+    with the pose of that last full warp (so they never tear from their surroundings). Idle
+    sway and breathing move the portrait's corners ~0.1-0.2 px a frame: at 1080p this skips
+    about two full warps in three, the bulk of a frame's cost, for a pose at most half a pixel
+    behind. 0: always redraw."""
 
 
 @dataclass(frozen=True)
@@ -155,6 +162,15 @@ class FaceSynth:
         # Head motion pivots in the neck, below the chin, as a real head does.
         chin = self.landmarks_rest[8]
         self.pivot = chin + np.array([0.0, 0.6 * self.eye_distance]) - (lay.region[1].start, 0)
+        # Head motion: the last full warp and its pose, and the regions redrawn every frame
+        # (portrait-region pixels: rows y0..y1, columns x0..x1).
+        self._warped: np.ndarray | None = None
+        self._warped_m: np.ndarray | None = None
+        rh, rw = self.base[lay.region].shape[:2]
+        self._corners = np.array([[0, 0], [rw, 0], [0, rh], [rw, rh]], np.float64)
+        col0 = lay.region[1].start
+        self._dynamic = [(r[0].start, r[0].stop, r[1].start - col0, r[1].stop - col0)
+                         for r in [self.lower_roi, *(eye.roi for eye in self.eyes)]]
         log.info("face synth %dx%d: portrait scale %.2f, %.0f px between eyes", settings.width,
                  settings.height, lay.scale, self.eye_distance)
 
@@ -240,16 +256,44 @@ class FaceSynth:
             work[self.lower_roi] = region
         for eye in self.eyes:
             eye.draw(work, blink, gaze)
-        out = self.base.copy()
         rows, cols = self.layout.region
         src = work[rows, cols]
         if head == REST:
+            out = self.base.copy()
             out[rows, cols] = src
-        else:
-            m = self.head_matrix(head)
-            cv2.warpAffine(src, m, (src.shape[1], src.shape[0]), dst=out[rows, cols],
+            return out
+        m = self._effective_matrix(head)
+        if self._warped is None or m is not self._warped_m:
+            self._warped, self._warped_m = self.base.copy(), m
+            cv2.warpAffine(src, m, (src.shape[1], src.shape[0]), dst=self._warped[rows, cols],
+                           flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        out = self._warped.copy()
+        # The mouth and eyes change every frame: warp just their regions, with the same pose as
+        # the rest of the picture, so they land on exactly the pixels a full warp would give.
+        dst = out[rows, cols]
+        h, w = src.shape[:2]
+        for y0, y1, x0, x1 in self._dynamic:
+            corners = np.array([[x0, y0], [x1, y0], [x0, y1], [x1, y1]], np.float64) @ m[:, :2].T + m[:, 2]
+            (a0, b0), (a1, b1) = np.floor(corners.min(0)).astype(int) - 2, np.ceil(corners.max(0)).astype(int) + 2
+            a0, b0, a1, b1 = max(a0, 0), max(b0, 0), min(a1, w), min(b1, h)
+            if a1 <= a0 or b1 <= b0:
+                continue
+            mt = m.copy()
+            mt[:, 2] -= (a0, b0)
+            cv2.warpAffine(src, mt, (a1 - a0, b1 - b0), dst=dst[b0:b1, a0:a1],
                            flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
         return out
+
+    def _effective_matrix(self, head: HeadPose) -> np.ndarray:
+        """The head matrix to draw with: that of the last full warp while the pose is within
+        ``head_redraw_px`` of it, else the exact one."""
+        m = self.head_matrix(head)
+        last = self._warped_m
+        if last is not None and self.settings.head_redraw_px > 0:
+            moved = np.abs((m - last)[:, :2] @ self._corners.T + (m - last)[:, 2:3]).max()
+            if moved < self.settings.head_redraw_px:
+                return last
+        return m
 
     def head_matrix(self, head: HeadPose) -> np.ndarray:
         """2x3 affine of the head motion in portrait-region pixels."""
@@ -268,7 +312,7 @@ class FaceSynth:
         for eye, idx in zip(self.eyes, (slice(36, 42), slice(42, 48))):
             lm[idx] += min(blink, 1.0) * eye.closing[:6]
         col0 = self.layout.region[1].start
-        m = self.head_matrix(head)
+        m = self._effective_matrix(head) if head != REST else self.head_matrix(head)
         lm[:, 0] -= col0
         lm = lm @ m[:, :2].T + m[:, 2]
         lm[:, 0] += col0
