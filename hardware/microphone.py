@@ -52,6 +52,8 @@ def to_int16_mono(audio: np.ndarray, rate: int, out_rate: int = RATE) -> np.ndar
     import soxr
 
     x = np.asarray(audio)
+    if x.dtype == np.int16 and x.ndim == 1 and rate == out_rate:
+        return x
     if x.dtype == np.int16:
         x = x.astype(np.float32) / 32768.0
     x = x.astype(np.float32)

@@ -40,7 +40,8 @@ def with_gaps(parts: list[np.ndarray], gap_s: float = 1.0, tail_s: float = 1.5) 
     out, spans, pos = [], [], 0
     for p in parts:
         out += [p, gap]
-        spans.append((pos / RATE, (pos + len(p)) / RATE))
+        loud = np.flatnonzero(np.abs(p.astype(np.int32)) > 300)  # the speech inside the file's own silence
+        spans.append(((pos + loud[0]) / RATE, (pos + loud[-1]) / RATE))
         pos += len(p) + len(gap)
     out.append(np.zeros(int(tail_s * RATE), np.int16))
     return np.concatenate(out), spans

@@ -101,7 +101,7 @@ class Endpointer:
         """
         e = energy_db(frame)
         if self.floor_db is None:
-            self.floor_db = min(e, 40.0)
+            self.floor_db = e
         # The floor follows quiet frames down at once and rises slowly (~1.5 dB/s), so speech
         # never lifts it much; it is not updated while a reply plays (echo is not room noise).
         if e < self.floor_db:
