@@ -15,7 +15,7 @@ from hardware.microphone import RATE, load_audio
 from hardware.room import leak, mix
 
 REPLY = "good afternoon and welcome. i am the assistant of this building. i can tell you where to find people, and i can send them a message for you."
-VISITOR = "where is the meeting room please"
+VISITOR = "hello where is the meeting room please"
 
 
 def synth(text: str, path: Path, voice: str = "mb-us2") -> np.ndarray:

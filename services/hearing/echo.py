@@ -96,30 +96,40 @@ class EchoFilter:
 
 
 class DoubleTalkDetector:
-    """Is the microphone louder than the assistant's echo could make it? (A Geigel-style detector.)
+    """Is someone besides the assistant's own echo making sound? (Two classic double-talk rules.)
 
-    It learns the echo return level (microphone minus recent peak reference level) from frames the
-    canceller found to be pure echo, as a high percentile over the last few seconds: robust to the
-    few frames of a visitor's onset that AEC3 also mutes. A frame whose raw level exceeds the
-    loudest recent reference by that level plus ``margin_db`` is the visitor. Until it has seen
-    enough echo it knows nothing (``erl_db`` None) and assumes the echo as loud as the reference.
+    From frames the canceller found to be pure echo it learns, as high percentiles over the last
+    few seconds (robust to the few frames of a visitor's onset that AEC3 also mutes), two levels
+    relative to the loudest recent reference: the raw echo (Geigel's rule) and what AEC3 leaves of
+    it. A frame is near-end speech when the raw microphone is louder than any echo could be, or
+    when the canceller's output is well above the residue it leaves of pure echo: AEC3 mutes a
+    visitor's onset by 30-40 dB, but leaves far more than the 50-70 dB it takes off pure echo.
+    Until it has seen enough echo it knows nothing (``erl_db`` None) and only the raw rule,
+    assuming echo as loud as the reference, can fire.
     """
 
-    def __init__(self, margin_db: float = 4.0, tail_frames: int = 4, pure_echo_db: float = 25.0,
-                 history: int = 100, min_frames: int = 8, percentile: float = 90.0) -> None:
+    def __init__(self, margin_db: float = 4.0, residual_margin_db: float = 20.0, tail_frames: int = 4,
+                 pure_echo_db: float = 25.0, history: int = 100, min_frames: int = 8, percentile: float = 90.0) -> None:
         self.margin_db = margin_db
+        self.residual_margin_db = residual_margin_db
         self.pure_echo_db = pure_echo_db
         self.min_frames = min_frames
         self.percentile = percentile
         self.erl_db: float | None = None
+        self.residual_db: float | None = None
         self._refs: collections.deque[float] = collections.deque(maxlen=tail_frames)
         self._erl: collections.deque[float] = collections.deque(maxlen=history)
+        self._res: collections.deque[float] = collections.deque(maxlen=history)
 
     def update(self, mic_db: float, out_db: float, ref_db: float) -> bool:
         self._refs.append(ref_db)
         ref_peak = max(self._refs)
         if ref_db > 40.0 and mic_db - out_db > self.pure_echo_db:
             self._erl.append(mic_db - ref_peak)
+            self._res.append(out_db - ref_peak)
             if len(self._erl) >= self.min_frames:
                 self.erl_db = float(np.percentile(self._erl, self.percentile))
-        return mic_db > ref_peak + (self.erl_db if self.erl_db is not None else 0.0) + self.margin_db
+                self.residual_db = float(np.percentile(self._res, self.percentile))
+        if mic_db > ref_peak + (self.erl_db if self.erl_db is not None else 0.0) + self.margin_db:
+            return True
+        return self.residual_db is not None and out_db > ref_peak + self.residual_db + self.residual_margin_db

@@ -193,15 +193,14 @@ class HearingPipeline:
             playing, self._active = any(self._active[:k]), self._active[k:]
             t_frame = self._clean_t0
             self._clean_t0 += flen * NS // RATE
-            louder = playing and self.echo is not None and self.double_talk.update(energy_db(raw), energy_db(frame), energy_db(ref))
-            trusted = self.echo is None or self.double_talk.erl_db is not None
-            self._frame(frame, t_frame, playing, raw if self.echo is not None else None, louder, trusted)
+            near_end = playing and self.echo is not None and self.double_talk.update(energy_db(raw), energy_db(frame), energy_db(ref))
+            self._frame(frame, t_frame, playing, raw if self.echo is not None else None, near_end)
         self.stats.audio_s += len(chunk.pcm) / RATE
         self.stats.process_s += time.perf_counter() - t_start
 
-    def _frame(self, frame: np.ndarray, t_ns: int, playing: bool, raw: np.ndarray | None, louder: bool, trusted: bool) -> None:
-        edge = self.endpointer.process(frame, t_ns, playing, raw, louder, trusted)
-        if louder and raw is not None and energy_db(raw) - energy_db(frame) > self.endpointer.s.playback_erle_db:
+    def _frame(self, frame: np.ndarray, t_ns: int, playing: bool, raw: np.ndarray | None, near_end: bool) -> None:
+        edge = self.endpointer.process(frame, t_ns, playing, raw, near_end)
+        if near_end and raw is not None and energy_db(raw) - energy_db(frame) > self.endpointer.s.playback_erle_db:
             # AEC3's suppressor mutes the first few hundred ms of double talk; where the level
             # detector shows the visitor dominates the echo, the raw frame is the better signal.
             frame = raw

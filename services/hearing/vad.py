@@ -36,7 +36,8 @@ class EndpointerSettings:
     playback_gate_db: float = 18.0
     """The margin while the assistant's voice is playing (echo residue is quieter than a visitor)."""
     playback_erle_db: float = 12.0
-    """While playing, a frame the canceller attenuated by more than this is echo, not a visitor."""
+    """While playing, a frame the canceller attenuated by more than this goes to the recogniser raw when
+    the double-talk detector says a visitor speaks (AEC3 mutes double-talk onsets)."""
 
     def check(self) -> None:
         if self.frame_ms not in (10, 20, 30):
@@ -88,16 +89,12 @@ class Endpointer:
         self._silent = 0
         self._last_voiced_end = 0
 
-    def voiced(self, frame: np.ndarray, playing: bool, raw: np.ndarray | None = None, louder_than_echo: bool = False,
-               aec_trusted: bool = True) -> bool:
+    def voiced(self, frame: np.ndarray, playing: bool, raw: np.ndarray | None = None, near_end: bool = False) -> bool:
         """webrtcvad's verdict on the echo-cancelled ``frame``, gated by level above the noise floor.
 
-        While a reply plays, two more ways decide: the canceller must have left most of the
-        microphone's energy (it removes ~30-60 dB of pure echo, almost nothing of a visitor), or
-        the raw microphone ``raw`` must be louder than the echo could be (``louder_than_echo``,
-        from ``DoubleTalkDetector``) and sound like speech: AEC3's suppressor mutes a visitor's
-        first ~300 ms, which only the raw signal shows in time for a quick barge-in. Until the
-        canceller has shown it removes this room's echo (``aec_trusted``), only the second way counts.
+        While a reply plays (``playing``), webrtcvad alone would take the canceller's low-level
+        residue of the assistant's voice for speech; then ``near_end`` (``DoubleTalkDetector``
+        on the raw microphone frame ``raw``) must say a visitor is there too.
         """
         e = energy_db(frame)
         if self.floor_db is None:
@@ -110,19 +107,17 @@ class Endpointer:
             self.floor_db += 0.05 * self.s.frame_ms / 30
         if not playing:
             return e >= self.floor_db + self.s.gate_db and self.vad.is_speech(frame.tobytes(), RATE)
-        if (raw is not None and louder_than_echo and energy_db(raw) >= self.floor_db + self.s.playback_gate_db
-                and self.vad.is_speech(raw.tobytes(), RATE)):
-            return True
-        if not aec_trusted or e < self.floor_db + self.s.playback_gate_db:
-            return False
-        if raw is not None and energy_db(raw) - e > self.s.playback_erle_db:
-            return False
-        return self.vad.is_speech(frame.tobytes(), RATE)
+        if raw is None:  # no canceller: only the stricter level gate tells a visitor from the echo
+            return e >= self.floor_db + self.s.playback_gate_db and self.vad.is_speech(frame.tobytes(), RATE)
+        # With the canceller: the double-talk detector decides; the raw frame (AEC3 mutes a
+        # visitor's first few hundred ms) must be loud and sound like speech.
+        return (near_end and e >= self.floor_db + self.s.gate_db and energy_db(raw) >= self.floor_db + self.s.playback_gate_db
+                and self.vad.is_speech(raw.tobytes(), RATE))
 
     def process(self, frame: np.ndarray, t_ns: int, playing: bool = False, raw: np.ndarray | None = None,
-                louder_than_echo: bool = False, aec_trusted: bool = True) -> Edge | None:
+                near_end: bool = False) -> Edge | None:
         """One frame of ``frame_ms`` starting at ``t_ns``; returns an edge when one happens."""
-        voiced = self.voiced(frame, playing, raw, louder_than_echo, aec_trusted)
+        voiced = self.voiced(frame, playing, raw, near_end)
         end_ns = t_ns + len(frame) * NS // RATE
         if not self.in_speech:
             self.preroll.append((frame, t_ns, voiced))
