@@ -113,8 +113,13 @@ def test_own_reply_is_not_heard(engine, voices):
     assert not [e for e in events if isinstance(e, (SpeechStarted, Final))], events
     # Without the canceller the same audio is "speech": the test can fail.
     raw = []
-    run(HearingPipeline(engine, raw.append, aec=False), barge_in_scene(reply, None).mic)
-    assert [e for e in raw if isinstance(e, SpeechStarted)]
+    pipeline = HearingPipeline(engine, raw.append, aec=False)
+    scene = barge_in_scene(reply[:2 * RATE], None)
+    for i in range(0, len(scene.mic), 320):
+        pipeline.process(AudioChunk(scene.mic[i:i + 320], T0 + i * 1_000_000_000 // RATE))
+        if any(isinstance(e, SpeechStarted) for e in raw):
+            break
+    assert any(isinstance(e, SpeechStarted) for e in raw)
 
 
 @pytest.mark.parametrize("after_s", [1.0, 2.5, 4.0])

@@ -38,6 +38,7 @@ def collect(client, until_ns: int, stop_when=lambda got: False) -> list:
     return got
 
 
+@pytest.mark.slow
 def test_transcripts_from_the_simulated_microphone(procs, tmp_path):
     texts = ["where is the meeting room", "thank you very much", "good morning how are you"]
     audio, spans = with_gaps([synth(t, tmp_path / f"{i}.wav") for i, t in enumerate(texts)], gap_s=0.8)
@@ -89,6 +90,7 @@ def test_own_reply_makes_no_transcript(procs, voices):
     assert hb.msg.counters["audio_s"] > len(reply) / RATE  # it was listening all along
 
 
+@pytest.mark.slow
 def test_barge_in_is_detected_quickly_and_the_visitor_transcribed(procs, voices, tmp_path):
     reply, visitor = voices
     start_at = time.monotonic_ns() + 8_000_000_000
