@@ -7,7 +7,10 @@ Two implementations behind one small interface, picked by config (``hearing.mic`
   error closes everything, and it retries (re-initialising PortAudio so the device list is fresh)
   until the device is back.
 - ``FileMicrophone``: the simulated twin. A WAV/FLAC file streamed in real time with silence
-  around it, then silence for ever, as a real microphone in a quiet room would.
+  around it, then silence for ever, as a real microphone in a quiet room would. A scripted
+  visitor can also speak into the simulated room on cue: audio files dropped into ``cue_dir``
+  are heard from the time their name gives (see ``FileMicrophone``), as ``paplay`` into a
+  PulseAudio microphone would feed a real one.
 
 Both call ``on_chunk(chunk)`` from their own capture thread.
 """
@@ -120,13 +123,23 @@ class FileMicrophone(Microphone):
 
     ``start_at_ns`` pins when the stream's first sample is "captured" (tests use it to line up a
     played reply with the file); by default, when ``start`` is called.
+
+    ``cue_dir``: a folder watched while the microphone runs. A file ``<monotonic_ns>_<name>.wav``
+    that appears there (write it elsewhere and rename it in, so it is never read half-written) is
+    spoken into the room from that time, or at once when the time has passed or the name has no
+    time. Each file is heard once; an unreadable one is logged and counted in ``errors``.
     """
 
     name = "file"
 
     def __init__(self, path: str | Path | None, *, lead_s: float = 0.5, chunk_ms: int = 20,
-                 start_at_ns: int = 0, noise_dbfs: float = -70.0, speaker_leak_db: float | None = None) -> None:
+                 start_at_ns: int = 0, noise_dbfs: float = -70.0, speaker_leak_db: float | None = None,
+                 cue_dir: str | Path | None = None) -> None:
         super().__init__()
+        self.cue_dir = Path(cue_dir) if cue_dir else None
+        self._cued: list[tuple[int, np.ndarray]] = []  # (start_ns, pcm) spoken into the room on cue
+        self._cue_seen: set[str] = set()
+        self._cue_next = 0.0
         self.speaker_leak_db = speaker_leak_db
         self._played: list[tuple[int, np.ndarray, np.ndarray]] = []  # (start_ns, dry, leaked)
         self._played_lock = threading.Lock()
@@ -165,6 +178,32 @@ class FileMicrophone(Microphone):
                 kept.append((start, dry, wet))
             self._played = kept
 
+    # --- a scripted visitor speaking on cue ------------------------------------------------------
+    def _poll_cues(self, now_ns: int) -> None:
+        """Pick up new cue files (at most ten times a second: a directory listing per chunk is waste)."""
+        if self.cue_dir is None or time.monotonic() < self._cue_next:
+            return
+        self._cue_next = time.monotonic() + 0.1
+        self._cued = [c for c in self._cued if c[0] + len(c[1]) * 1_000_000_000 // RATE >= now_ns]  # spoken: forget
+        try:
+            names = sorted(p.name for p in self.cue_dir.iterdir() if p.suffix.lower() in (".wav", ".flac"))
+        except OSError:
+            return  # the folder does not exist (yet): nothing cued
+        for name in names:
+            if name in self._cue_seen:
+                continue
+            self._cue_seen.add(name)
+            head = name.partition("_")[0]
+            at_ns = max(int(head), now_ns) if head.isdigit() else now_ns
+            try:
+                pcm = load_audio(self.cue_dir / name)
+            except AudioFileError as exc:
+                self.errors += 1
+                log.error("cue ignored: %s", exc)
+                continue
+            log.info("cue %s: %.2f s of speech from %+.0f ms", name, len(pcm) / RATE, (at_ns - now_ns) / 1e6)
+            self._cued.append((at_ns, pcm))
+
     def _sample(self, start: int, n: int, rng: np.random.Generator, t_ns: int = 0) -> np.ndarray:
         out = (rng.standard_normal(n) * self.noise_rms).astype(np.float32)
         a0, a1 = max(start - self.lead, 0), min(start + n - self.lead, len(self.audio))
@@ -176,6 +215,11 @@ class FileMicrophone(Microphone):
                 lo, hi = max(o, 0), min(o + n, len(wet))
                 if hi > lo:
                     out[lo - o:hi - o] += wet[lo:hi]
+        for c_start, pcm in self._cued:  # only the capture thread touches the cues: no lock
+            o = (t_ns - c_start) * RATE // 1_000_000_000
+            lo, hi = max(o, 0), min(o + n, len(pcm))
+            if hi > lo:
+                out[lo - o:hi - o] += pcm[lo:hi]
         return np.clip(out, -32768, 32767).astype(np.int16)
 
     def _run(self, on_chunk: Callable[[AudioChunk], None]) -> None:
@@ -188,6 +232,7 @@ class FileMicrophone(Microphone):
             wait = (t_chunk + self.chunk * 1_000_000_000 // RATE - time.monotonic_ns()) / 1e9
             if wait > 0 and self._stop.wait(wait):
                 break
+            self._poll_cues(t_chunk)
             on_chunk(AudioChunk(self._sample(pos, self.chunk, rng, t_chunk), t_chunk))
             pos += self.chunk
 

@@ -134,6 +134,9 @@ class HearingSettings(Section):
     """Level of that leak relative to the played PCM (it also arrives 25 ms late with 0.3 s reverberation)."""
     mic_start_at_ns: int = 0
     """Monotonic time of the simulated stream's first sample (0: when the service starts); tests line replies up with it."""
+    mic_sim_cue_dir: str = ""
+    """Simulated microphone only: audio files that appear in this folder (``<monotonic_ns>_<name>.wav``) are spoken
+    into the room from that time: the demo's scripted visitor. Empty: off."""
     mic_rate: int = 0
     """Capture rate of the real device; 0: its default rate. Audio is resampled to 16 kHz either way."""
     mic_channels: int = 1
