@@ -157,15 +157,16 @@ class KioskWatch:
             self.handle(rx)
             rx = self.client.recv(timeout_ms=0)
 
-    def wait(self, predicate: Callable[[], object], timeout_s: float, what: str):
-        """Pump until ``predicate()`` is truthy and return its value; ``SceneFailed(what)`` on timeout."""
+    def wait(self, predicate: Callable[[], object], timeout_s: float, what: str | Callable[[], str]):
+        """Pump until ``predicate()`` is truthy and return its value; ``SceneFailed(what)`` on timeout
+        (``what`` may be a function, to describe the state at that moment)."""
         deadline = time.monotonic() + timeout_s
         while True:
             value = predicate()
             if value:
                 return value
             if time.monotonic() > deadline:
-                raise SceneFailed(f"{what}: nothing within {timeout_s:.0f} s")
+                raise SceneFailed(f"{what() if callable(what) else what}: nothing within {timeout_s:.0f} s")
             self.pump()
 
     def idle(self, seconds: float) -> None:
