@@ -78,8 +78,8 @@ class Player:
         self._seq = itertools.count()
         self._wake = threading.Condition()
         self._closed = False
-        self.stops: list[tuple[int, int]] = []
-        """(stop requested ns, ns the first silenced sample leaves) per stop, for latency checks."""
+        self.stops: deque[tuple[int, int]] = deque(maxlen=256)
+        """(stop requested ns, ns from which the speaker is silent) of recent stops, for latency checks."""
         self._notifier = threading.Thread(target=self._notify_loop, name="player-events", daemon=True)
         self._notifier.start()
         speaker.start(self._render)
