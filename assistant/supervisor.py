@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 SERVICES: dict[str, str] = {
     "bus": "services.bus",
     "echo": "services.echo",
+    "camera": "services.camera",
 }
 
 _STABLE_S = 60.0  # uptime after which a child's restart backoff starts again from the first step

@@ -39,7 +39,7 @@ FULL_WELL_E = 5_000.0  # a 1/4" webcam sensor with ~2 um pixels
 READ_NOISE_E = 3.0
 #: Veiling glare: light scattered by a cheap lens and the kiosk's cover glass, as a fraction of the
 #: mean radiance in view, added everywhere. It is why a backlit face looks washed out.
-GLARE = 0.02
+GLARE = 0.005
 #: Modulation depth of lamp light at twice the mains frequency (LED drivers and fluorescents).
 FLICKER_DEPTH = 0.25
 #: Width of a detector's face box on an adult face, in metres (the distance estimate assumes it too).
@@ -177,6 +177,8 @@ class Scene:
     lamp_gradient: float = 0.0
     """Extra face light across the room: x factor (1 + g * x_m), clipped at >= 0.2."""
     walks: list[Walk] = field(default_factory=list)
+    glare: float = GLARE
+    """Veiling glare of this camera's optics, fraction of the mean radiance."""
 
     def place(self, walk: Walk, t: float) -> tuple[float, float, float, float] | None:
         """(cx, cy, scale, distance) of a walk at time t in pixels, or None when absent."""
@@ -291,7 +293,7 @@ def build_scene(name: str, width: int = 640, height: int = 480, hfov_deg: float 
     if name == "dim":
         roomlit, face_light, gradient = _room(width, height, rng, 0.35) * 5.0, 6.0, 0.0
     elif name == "backlit":
-        roomlit, face_light, gradient = _room(width, height, rng, 0.5) * 40.0, 60.0, 0.0
+        roomlit, face_light, gradient = _room(width, height, rng, 0.5) * 100.0, 150.0, 0.0
         _window(daylight, roomlit, int(width * 0.12), int(height * 0.05), int(width * 0.88), int(height * 0.8), 20000.0)  # sunny day outside
     elif name == "mixed":
         roomlit, face_light, gradient = _room(width, height, rng, 0.5) * 50.0, 60.0, 0.6
@@ -410,7 +412,7 @@ class SimulatedCamera:
             lamp = 1.0 + FLICKER_DEPTH * (math.sin(w * (t + e)) - math.sin(w * t)) / (w * e)
         self.last_truth = self.scene.truth(t)
         s = self.scene.radiance(t, lamp)
-        s += np.float32(GLARE * float(s[::8, ::8].mean()))
+        s += np.float32(self.scene.glare * float(s[::8, ::8].mean()))
         s *= np.float32(e * SENSOR_K)
         off = int(self._rng.integers(0, 64))
         sigma = np.sqrt(s * np.float32(1 / FULL_WELL_E) + np.float32((READ_NOISE_E / FULL_WELL_E) ** 2))

@@ -43,6 +43,9 @@ class FaceDetector:
             raise RuntimeError(f"cannot load the face cascade {path}; install opencv-python 4.x (extra: vision)")
         self.detect_width = detect_width
         self.min_face_px = min_face_px
+        # Local contrast, not a global histogram: with a blown-out window filling half the frame a
+        # global equalisation squeezes the face into a few grey levels (and loses darker skin first).
+        self.clahe = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(4, 4))
 
     def search(self, gray: np.ndarray) -> list[Box]:
         """All faces in the frame (at least ``min_face_px`` wide)."""
@@ -50,10 +53,10 @@ class FaceDetector:
         h, w = gray.shape
         scale = min(1.0, self.detect_width / w)
         small = cv2.resize(gray, (int(w * scale), int(h * scale)), interpolation=cv2.INTER_AREA) if scale < 1 else gray
-        small = cv2.equalizeHist(small)
+        small = self.clahe.apply(small)
         ms = max(24, int(self.min_face_px * scale))  # the cascade's window is 24 px
         found = self.cascade.detectMultiScale(small, scaleFactor=1.15, minNeighbors=4, minSize=(ms, ms))
-        return [(x / scale, y / scale, bw / scale, bh / scale) for x, y, bw, bh in found]
+        return [(float(x / scale), float(y / scale), float(bw / scale), float(bh / scale)) for x, y, bw, bh in found]
 
     def refine(self, gray: np.ndarray, box: Box) -> Box | None:
         """The face near ``box`` (searched in a window twice its size), or None."""
@@ -75,7 +78,7 @@ class FaceDetector:
             return None
         cx, cy = (x + w / 2 - x0) * s, (y + h / 2 - y0) * s
         fx, fy, fw, fh = min(found, key=lambda b: (b[0] + b[2] / 2 - cx) ** 2 + (b[1] + b[3] / 2 - cy) ** 2)
-        return (x0 + fx / s, y0 + fy / s, fw / s, fh / s)
+        return (float(x0 + fx / s), float(y0 + fy / s), float(fw / s), float(fh / s))
 
 
 @dataclass
@@ -119,7 +122,7 @@ class FaceTracker:
             t.seen_now = found is not None
             if found is not None:
                 # light smoothing: the cascade's box jitters by a few pixels between frames
-                t.box = tuple(0.4 * a + 0.6 * b for a, b in zip(t.box, found))  # type: ignore[assignment]
+                t.box = tuple(float(0.4 * a + 0.6 * b) for a, b in zip(t.box, found))  # type: ignore[assignment]
                 t.hits += 1
                 t.misses = 0
                 t.last_seen_ns = ts_ns

@@ -105,9 +105,9 @@ class CameraPipeline:
         for name, t in events:
             self.counters[f"person_{name}"] += 1
         ordered = sorted(live, key=lambda t: (not t.engaged, t.distance_m))
-        faces = [Face(track_id=t.id, box=tuple(round(v, 1) for v in t.box), distance_m=round(t.distance_m, 2), engaged=t.engaged,  # type: ignore[arg-type]
-                      identity=t.identity, similarity=round(t.similarity, 3), luminance=round(t.luminance, 1)) for t in ordered]
-        persons = [Person(event=name, track_id=t.id, identity=t.identity, distance_m=round(t.distance_m, 2)) for name, t in events]  # type: ignore[arg-type]
+        faces = [Face(track_id=t.id, box=tuple(round(float(v), 1) for v in t.box), distance_m=round(float(t.distance_m), 2), engaged=t.engaged,  # type: ignore[arg-type]
+                      identity=t.identity, similarity=round(float(t.similarity), 3), luminance=round(float(t.luminance), 1)) for t in ordered]
+        persons = [Person(event=name, track_id=t.id, identity=t.identity, distance_m=round(float(t.distance_m), 2)) for name, t in events]  # type: ignore[arg-type]
         self.counters["frames"] += 1
         return Result(frame.ts_ns, w, h, faces, persons, exposure, tracks=ordered)
 
@@ -196,6 +196,30 @@ class CameraPipeline:
                 tr.votes = []
             self._enrol = None
 
+    def reset(self) -> list[Person]:
+        """Forget every face (the camera went away): 'left' events for the ones announced."""
+        gone = [t for t in self.tracker.tracks if t.confirmed]
+        self.tracker.tracks = []
+        events = self.presence.update([], gone)
+        return [Person(event=name, track_id=t.id, identity=t.identity, distance_m=round(float(t.distance_m), 2)) for name, t in events]  # type: ignore[arg-type]
+
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def preview_jpeg(image: np.ndarray, result: Result, width: int = 320, quality: int = 70) -> bytes:
+    """A small JPEG with the tracked faces boxed (green: engaged), for the status page."""
+    import cv2
+
+    h, w = image.shape[:2]
+    s = width / w
+    small = cv2.resize(image, (width, max(1, int(h * s))), interpolation=cv2.INTER_AREA)
+    for f in result.faces:
+        x, y, bw, bh = (int(v * s) for v in f.box)
+        colour = (0, 200, 0) if f.engaged else (0, 200, 255)
+        cv2.rectangle(small, (x, y), (x + bw, y + bh), colour, 1)
+        label = f"{f.identity or '?'} {f.distance_m:.1f}m"
+        cv2.putText(small, label, (x, max(10, y - 3)), cv2.FONT_HERSHEY_SIMPLEX, 0.35, colour, 1)
+    ok, buf = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return buf.tobytes() if ok else b""
