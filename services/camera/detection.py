@@ -43,9 +43,11 @@ class FaceDetector:
             raise RuntimeError(f"cannot load the face cascade {path}; install opencv-python 4.x (extra: vision)")
         self.detect_width = detect_width
         self.min_face_px = min_face_px
-        # Local contrast, not a global histogram: with a blown-out window filling half the frame a
-        # global equalisation squeezes the face into a few grey levels (and loses darker skin first).
+        # Two contrast normalisations, alternated between searches: a global histogram
+        # equalisation lifts dark faces best, but with a blown-out window filling half the frame it
+        # squeezes a lit face into a few grey levels (darker skin first); local CLAHE keeps those.
         self.clahe = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(4, 4))
+        self._searches = 0
 
     def search(self, gray: np.ndarray) -> list[Box]:
         """All faces in the frame (at least ``min_face_px`` wide)."""
@@ -53,7 +55,8 @@ class FaceDetector:
         h, w = gray.shape
         scale = min(1.0, self.detect_width / w)
         small = cv2.resize(gray, (int(w * scale), int(h * scale)), interpolation=cv2.INTER_AREA) if scale < 1 else gray
-        small = self.clahe.apply(small)
+        self._searches += 1
+        small = self.clahe.apply(small) if self._searches % 2 else cv2.equalizeHist(small)
         ms = max(24, int(self.min_face_px * scale))  # the cascade's window is 24 px
         found = self.cascade.detectMultiScale(small, scaleFactor=1.15, minNeighbors=4, minSize=(ms, ms))
         return [(float(x / scale), float(y / scale), float(bw / scale), float(bh / scale)) for x, y, bw, bh in found]
