@@ -26,6 +26,7 @@ SERVICES: dict[str, str] = {
     "renderer": "services.renderer",
     "hearing": "services.hearing",
     "voice": "services.voice",
+    "camera": "services.camera",
 }
 
 _STABLE_S = 60.0  # uptime after which a child's restart backoff starts again from the first step

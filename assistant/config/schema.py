@@ -278,7 +278,77 @@ class HearingSettings(Section):
 
 class CameraSettings(Section):
     device: str = "sim"
-    """``sim`` for the simulated camera, else a V4L2 device path or index."""
+    """``sim`` (or ``sim:SCENE``) for the simulated camera, else a V4L2 device path (``/dev/video0``) or index."""
+    width: int = 640
+    """Capture width in pixels."""
+    height: int = 480
+    """Capture height in pixels."""
+    fps: float = 30.0
+    """Capture frame rate; also bounds the longest exposure (1 / fps)."""
+    fourcc: str = "MJPG"
+    """V4L2 pixel format; MJPG gives 640x480 at 30 fps over USB 2 where YUYV may not."""
+    hfov_deg: float = 60.0
+    """Horizontal field of view of the lens, for the distance estimate (typical webcam: 55-78)."""
+    exposure_unit_s: float = 0.0001
+    """Seconds per unit of the V4L2 exposure control (UVC ``exposure_time_absolute``: 100 us)."""
+    exposure_min_s: float = 0.0001
+    """Shortest exposure the auto-exposure may use."""
+    exposure_max_s: float = 0.0333
+    """Longest exposure; keep <= 1 / fps or the frame rate drops."""
+    gain_min: float = 1.0
+    """Lowest gain factor."""
+    gain_max: float = 8.0
+    """Highest gain factor; the V4L2 gain range is mapped linearly onto gain_min .. gain_max."""
+    mains_hz: int = 50
+    """Mains frequency for flicker-free exposure steps (50 or 60); 0 disables flicker steps."""
+    v4l2_controls: dict[str, int] = {}
+    """Other V4L2 controls to set at open, by ``v4l2-ctl`` name, e.g. ``{white_balance_automatic = 1}``."""
+    ae_mode: Literal["face", "global", "camera", "manual"] = "face"
+    """``face``: face-priority metering (centre-weighted without a face); ``global``: mean of the frame; ``camera``: the camera's own auto-exposure; ``manual``: fixed ``manual_exposure_s`` / ``manual_gain``."""
+    manual_exposure_s: float = 0.01
+    """Exposure in ``manual`` mode and the starting point of the loop."""
+    manual_gain: float = 1.0
+    """Gain in ``manual`` mode and the starting point of the loop."""
+    target_luminance: float = 110.0
+    """Target mean luma (0..255) of the metered face region."""
+    target_band: float = 20.0
+    """The face is well exposed within target +- this; the loop corrects when it leaves +- 0.6 x band and stops inside +- 0.25 x band."""
+    latency_frames: int = 2
+    """Frames before a written exposure shows in the image; the loop waits this long between corrections."""
+    detect_every: int = 5
+    """Full-frame face search every N frames; tracked faces are searched near their last box every frame."""
+    detect_width: int = 480
+    """Width of the downscaled image the full-frame search runs on."""
+    min_face_px: int = 32
+    """Smallest face found by the full-frame search, in capture pixels (~2.5 m at 640 px, 60 deg)."""
+    face_width_m: float = 0.15
+    """Width of a detector face box on an adult, for distance = focal x width / box width."""
+    engage_m: float = 1.0
+    """A visitor closer than this becomes engaged."""
+    release_m: float = 1.5
+    """An engaged visitor farther than this is released (hysteresis against jitter)."""
+    max_engaged: int = 1
+    """At most this many visitors are engaged at once (the closest ones)."""
+    lost_after_s: float = 0.7
+    """A face not seen for this long has left."""
+    gallery_dir: str = "/var/lib/assistant/faces"
+    """Where enrolled face embeddings live, one ``NAME.npz`` per person."""
+    match_threshold: float = 0.45
+    """Largest embedding distance accepted as the same person (measured: see docs/camera.md)."""
+    recognise_every_s: float = 0.5
+    """How often an unidentified track is sent to recognition (each takes ~50-120 ms on one core)."""
+    faces_hz: float = 15.0
+    """Rate of ``vision.faces`` messages (>= 10)."""
+    preview_every_s: float = 1.0
+    """Period of the JPEG preview for the status page; 0 disables it."""
+    preview_width: int = 320
+    """Width of the preview image."""
+    sim_scene: Literal["backlit", "dim", "mixed", "plain"] = "backlit"
+    """Scene of the simulated camera."""
+    sim_faces_dir: str = ""
+    """Folder of GRID clips the simulated camera cuts people from; empty: ../shared/data/talking/grid."""
+    sim_latency_frames: int = 2
+    """Control latency of the simulated camera, in frames."""
 
 
 class EmailSettings(Section):
