@@ -1,4 +1,4 @@
-"""The ``assistant`` command: up, run, status, say, tail.
+"""The ``assistant`` command: up, run, status, say, tail, enroll.
 
 Exit codes: 0 success, 1 runtime failure (bus unreachable, service missing), 2 bad usage or config.
 """
@@ -128,6 +128,40 @@ def cmd_tail(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_enroll(config: Config, args: argparse.Namespace) -> int:
+    """Enrol NAME from photos (into the gallery on disk) or, with --live, from the running camera."""
+    if args.live:
+        from assistant.messages import Command, Person
+
+        client = _client(config, [Person.TYPE])
+        client.publish(Command(service="camera", command="enroll", args={"name": args.name}))
+        deadline = time.monotonic() + args.wait
+        while time.monotonic() < deadline:
+            rx = client.recv(timeout_ms=200)
+            if rx is not None and rx.msg.event == "recognised" and rx.msg.identity == args.name:
+                print(f"enrolled {args.name} from the live camera")
+                client.close()
+                return 0
+        client.close()
+        print(f"assistant: {args.name} was not enrolled within {args.wait:.0f} s (is the camera running, and a face in view?)", file=sys.stderr)
+        return 1
+    if not args.photos:
+        raise ValueError("enroll needs PHOTO files, or --live")
+    from services.camera.recognition import RecognitionError, enroll_photos
+
+    try:
+        added, problems = enroll_photos(args.gallery or config.camera.gallery_dir, args.name, args.photos)
+    except RecognitionError as exc:
+        raise ValueError(str(exc)) from None
+    for p in problems:
+        print(f"skipped {p}", file=sys.stderr)
+    if not added:
+        print(f"assistant: no face enrolled for {args.name}", file=sys.stderr)
+        return 1
+    print(f"enrolled {args.name}: {added} face(s) in {args.gallery or config.camera.gallery_dir}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="assistant", description="Embodied kiosk assistant.")
     parser.add_argument("--config", help="TOML config file (default: /etc/assistant/assistant.toml when present, else built-in defaults)")
@@ -150,6 +184,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("topics", nargs="*", help="topic prefixes (default: everything)")
     p.add_argument("-n", "--count", type=int, default=0, help="stop after N messages")
     p.set_defaults(fn=cmd_tail)
+    p = sub.add_parser("enroll", help="teach the camera a person's face from PHOTOs (or --live from the camera)")
+    p.add_argument("name")
+    p.add_argument("photos", nargs="*", metavar="PHOTO")
+    p.add_argument("--live", action="store_true", help="enrol the engaged face in front of the running camera")
+    p.add_argument("--gallery", default="", help="gallery folder (default: camera.gallery_dir)")
+    p.add_argument("--wait", type=float, default=15.0, help="seconds to wait with --live")
+    p.set_defaults(fn=cmd_enroll)
     return parser
 
 

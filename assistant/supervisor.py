@@ -25,6 +25,8 @@ SERVICES: dict[str, str] = {
     "brain": "services.brain",
     "renderer": "services.renderer",
     "hearing": "services.hearing",
+    "voice": "services.voice",
+    "camera": "services.camera",
 }
 
 _STABLE_S = 60.0  # uptime after which a child's restart backoff starts again from the first step

@@ -1,44 +1,42 @@
-"""Benchmark of the voice engine layer: first sound, cache, play_at accuracy, stop, failover.
+"""Benchmark of the voice service over the real bus: first sound, cache, play_at, stop, failover.
 
 Run from the repository root: ``python bench/voice.py [--runs N]``. Progress goes to stderr; the
-last line of stdout is one JSON object. Everything is measured at the simulated speaker (the
-WAV twin records when each sample leaves it), with real espeak-ng synthesis.
+last line of stdout is one JSON object. A real broker and a real voice service run as child
+processes (``python -m services.voice``) with the WAV twin as the speaker, which records when
+each sample leaves it; replies are three sentences spoken by espeak-ng.
 
-- first_sound_ms: reply text in -> first audible sample out of the speaker, for a
-  three-sentence reply streamed sentence by sentence (cold cache).
+- first_sound_ms: ``voice.say`` published -> first audible sample out of the speaker (cold cache).
 - cached_first_sound_ms: the same replies again (cache hits).
-- play_at_error_ms: |when the first audible sample left - when it was scheduled to|.
-- stop_ms: stop() -> last audible sample out of the speaker.
-- failover_ms: gTTS with the network unreachable (DNS fails) -> espeak-ng audio ready;
-  ``failover_hang_beyond_timeout_ms``: the same when the network drops packets (a proxy that
-  never answers), minus the configured timeout.
+- play_at_error_ms: |first sample out (found by matching the audio) - the ``play_at`` its
+  ``voice.utterance`` announced|, over the first sentences of every reply and all three
+  sentences of two full replies.
+- stop_ms: ``voice.stop`` published -> last audible sample out of the speaker.
+- failover_ms: ``voice.say`` published -> first audible sample, with gTTS first in the chain and
+  the network unreachable (DNS fails; gTTS is retried on every reply: back-off off);
+  ``failover_beyond_timeout_ms``: the same when the network drops packets (a proxy that never
+  answers) minus the configured engine timeout.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
+import signal
 import socket
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 
-from hardware.speaker import WavSinkSpeaker, read_recording  # noqa: E402
-from services.voice.cache import AudioCache, CacheSettings  # noqa: E402
-from services.voice.player import Player  # noqa: E402
-from services.voice.reply import ReplyStream  # noqa: E402
-from services.voice.synthesizer import Synthesizer  # noqa: E402
-from services.voice.tts.espeak import EspeakEngine  # noqa: E402
-from services.voice.tts.failover import FailoverChain, FailoverSettings  # noqa: E402
-from services.voice.tts.gtts_engine import GttsEngine, GttsSettings  # noqa: E402
+from assistant.messages import Done, Heartbeat, Say, Stop, SystemState, Utterance  # noqa: E402
+from hardware.speaker import read_recording  # noqa: E402
+from tests.procs import Procs, wait_for  # noqa: E402
 
 MS = 1_000_000
 THRESHOLD = 200  # |sample| above this is "audible"
@@ -58,106 +56,153 @@ def pct(values, q):
     return round(float(np.percentile(values, q)), 2) if values else None
 
 
-def audible_after(pcm, times, after_ns):
-    idx = np.nonzero((np.abs(pcm.astype(np.int32)) > THRESHOLD) & (times >= after_ns))[0]
-    return int(times[idx[0]]) if idx.size else None
+def play_at_error_ms(pcm: np.ndarray, rate: int, times: np.ndarray, utt: Utterance) -> float:
+    """|when the utterance's first sample left the twin - its ``play_at``|, found by matching its audio.
+
+    The utterance (resampled to the twin's rate as the player does) is cross-correlated with the
+    recording within 50 ms of ``play_at``; the best match is where it really started. Matching the
+    audio, not the first loud sample, keeps the previous sentence's tail from being taken for it.
+    """
+    import soxr
+    from scipy.signal import fftconvolve
+
+    own = np.frombuffer(utt.pcm, dtype="<i2").astype(np.float32)
+    template = np.round(soxr.resample(own, utt.sample_rate, rate))[: int(0.25 * rate)].astype(np.float64)
+    window = np.nonzero((times >= utt.play_at_ns - 50 * MS) & (times <= utt.play_at_ns + 50 * MS))[0]
+    segment = pcm[window[0]: window[-1] + len(template)].astype(np.float64)
+    corr = fftconvolve(segment, template[::-1], mode="valid")
+    start = window[0] + int(np.argmax(corr))
+    return abs(int(times[start]) - utt.play_at_ns) / MS
 
 
-def first_sounds(synth, player, texts):
-    """Per reply: (t0, play_at + lead of the first sentence) -> measured later from the recording."""
-    marks = []
-    for text in texts:
+class Session:
+    """A broker and one voice service with the WAV twin; ``close`` returns the recording."""
+
+    def __init__(self, folder: Path, env: dict[str, str]) -> None:
+        self.procs = Procs(folder / "run")
+        self.wav = folder / "speaker.wav"
+        self.procs.broker()
+        self.client = self.procs.client(["voice.", SystemState.TYPE, Heartbeat.TYPE], "bench")
+        self.service = self.procs.start("services.voice", env={
+            "ASSISTANT_VOICE__SPEAKER__KIND": "wav", "ASSISTANT_VOICE__SPEAKER__WAV_PATH": str(self.wav),
+            "ASSISTANT_VOICE__CACHE__DIRECTORY": str(folder / "cache"), **env})
+        wait_for(self.client, lambda rx: isinstance(rx.msg, SystemState) and rx.msg.service == "voice"
+                 and rx.msg.state == "ready", 60)
+        # Start-up prewarms the cache in the background; measure after it, as a kiosk would.
+        wait_for(self.client, lambda rx: isinstance(rx.msg, Heartbeat) and rx.msg.service == "voice"
+                 and "prewarmed" in rx.msg.counters, 60)
+
+    def say(self, text: str, say_id: str) -> tuple[int, list[Utterance]]:
+        """Publish a ``voice.say``; returns its time and the first utterance (waited for)."""
         t0 = time.monotonic_ns()
-        stream = ReplyStream(synth, text)
-        first = next(iter(stream))
-        pcm = first.spoken.synthesis
-        play_at = player.earliest_play_at_ns()
-        lead = int(np.nonzero(np.abs(pcm.pcm.astype(np.int32)) > THRESHOLD)[0][0])
-        player.schedule("first", pcm.pcm, pcm.sample_rate, play_at)
-        marks.append((t0, play_at + lead * 10**9 // pcm.sample_rate))
-        for _ in stream:  # the rest are synthesised meanwhile; not played, to keep the bench short
-            pass
+        self.client.publish(Say(text=text, say_id=say_id))
+        first = wait_for(self.client, lambda rx: isinstance(rx.msg, Utterance) and rx.msg.say_id == say_id, 20)
+        return t0, [first.msg]
+
+    def until_done(self, say_id: str, utterances: list[Utterance], timeout: float = 30) -> None:
+        def seen(rx) -> bool:
+            if isinstance(rx.msg, Utterance) and rx.msg.say_id == say_id:
+                utterances.append(rx.msg)
+            return isinstance(rx.msg, Done) and rx.msg.say_id == say_id and rx.msg.last
+
+        wait_for(self.client, seen, timeout)
+
+    def stop(self) -> int:
+        t = time.monotonic_ns()
+        self.client.publish(Stop(reason="bench"))
+        return t
+
+    def close(self):
+        self.service.send_signal(signal.SIGTERM)
+        self.service.wait(10)
+        self.procs.cleanup()
+        return read_recording(self.wav)
+
+
+def audible_after(pcm, times, after_ns, before_ns=None):
+    mask = (np.abs(pcm.astype(np.int32)) > THRESHOLD) & (times >= after_ns)
+    if before_ns is not None:
+        mask &= times < before_ns
+    idx = np.nonzero(mask)[0]
+    return idx
+
+
+def replies_with_stop(session: Session, texts: list[str], tag: str):
+    """Each reply: say, let the first sentence play 0.4 s, stop. Returns per-reply marks."""
+    marks = []
+    for i, text in enumerate(texts):
+        t0, utts = session.say(text, f"{tag}{i}")
+        first = utts[0]
+        time.sleep(max(0.0, (first.play_at_ns - time.monotonic_ns()) / 1e9) + 0.4)
+        t_stop = session.stop()
+        session.until_done(f"{tag}{i}", utts)
+        marks.append((t0, first, t_stop))
         time.sleep(0.15)
-        player.stop("bench")
-        time.sleep(0.05)
     return marks
+
+
+def failover_phase(folder: Path, env: dict[str, str], runs: int, label: str) -> list[float]:
+    session = Session(folder, {"ASSISTANT_VOICE__ENGINES": '["gtts", "espeak-ng"]',
+                               "ASSISTANT_VOICE__FAILOVER__BACKOFF_S": "0", **env})
+    says = []
+    for i in range(runs):
+        t0, utts = session.say(f"Sorry, one moment please, number {i}.", f"{label}{i}")
+        session.until_done(f"{label}{i}", utts)
+        says.append(t0)
+        time.sleep(0.1)
+    pcm, _, times = session.close()
+    bounds = says[1:] + [None]
+    return [(int(times[audible_after(pcm, times, t0, t1)[0]]) - t0) / MS for t0, t1 in zip(says, bounds)]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--runs", type=int, default=12)
+    ap.add_argument("--runs", type=int, default=10)
     args = ap.parse_args()
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     for var in ("https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
         os.environ.pop(var, None)
     tmp = Path(tempfile.mkdtemp(prefix="voice-bench-"))
-    espeak = EspeakEngine()
-    espeak.synthesize("warm up")
-    synth = Synthesizer(FailoverChain([espeak]), AudioCache(CacheSettings(tmp / "cache")))
-    speaker = WavSinkSpeaker(tmp / "out.wav", sample_rate=espeak._lib.sample_rate, block_frames=110,
-                             latency_s=0.010)
-    player = Player(speaker)
-    synth.speak("Warm up the pipeline once, as the service does at start-up.")
-    time.sleep(0.1)
 
+    log("espeak-ng service: starting")
+    session = Session(tmp / "espeak", {"ASSISTANT_VOICE__ENGINES": '["espeak-ng"]'})
     texts = [REPLIES[i % 2].format(n=f"number {i}") for i in range(args.runs)]
     log("first sound, cold cache: %d replies", len(texts))
-    cold = first_sounds(synth, player, texts)
+    cold = replies_with_stop(session, texts, "cold")
     log("first sound, cached")
-    warm = first_sounds(synth, player, texts)
+    warm = replies_with_stop(session, texts, "warm")
+    log("full replies: play_at of every sentence")
+    full_utts = []
+    for i in range(2):
+        _, utts = session.say(REPLIES[i].format(n=f"full {i}"), f"full{i}")
+        session.until_done(f"full{i}", utts)
+        full_utts += utts
+    pcm, rate, times = session.close()
 
-    log("play_at accuracy")
-    s = espeak.synthesize("Accurate timing matters for the lips.")
-    lead = int(np.nonzero(np.abs(s.pcm.astype(np.int32)) > THRESHOLD)[0][0])
-    scheduled = []
-    for _ in range(args.runs):
-        play_at = time.monotonic_ns() + 40 * MS
-        player.schedule("t", s.pcm[: s.sample_rate // 2], s.sample_rate, play_at)
-        scheduled.append(play_at + lead * 10**9 // s.sample_rate)
-        time.sleep(0.6)
+    def first_after(t0, t1=None):
+        idx = audible_after(pcm, times, t0, t1)
+        return int(times[idx[0]]) if idx.size else None
 
-    log("stop latency")
-    long = espeak.synthesize("This is a long sentence that keeps going so that it can be interrupted in the middle.")
-    stops = []
-    for _ in range(args.runs):
-        player.schedule("s", long.pcm, long.sample_rate, player.earliest_play_at_ns())
-        time.sleep(0.3)
-        stops.append(player.stop("bench"))
-        time.sleep(0.15)
-    player.close()
-
-    pcm, rate, times = read_recording(speaker.path)
-    first_ms = [(audible_after(pcm, times, t0) - t0) / MS for t0, _ in cold]
-    cached_ms = [(audible_after(pcm, times, t0) - t0) / MS for t0, _ in warm]
-    errors = [abs(audible_after(pcm, times, target - 20 * MS) - target) / MS for _, target in cold + warm]
-    errors += [abs(audible_after(pcm, times, target - 20 * MS) - target) / MS for target in scheduled]
+    first_ms = [(first_after(t0, t_stop) - t0) / MS for t0, _, t_stop in cold]
+    cached_ms = [(first_after(t0, t_stop) - t0) / MS for t0, _, t_stop in warm]
+    errors = [play_at_error_ms(pcm, rate, times, u) for u in [f for _, f, _ in cold + warm] + full_utts]
     stop_ms = []
-    for requested in stops:
-        after = np.nonzero((times >= requested) & (np.abs(pcm.astype(np.int32)) > THRESHOLD))[0]
-        # last audible sample of this utterance after the request (before the next one starts)
-        window = after[times[after] < requested + 100 * MS]
-        stop_ms.append(max(0.0, (int(times[window[-1]]) - requested) / MS) if window.size else 0.0)
+    for _, _, t_stop in cold + warm:
+        idx = audible_after(pcm, times, t_stop, t_stop + 150 * MS)
+        stop_ms.append(max(0.0, (int(times[idx[-1]]) - t_stop) / MS) if idx.size else 0.0)
 
-    log("failover from unreachable gTTS")
-    failover = []
-    for i in range(max(3, args.runs // 2)):
-        chain = FailoverChain([GttsEngine(GttsSettings(timeout_s=1.5)), espeak], FailoverSettings(timeout_s=1.5))
-        t0 = time.perf_counter()
-        spoken = chain.synthesize(f"Sorry, one moment please {i}.")
-        failover.append((time.perf_counter() - t0) * 1e3)
-        assert spoken.engine == "espeak-ng", spoken
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(16)
-    os.environ["https_proxy"] = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    hang = []
-    for i in range(3):
-        chain = FailoverChain([GttsEngine(GttsSettings(timeout_s=5)), espeak], FailoverSettings(timeout_s=0.5))
-        t0 = time.perf_counter()
-        chain.synthesize(f"Still there {i}?")
-        hang.append((time.perf_counter() - t0) * 1e3 - 500)
-    os.environ.pop("https_proxy")
-    sock.close()
+    log("failover: gTTS with the network unreachable")
+    failover = failover_phase(tmp / "offline", {}, max(3, args.runs // 2), "off")
+    log("failover: gTTS behind a network that drops packets (timeout 0.5 s)")
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(64)
+    try:
+        hang = failover_phase(tmp / "hang", {"https_proxy": f"http://127.0.0.1:{hole.getsockname()[1]}",
+                                             "ASSISTANT_VOICE__GTTS__TIMEOUT_S": "5",
+                                             "ASSISTANT_VOICE__FAILOVER__TIMEOUT_S": "0.5"}, 3, "hang")
+    finally:
+        hole.close()
+    hang_beyond = [ms - 500 for ms in hang]
 
     result = {
         "first_sound_ms_p50": pct(first_ms, 50),
@@ -166,12 +211,18 @@ def main() -> None:
         "play_at_error_ms_p95": pct(errors, 95),
         "stop_ms_p95": pct(stop_ms, 95),
         "failover_ms_p50": pct(failover, 50),
-        "failover_hang_beyond_timeout_ms_p50": pct(hang, 50),
-        "underruns": speaker.underruns,
+        "failover_beyond_timeout_ms_p50": pct(hang_beyond, 50),
+        "cached_first_sound_ms_p95": pct(cached_ms, 95),
+        "play_at_error_ms_max": pct(errors, 100),
+        "stop_ms_max": pct(stop_ms, 100),
         "runs": args.runs,
     }
-    log("first sound ms per reply: %s", [round(x, 1) for x in first_ms])
-    log("done: %s", result)
+    log("first sound ms: %s", [round(x, 1) for x in first_ms])
+    log("cached first sound ms: %s", [round(x, 1) for x in cached_ms])
+    log("play_at error ms: %s", [round(x, 2) for x in errors])
+    log("stop ms: %s", [round(x, 1) for x in stop_ms])
+    log("failover ms: %s; beyond a 0.5 s timeout: %s", [round(x, 1) for x in failover],
+        [round(x, 1) for x in hang_beyond])
     print(json.dumps(result))
 
 

@@ -6,6 +6,10 @@ Audio is pulled, not pushed: a running speaker asks its source for each block, t
 ``Player``) can then place an utterance's first sample exactly at its ``play_at`` and knows the
 playback position at any time. Speakers stream silence when nothing plays, so the device clock
 never stops and there is no start-up latency before an utterance.
+
+A device holds ``output_latency_s`` of audio it was handed but has not played yet. ``discard``
+drops that (with a short fade against a click), as ``snd_pcm_drop`` does on ALSA, so a barge-in
+silences the speaker at once instead of after the device's buffer has played out.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import logging
 import threading
 import time
 from abc import ABC, abstractmethod
+from collections import deque
 from pathlib import Path
 from typing import Callable
 
@@ -48,6 +53,15 @@ class Speaker(ABC):
     def output_latency_s(self) -> float:
         """Time from handing a block over to its first sample leaving the speaker."""
 
+    def discard(self, fade_s: float = 0.002) -> int | None:
+        """Drop audio handed over but not played yet, fading out over ``fade_s`` from now.
+
+        Returns the ``monotonic_ns`` from which the speaker is silent, or ``None`` when the device
+        cannot drop its buffer (what it holds then plays out). Blocks the source is rendering
+        while this is called are cut too. Safe to call from any thread.
+        """
+        return None
+
 
 class WavSinkSpeaker(Speaker):
     """Simulated speaker: paced in real time like a device, writes what it plays to a WAV file.
@@ -55,8 +69,10 @@ class WavSinkSpeaker(Speaker):
     Every block is recorded with the ``monotonic_ns`` at which its first sample "leaves the
     speaker"; ``timeline`` has ``(first sample index in the file, leave_ns)`` rows and is saved
     beside the WAV as ``<name>.times.npy`` on close. The device holds ``latency_s`` of audio,
-    like a real one: blocks are asked for that long before they play. A late source is an
-    underrun: the device re-anchors its clock (a gap in time, none in the file), as hardware does.
+    like a real one: blocks are asked for that long before they play, and stay in the device's
+    buffer (where ``discard`` can still silence them) until they have played; only then are they
+    written to the file. A late source is an underrun: the device re-anchors its clock (a gap in
+    time, none in the file), as hardware does.
     """
 
     def __init__(self, path: str | Path, sample_rate: int = 24000, block_frames: int = 120,
@@ -71,6 +87,9 @@ class WavSinkSpeaker(Speaker):
         self._file = sf.SoundFile(self.path, "w", samplerate=sample_rate, channels=1, subtype="PCM_16")
         self._rows: list[tuple[int, int]] = []
         self._written = 0
+        self._held: deque[tuple[int, np.ndarray]] = deque()  # (leave_ns, block) handed over, not yet played
+        self._cuts = 0  # discard() calls so far: a block rendered across one is cut as well
+        self._cut: tuple[int, int] = (0, 0)  # (fade start ns, silent from ns) of the latest discard
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -99,16 +118,48 @@ class WavSinkSpeaker(Speaker):
                 self.underruns += 1
                 anchor, j = now + lat_ns, 0
                 leave = anchor
-            block = np.asarray(source(self.block_frames, leave), dtype=np.int16)
+            cuts = self._cuts
+            block = np.array(source(self.block_frames, leave), dtype=np.int16)
             with self._lock:
-                self._rows.append((self._written, leave))
-                self._file.write(block)
-                self._written += len(block)
+                if cuts != self._cuts:
+                    self._fade_out(leave, block, *self._cut)  # rendered while a discard happened
+                self._held.append((leave, block))
+                self._commit(time.monotonic_ns())
             j += 1
+
+    def _commit(self, now_ns: int) -> None:
+        """Write the held blocks that have finished leaving the speaker (lock held)."""
+        while self._held:
+            leave, block = self._held[0]
+            if leave + len(block) * 1_000_000_000 // self.sample_rate > now_ns:
+                break
+            self._held.popleft()
+            self._rows.append((self._written, leave))
+            self._file.write(block)
+            self._written += len(block)
+
+    def _fade_out(self, leave_ns: int, block: np.ndarray, fade_from: int, silent_from: int) -> None:
+        """Scale ``block`` in place: 1 before ``fade_from``, a linear ramp, 0 from ``silent_from``."""
+        t = leave_ns + (np.arange(len(block), dtype=np.int64) * 1_000_000_000) // self.sample_rate
+        if t[-1] < fade_from:
+            return
+        gain = np.clip((silent_from - t) / max(1, silent_from - fade_from), 0.0, 1.0)
+        block[:] = np.round(block * gain).astype(np.int16)
+
+    def discard(self, fade_s: float = 0.002) -> int:
+        """Silence what the device holds from now on (after a ``fade_s`` ramp); see ``Speaker``."""
+        with self._lock:
+            now = time.monotonic_ns()
+            cut = (now, now + int(fade_s * 1e9))
+            for leave, block in self._held:
+                self._fade_out(leave, block, *cut)
+            self._cut = cut
+            self._cuts += 1
+        return cut[1]
 
     @property
     def timeline(self) -> np.ndarray:
-        """``(first sample index, leave_ns)`` per block so far, int64."""
+        """``(first sample index, leave_ns)`` per block played so far, int64."""
         with self._lock:
             return np.array(self._rows, dtype=np.int64).reshape(-1, 2)
 
@@ -117,6 +168,7 @@ class WavSinkSpeaker(Speaker):
         if self._thread is not None:
             self._thread.join(timeout=2)
         with self._lock:
+            self._commit(2**62)  # the device plays out what it holds
             self._file.close()
             np.save(self.path.with_suffix(".times.npy"), np.array(self._rows, dtype=np.int64).reshape(-1, 2))
         if self.underruns:

@@ -6,7 +6,7 @@ Add a field with a default and a docstring; document it in ``examples/assistant.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -33,7 +33,7 @@ class BusSettings(Section):
 
 
 class SupervisorSettings(Section):
-    services: tuple[str, ...] = ()
+    services: tuple[str, ...] = ("voice",)
     """Services ``assistant up`` starts (the bus is always started first) and ``status`` expects."""
     restart_backoff_s: tuple[float, ...] = (0.2, 0.5, 1.0, 2.0, 5.0)
     """Delays before restarting a crashed child; the last repeats. Reset after 60 s of uptime."""
@@ -48,11 +48,119 @@ class ServiceSettings(Section):
     """Log level for every service."""
 
 
+class VoiceEspeakSettings(Section):
+    """espeak-ng, the offline engine (libespeak-ng through ctypes)."""
+
+    voice: str = ""
+    """Voice: empty for the language's own voice, ``mb-us2`` for an MBROLA voice (Debian packages), ``en-us+f3`` for a variant."""
+    rate_wpm: int = 165
+    """Speaking rate in words per minute (espeak's default 175 sounds hurried on a kiosk)."""
+    pitch: int = 50
+    """Base pitch, 0-100."""
+    library_path: str = ""
+    """libespeak-ng to load; empty: the copy bundled with ``espeakng-loader`` (Debian's for ``mb-*`` voices)."""
+    data_path: str = ""
+    """espeak-ng-data folder matching ``library_path``; empty: the one beside the library."""
+
+
+class VoiceGttsSettings(Section):
+    """Google Translate's TTS through gTTS (needs the network)."""
+
+    tld: str = "com"
+    """Google host top-level domain; picks the accent (``co.uk``, ``com.au``, ``ca``)."""
+    timeout_s: float = 1.5
+    """Network timeout of each HTTP request."""
+    slow: bool = False
+    """Google's slow reading."""
+
+
+class VoiceFailoverSettings(Section):
+    """The failover chain across ``voice.engines``."""
+
+    timeout_s: float = 1.5
+    """Deadline per engine except the last; past it the next engine speaks at once."""
+    last_timeout_s: float = 10.0
+    """Deadline of the last engine (the last resort has nothing to fall back to)."""
+    backoff_s: float = 30.0
+    """How long an engine that timed out or was unreachable is skipped."""
+
+
+class VoiceCacheSettings(Section):
+    """On-disk cache of synthesised audio (LRU, crash-safe)."""
+
+    directory: str = ""
+    """Where entries live; empty: ``$CACHE_DIRECTORY`` (systemd), else ``$XDG_CACHE_HOME/assistant/voice``, else ``~/.cache/assistant/voice``."""
+    max_bytes: int = 256 * 1024 * 1024
+    """Upper bound on the cache size; least recently used entries go beyond it. 0 turns the cache off."""
+    prewarm: tuple[str, ...] = ("Hello!", "Hello, how can I help you?", "One moment, please.",
+                                "Sorry, I did not catch that.", "Goodbye!")
+    """Phrases synthesised into the cache at start-up (in the background), so they play at once."""
+
+
+class VoiceLoudnessSettings(Section):
+    """Loudness normalisation, so every engine sounds equally loud."""
+
+    enabled: bool = True
+    """Off: audio plays as the engine made it."""
+    target_lufs: float = -20.0
+    """Integrated loudness to reach (speech on a small speaker: -23 to -16 LUFS)."""
+    peak_dbfs: float = -1.0
+    """Sample peak ceiling; the gain is reduced so no sample goes above it."""
+
+
+class VoiceSpeakerSettings(Section):
+    """The output device: a real one through PyAudio, or the simulated WAV twin."""
+
+    kind: Literal["pyaudio", "wav"] = "pyaudio"
+    """``pyaudio``: a sound card; ``wav``: the twin, which records every sample with its monotonic time."""
+    device: str | int = ""
+    """PyAudio output device: a name (exact, else a substring, e.g. ``pulse``) or an index; empty: the default output."""
+    sample_rate: int = 48000
+    """Samples per second the device plays; utterances are resampled to it."""
+    block_frames: int = 480
+    """Samples per block pulled from the player; smaller is a finer clock and more wake-ups."""
+    reopen_after_s: float = 0.5
+    """PyAudio: reopen the device when no audio callback came for this long (unplugged, sound server restarted)."""
+    wav_path: str = ""
+    """WAV twin: file to record to (its block times go beside it as ``.times.npy``); empty: ``assistant-voice.wav`` in the temp folder."""
+    wav_latency_s: float = 0.010
+    """WAV twin: the audio the simulated device holds, like a sound card's buffer."""
+
+
 class VoiceSettings(Section):
-    engines: tuple[str, ...] = ("gtts", "espeak-ng")
+    """The voice service: text to speech, the speaker and the playback clock."""
+
+    engines: Annotated[tuple[Literal["gtts", "espeak-ng"], ...], msgspec.Meta(min_length=1)] = ("gtts", "espeak-ng")
     """TTS failover chain, first choice first."""
     lang: str = "en"
-    """Default language."""
+    """Default language when a ``voice.say`` names none."""
+    lead_ms: float = 30.0
+    """How far ahead of now a reply's first sentence is scheduled (``play_at``): the renderer's time to
+    prepare. It adds to the first sound, so it stays small; later sentences are announced sooner."""
+    announce_ahead_s: float = 1.0
+    """Later sentences are announced and scheduled once the audio before them ends within this time."""
+    sentence_gap_ms: float = 200.0
+    """Pause between the sentences of a reply (espeak-ng leaves only ~20 ms of silence around each)."""
+    playback_period_s: float = 0.05
+    """Period of ``voice.playback`` while something plays."""
+    max_chars: int = 250
+    """Longest piece of a reply synthesised at once; longer sentences are cut at clauses, then words."""
+    synth_ahead: int = 2
+    """Pieces synthesised ahead of the one playing."""
+    max_text_chars: int = 20000
+    """Longer ``voice.say`` texts are refused with ``voice.error``."""
+    espeak: VoiceEspeakSettings = VoiceEspeakSettings()
+    """espeak-ng engine settings."""
+    gtts: VoiceGttsSettings = VoiceGttsSettings()
+    """gTTS engine settings (the language is ``lang``)."""
+    failover: VoiceFailoverSettings = VoiceFailoverSettings()
+    """Deadlines and back-off of the failover chain."""
+    cache: VoiceCacheSettings = VoiceCacheSettings()
+    """The audio cache and the phrases prewarmed into it."""
+    loudness: VoiceLoudnessSettings = VoiceLoudnessSettings()
+    """Loudness normalisation across engines."""
+    speaker: VoiceSpeakerSettings = VoiceSpeakerSettings()
+    """The output device."""
 
 
 ScreenKind = Literal["auto", "window", "web", "record", "null"]
@@ -173,7 +281,77 @@ class HearingSettings(Section):
 
 class CameraSettings(Section):
     device: str = "sim"
-    """``sim`` for the simulated camera, else a V4L2 device path or index."""
+    """``sim`` (or ``sim:SCENE``) for the simulated camera, else a V4L2 device path (``/dev/video0``) or index."""
+    width: int = 640
+    """Capture width in pixels."""
+    height: int = 480
+    """Capture height in pixels."""
+    fps: float = 30.0
+    """Capture frame rate; also bounds the longest exposure (1 / fps)."""
+    fourcc: str = "MJPG"
+    """V4L2 pixel format; MJPG gives 640x480 at 30 fps over USB 2 where YUYV may not."""
+    hfov_deg: float = 60.0
+    """Horizontal field of view of the lens, for the distance estimate (typical webcam: 55-78)."""
+    exposure_unit_s: float = 0.0001
+    """Seconds per unit of the V4L2 exposure control (UVC ``exposure_time_absolute``: 100 us)."""
+    exposure_min_s: float = 0.0001
+    """Shortest exposure the auto-exposure may use."""
+    exposure_max_s: float = 0.0333
+    """Longest exposure; keep <= 1 / fps or the frame rate drops."""
+    gain_min: float = 1.0
+    """Lowest gain factor."""
+    gain_max: float = 8.0
+    """Highest gain factor; the V4L2 gain range is mapped linearly onto gain_min .. gain_max."""
+    mains_hz: int = 50
+    """Mains frequency for flicker-free exposure steps (50 or 60); 0 disables flicker steps."""
+    v4l2_controls: dict[str, int] = {}
+    """Other V4L2 controls to set at open, by ``v4l2-ctl`` name, e.g. ``{white_balance_automatic = 1}``."""
+    ae_mode: Literal["face", "global", "camera", "manual"] = "face"
+    """``face``: face-priority metering (centre-weighted without a face); ``global``: mean of the frame; ``camera``: the camera's own auto-exposure; ``manual``: fixed ``manual_exposure_s`` / ``manual_gain``."""
+    manual_exposure_s: float = 0.01
+    """Exposure in ``manual`` mode and the starting point of the loop."""
+    manual_gain: float = 1.0
+    """Gain in ``manual`` mode and the starting point of the loop."""
+    target_luminance: float = 110.0
+    """Target mean luma (0..255) of the metered face region."""
+    target_band: float = 20.0
+    """The face is well exposed within target +- this; the loop corrects when it leaves +- 0.6 x band and stops inside +- 0.25 x band."""
+    latency_frames: int = 2
+    """Frames before a written exposure shows in the image; the loop waits this long between corrections."""
+    detect_every: int = 5
+    """Full-frame face search every N frames; tracked faces are searched near their last box every frame."""
+    detect_width: int = 480
+    """Width of the downscaled image the full-frame search runs on."""
+    min_face_px: int = 32
+    """Smallest face found by the full-frame search, in capture pixels (~2.5 m at 640 px, 60 deg)."""
+    face_width_m: float = 0.15
+    """Width of a detector face box on an adult, for distance = focal x width / box width."""
+    engage_m: float = 1.0
+    """A visitor closer than this becomes engaged."""
+    release_m: float = 1.5
+    """An engaged visitor farther than this is released (hysteresis against jitter)."""
+    max_engaged: int = 1
+    """At most this many visitors are engaged at once (the closest ones)."""
+    lost_after_s: float = 0.7
+    """A face not seen for this long has left."""
+    gallery_dir: str = "/var/lib/assistant/faces"
+    """Where enrolled face embeddings live, one ``NAME.npz`` per person."""
+    match_threshold: float = 0.45
+    """Largest embedding distance accepted as the same person (measured: see docs/camera.md)."""
+    recognise_every_s: float = 0.5
+    """How often an unidentified track is sent to recognition (each takes ~50-120 ms on one core)."""
+    faces_hz: float = 15.0
+    """Rate of ``vision.faces`` messages (>= 10)."""
+    preview_every_s: float = 1.0
+    """Period of the JPEG preview for the status page; 0 disables it."""
+    preview_width: int = 320
+    """Width of the preview image."""
+    sim_scene: Literal["backlit", "dim", "mixed", "plain"] = "backlit"
+    """Scene of the simulated camera."""
+    sim_faces_dir: str = ""
+    """Folder of GRID clips the simulated camera cuts people from; empty: ../shared/data/talking/grid."""
+    sim_latency_frames: int = 2
+    """Control latency of the simulated camera, in frames."""
 
 
 class EmailSettings(Section):

@@ -93,7 +93,9 @@ class Done(Message, frozen=True):
     """An utterance finished playing, or was interrupted."""
 
     utterance_id: str
-    """The utterance."""
+    """The utterance; empty when the rest of a request was dropped before it was announced
+    (``interrupted``) or could not be spoken (``failed``, after a ``voice.error``). Every
+    ``voice.say`` ends with exactly one ``voice.done`` whose ``last`` is true."""
     status: Literal["finished", "interrupted", "failed"]
     """How it ended."""
     say_id: str = ""

@@ -2,9 +2,13 @@
 
 The player is the speaker's source (see ``hardware.speaker``): for each block it is told when
 the block's first sample leaves the speaker, so it starts an utterance at the sample that
-leaves at ``play_at_ns`` (the device's output latency is already in that time). Stopping
-silences the next block handed to the device, with a short fade against a click; what the
-device already holds still plays, so stop latency is the device's buffer plus one block.
+leaves at ``play_at_ns`` (the device's output latency is already in that time).
+
+Stopping acts at once: the queue is emptied and the speaker drops the audio it holds
+(``Speaker.discard``, with a short fade against a click), so an utterance already handed to the
+device in full is cut too and reported ``interrupted``. A device that cannot drop its buffer
+gets the fade in the next block and plays out what it holds (stop latency: its buffer plus one
+block).
 
 Callbacks (``on_start``, ``on_done``) run on the player's notifier thread at the moment the
 sound starts / ends at the speaker, never on the audio thread.
@@ -41,7 +45,7 @@ class Position:
     sample_rate: int
 
 
-@dataclass
+@dataclass(eq=False)  # identity: the arrays inside do not compare
 class _Item:
     utterance_id: str
     pcm: np.ndarray  # at the speaker's rate
@@ -55,6 +59,7 @@ class _Item:
     status: str = ""
     detail: str = ""
     stopped_at: int = field(default=0)
+    done_sent: bool = False
 
 
 class Player:
@@ -64,17 +69,17 @@ class Player:
         self.speaker = speaker
         self.rate = speaker.sample_rate
         self._fade = max(1, int(fade_ms * self.rate / 1000))
+        self._fade_s = fade_ms / 1000
+        self._fading: _Item | None = None  # stopped item to fade out in the next block (no discard)
         self._queue: deque[_Item] = deque()
         self._lock = threading.Lock()
-        self._stop_requested: int | None = None
-        self._stop_detail = ""
         self._started_items: deque[_Item] = deque(maxlen=8)  # for positions, newest last
         self._events: list[tuple[int, int, Callable[[], None]]] = []
         self._seq = itertools.count()
         self._wake = threading.Condition()
         self._closed = False
-        self.stops: list[tuple[int, int]] = []
-        """(stop requested ns, ns the first silenced sample leaves) per stop, for latency checks."""
+        self.stops: deque[tuple[int, int]] = deque(maxlen=256)
+        """(stop requested ns, ns from which the speaker is silent) of recent stops, for latency checks."""
         self._notifier = threading.Thread(target=self._notify_loop, name="player-events", daemon=True)
         self._notifier.start()
         speaker.start(self._render)
@@ -86,30 +91,62 @@ class Player:
         block_s = self.speaker.block_frames / self.rate
         return time.monotonic_ns() + int((self.speaker.output_latency_s + block_s + margin_s) * NS)
 
+    def to_device_rate(self, pcm: np.ndarray, sample_rate: int) -> np.ndarray:
+        """``pcm`` resampled to the speaker's rate (int16); callers may do this ahead of ``schedule``."""
+        pcm = np.asarray(pcm, dtype=np.int16)
+        if sample_rate == self.rate or not pcm.size:
+            return pcm
+        import soxr
+
+        return np.clip(np.round(soxr.resample(pcm.astype(np.float32), sample_rate, self.rate)),
+                       -32768, 32767).astype(np.int16)
+
     def schedule(self, utterance_id: str, pcm: np.ndarray, sample_rate: int, play_at_ns: int,
                  on_start: Callable[[str, int], None] | None = None,
-                 on_done: Callable[[str, str, str], None] | None = None) -> None:
+                 on_done: Callable[[str, str, str], None] | None = None,
+                 device_pcm: np.ndarray | None = None) -> None:
         """Queue ``pcm`` to start leaving the speaker at ``play_at_ns`` (after what is queued).
 
         ``on_start(utterance_id, start_ns)`` and ``on_done(utterance_id, status, detail)`` with
         status ``finished`` or ``interrupted`` are called when that happens at the speaker.
+        ``device_pcm``: ``pcm`` already passed through ``to_device_rate`` (skips the resampling).
         """
-        pcm = np.asarray(pcm, dtype=np.int16)
-        if sample_rate != self.rate and pcm.size:
-            import soxr
-
-            pcm = np.clip(np.round(soxr.resample(pcm.astype(np.float32), sample_rate, self.rate)),
-                          -32768, 32767).astype(np.int16)
-        item = _Item(utterance_id, pcm, sample_rate, play_at_ns, on_start, on_done)
+        if device_pcm is None:
+            device_pcm = self.to_device_rate(pcm, sample_rate)
+        item = _Item(utterance_id, device_pcm, sample_rate, play_at_ns, on_start, on_done)
         with self._lock:
             self._queue.append(item)
 
     def stop(self, detail: str = "stopped") -> int:
-        """Silence now and drop everything queued; returns the ``monotonic_ns`` of the request."""
+        """Silence now and drop everything queued; returns the ``monotonic_ns`` of the request.
+
+        Everything queued or still sounding is reported ``interrupted`` with ``detail``. What is
+        scheduled after this call plays normally.
+        """
         now = time.monotonic_ns()
         with self._lock:
-            self._stop_requested = now
-            self._stop_detail = detail
+            silent_from = self.speaker.discard(self._fade_s)
+            head = self._queue[0] if self._queue and self._queue[0].start_ns is not None else None
+            sounding = [i for i in self._started_items if not i.done_sent and i.status != "interrupted"
+                        and (i.stopped_at or i.start_ns + len(i.pcm) * NS // self.rate) > now]
+            if silent_from is None:
+                # The device plays what it holds: fade the playing item in the next block
+                # (``_render`` reports it), let items it holds in full finish.
+                if head is not None:
+                    self._fading = head
+                    head.status, head.detail = "interrupted", detail
+                sounding = []
+            else:
+                self.stops.append((now, silent_from))
+            for item in sounding:
+                item.status, item.detail, item.stopped_at = "interrupted", detail, silent_from
+                self._emit(silent_from, self._done(item))
+            for item in self._queue:
+                if item is head or item in sounding:
+                    continue
+                item.status, item.detail = "interrupted", detail
+                self._emit(now, self._done(item))
+            self._queue.clear()
         return now
 
     def position(self, now_ns: int | None = None) -> Position | None:
@@ -149,10 +186,9 @@ class Player:
     def _render(self, frames: int, leave_ns: int) -> np.ndarray:
         out = np.zeros(frames, dtype=np.int16)
         with self._lock:
-            if self._stop_requested is not None:
-                self._apply_stop(out, leave_ns)
-                return out
             pos = 0
+            if self._fading is not None:
+                pos = self._fade_out(out, leave_ns)
             while pos < frames and self._queue:
                 item = self._queue[0]
                 if item.start_ns is None:
@@ -175,23 +211,16 @@ class Player:
                     self._emit(item.end_ns, self._done(item))
         return out
 
-    def _apply_stop(self, out: np.ndarray, leave_ns: int) -> None:
-        """Called with the lock held: fade the playing utterance out and drop the queue."""
-        requested, self._stop_requested = self._stop_requested, None
-        item = self._queue[0] if self._queue and self._queue[0].start_ns is not None else None
-        silent_from = leave_ns
-        if item is not None:
-            tail = item.pcm[item.offset:item.offset + min(self._fade, len(out))].astype(np.float32)
-            ramp = np.linspace(1.0, 0.0, len(tail), endpoint=False, dtype=np.float32)
-            out[:len(tail)] = (tail * ramp).astype(np.int16)
-            silent_from = leave_ns + len(tail) * NS // self.rate
-        for queued in self._queue:
-            queued.status, queued.detail = "interrupted", self._stop_detail
-            if queued.start_ns is not None:
-                queued.stopped_at = silent_from
-            self._emit(silent_from if queued.start_ns is not None else requested, self._done(queued))
-        self._queue.clear()
-        self.stops.append((requested, silent_from))
+    def _fade_out(self, out: np.ndarray, leave_ns: int) -> int:
+        """Lock held: fade the stopped item into ``out``, report it; returns samples used."""
+        item, self._fading = self._fading, None
+        tail = item.pcm[item.offset:item.offset + min(self._fade, len(out))].astype(np.float32)
+        ramp = np.linspace(1.0, 0.0, len(tail), endpoint=False, dtype=np.float32)
+        out[:len(tail)] = (tail * ramp).astype(np.int16)
+        item.stopped_at = leave_ns + len(tail) * NS // self.rate
+        self._emit(item.stopped_at, self._done(item))
+        self.stops.append((item.stopped_at - len(tail) * NS // self.rate, item.stopped_at))
+        return len(tail)
 
     def _started(self, item: _Item) -> Callable[[], None]:
         def call() -> None:
@@ -201,6 +230,9 @@ class Player:
 
     def _done(self, item: _Item) -> Callable[[], None]:
         def call() -> None:
+            if item.done_sent:  # a stop reported it already; this is its stale "finished" event
+                return
+            item.done_sent = True
             if item.on_done is not None:
                 item.on_done(item.utterance_id, item.status, item.detail)
         return call

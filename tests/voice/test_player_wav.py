@@ -112,3 +112,24 @@ def test_late_play_at_starts_at_once_and_resampling(twin, espeak):
     voiced = np.abs(pcm.astype(np.int32)) > 200
     assert voiced.sum() / rate == pytest.approx((np.abs(s.pcm.astype(np.int32)) > 200).sum() / s.sample_rate,
                                                 rel=0.1)
+
+
+def test_stop_cuts_audio_already_handed_to_the_device(tmp_path, espeak):
+    # A device holding 1 s: the whole utterance is in its buffer soon after it starts to sound.
+    speaker = WavSinkSpeaker(tmp_path / "deep.wav", sample_rate=22050, block_frames=110, latency_s=1.0)
+    player = Player(speaker)
+    s = espeak.synthesize("Short one.")
+    assert s.duration_s < 0.9
+    statuses = []
+    play_at = player.earliest_play_at_ns()
+    player.schedule("held", s.pcm, s.sample_rate, play_at, on_done=lambda u, st, d: statuses.append((u, st, d)))
+    time.sleep((play_at - time.monotonic_ns()) / 1e9 + 0.25)  # sounding, and handed over in full
+    assert not player._queue, "the utterance has left the player for the device"
+    requested = player.stop("barge-in")
+    time.sleep(1.2)
+    player.close()
+    assert statuses == [("held", "interrupted", "barge-in")]
+    pcm, rate, times = read_recording(speaker.path)
+    assert first_sound_ns(pcm, times, play_at - 20 * MS) < requested, "it was playing when stopped"
+    latency_ms = (last_sound_ns(pcm, times) - requested) / MS
+    assert latency_ms <= 5, f"sound went on {latency_ms:.1f} ms after stop"

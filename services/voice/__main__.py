@@ -1,0 +1,6 @@
+"""``python -m services.voice``: run the voice service."""
+
+from .service import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,83 @@
+"""Build the voice engines and the speaker from the typed config (no bus here).
+
+Kept apart from the service so tests and the benchmark build exactly what the service runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+from assistant.config.schema import VoiceCacheSettings, VoiceSettings, VoiceSpeakerSettings
+
+from .cache import AudioCache, CacheSettings
+from .loudness import LoudnessSettings
+from .synthesizer import Synthesizer
+from .tts.base import TtsEngine
+from .tts.failover import FailoverChain, FailoverSettings
+
+log = logging.getLogger(__name__)
+
+
+def cache_directory(settings: VoiceCacheSettings, environ=os.environ) -> Path:
+    """The configured cache folder, else systemd's ``$CACHE_DIRECTORY``, else the user's cache folder."""
+    if settings.directory:
+        return Path(settings.directory).expanduser()
+    if environ.get("CACHE_DIRECTORY"):
+        # systemd may list several folders separated by colons; ours is the first.
+        return Path(environ["CACHE_DIRECTORY"].split(":")[0])
+    base = Path(environ["XDG_CACHE_HOME"]) if environ.get("XDG_CACHE_HOME") else Path.home() / ".cache"
+    return base / "assistant" / "voice"
+
+
+def build_engines(cfg: VoiceSettings) -> list[TtsEngine]:
+    """The engines of ``cfg.engines``, in chain order."""
+    engines: list[TtsEngine] = []
+    for name in cfg.engines:
+        if name == "espeak-ng":
+            from .tts.espeak import EspeakEngine, EspeakSettings
+
+            e = cfg.espeak
+            engines.append(EspeakEngine(EspeakSettings(lang=cfg.lang, voice=e.voice, rate_wpm=e.rate_wpm, pitch=e.pitch,
+                                                       library_path=e.library_path or None,
+                                                       data_path=e.data_path or None)))
+        elif name == "gtts":
+            from .tts.gtts_engine import GttsEngine, GttsSettings
+
+            g = cfg.gtts
+            engines.append(GttsEngine(GttsSettings(lang=cfg.lang, tld=g.tld, timeout_s=g.timeout_s, slow=g.slow)))
+        else:  # the config schema only lets the names above through
+            raise ValueError(f"unknown TTS engine {name!r}")
+    return engines
+
+
+def build_synthesizer(cfg: VoiceSettings, engines: list[TtsEngine] | None = None) -> Synthesizer:
+    """Failover chain + cache + loudness as configured."""
+    f = cfg.failover
+    chain = FailoverChain(engines if engines is not None else build_engines(cfg),
+                          FailoverSettings(timeout_s=f.timeout_s, last_timeout_s=f.last_timeout_s, backoff_s=f.backoff_s))
+    cache = None
+    if cfg.cache.max_bytes > 0:
+        folder = cache_directory(cfg.cache)
+        cache = AudioCache(CacheSettings(directory=folder, max_bytes=cfg.cache.max_bytes))
+        log.info("audio cache in %s: %d entries, %.1f MiB", folder, len(cache), cache.total_bytes / 2**20)
+    ld = cfg.loudness
+    return Synthesizer(chain, cache, LoudnessSettings(target_lufs=ld.target_lufs, peak_dbfs=ld.peak_dbfs, enabled=ld.enabled))
+
+
+def open_speaker(cfg: VoiceSpeakerSettings):
+    """The configured speaker (not started yet: the ``Player`` starts it)."""
+    if cfg.kind == "wav":
+        from hardware.speaker import WavSinkSpeaker
+
+        path = Path(cfg.wav_path) if cfg.wav_path else Path(tempfile.gettempdir()) / "assistant-voice.wav"
+        log.info("speaker: WAV twin %s at %d Hz", path, cfg.sample_rate)
+        return WavSinkSpeaker(path, sample_rate=cfg.sample_rate, block_frames=cfg.block_frames,
+                              latency_s=cfg.wav_latency_s)
+    from hardware.pyaudio_speaker import PyAudioSpeaker
+
+    device = cfg.device if cfg.device != "" else None
+    return PyAudioSpeaker(device=device, sample_rate=cfg.sample_rate, block_frames=cfg.block_frames,
+                          reopen_after_s=cfg.reopen_after_s)
