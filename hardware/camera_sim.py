@@ -20,6 +20,7 @@ written at frame n take effect at frame n + ``latency_frames`` (UVC cameras lag 
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -317,8 +318,13 @@ class SimulatedCamera:
 
     def __init__(self, scene: Scene, *, fps: float = 30.0, limits: ControlLimits | None = None, mains_hz: int = 50,
                  latency_frames: int = 2, realtime: bool = True, seed: int = 1, exposure_s: float = 0.005, gain: float = 1.0,
-                 jpeg_quality: int = 80) -> None:
+                 jpeg_quality: int = 80, walk_file: str | Path | None = None) -> None:
         self.scene = scene
+        # A scripted scene steers the first person through this file (see ``_follow_walk_file``).
+        self.walk_file = Path(walk_file) if walk_file else None
+        self._walk_sprite = scene.walks[0].sprite if scene.walks else None
+        self._walk_stamp: int | None = None
+        self._walk_checked = 0.0
         self.width, self.height, self.fps = scene.width, scene.height, fps
         self.limits = limits or ControlLimits(1e-4, 1 / fps, 1.0, 8.0)
         self.mains_hz = mains_hz
@@ -385,6 +391,8 @@ class SimulatedCamera:
         while self._pending and self._pending[0][0] <= self.index:
             _, self.exposure_s, self.gain = self._pending.pop(0)
         t = self.time_s
+        if self.walk_file is not None:
+            self._follow_walk_file(t)
         if self.realtime:
             delay = self.t0 + t - time.monotonic()
             if delay > 0:
@@ -402,6 +410,28 @@ class SimulatedCamera:
         if self.auto:
             self._camera_ae(image)
         return frame
+
+    def _follow_walk_file(self, t: float) -> None:
+        """Reload the walk file when it changed: JSON ``[[t_s, x_m, distance_m], ...]`` for the first
+        person, times counted from now (the scene clock when the change is seen); ``[]``: nobody in view.
+        Checked five times a second; a file that cannot be read keeps the walk as it was."""
+        now = time.monotonic()
+        if now - self._walk_checked < 0.2 or self._walk_sprite is None:
+            return
+        self._walk_checked = now
+        try:
+            stamp = self.walk_file.stat().st_mtime_ns  # type: ignore[union-attr]
+            if stamp == self._walk_stamp:
+                return
+            self._walk_stamp = stamp
+            keys = [(t + float(k[0]), float(k[1]), float(k[2])) for k in json.loads(self.walk_file.read_text())]  # type: ignore[union-attr]
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError, TypeError, IndexError) as exc:
+            log.warning("walk file %s ignored: %s", self.walk_file, exc)
+            return
+        self.scene.walks = [Walk(self._walk_sprite, keys)] if keys else []
+        log.info("walk file %s: %d keyframe(s) from scene time %.1f s", self.walk_file, len(keys), t)
 
     def render(self, t: float) -> np.ndarray:
         """The 8-bit BGR image at scene time t with the current exposure and gain."""

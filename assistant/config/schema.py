@@ -352,6 +352,9 @@ class CameraSettings(Section):
     """Folder of GRID clips the simulated camera cuts people from; empty: ../shared/data/talking/grid."""
     sim_latency_frames: int = 2
     """Control latency of the simulated camera, in frames."""
+    sim_walk_file: str = ""
+    """Simulated camera only: JSON keyframes ``[[t_s, x_m, distance_m], ...]`` of the person's path, times from when the
+    file is written; re-read when it changes, so a scripted scene moves the visitor on cue (``[]``: nobody). Empty: the built-in walk."""
 
 
 class EmailSettings(Section):

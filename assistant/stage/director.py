@@ -1,8 +1,8 @@
 """The scripted scene, played against the running kiosk and checked as it goes.
 
 A visitor walks in and is recognised, asks two questions, gets an email read out to them, leaves a
-message for reception (confirmed by voice, sent through SMTP), interrupts a long reply, and walks
-away. Every step waits for what the kiosk does on the bus rather than for fixed times, so the
+message for reception (confirmed by voice, sent through SMTP), interrupts a long reply with another
+question, says thank you and walks away. Every step waits for what the kiosk does on the bus rather than for fixed times, so the
 scene keeps its shape on a slow or busy machine; each step has a deadline and its outcome
 (``True`` or what went wrong) is kept in ``results``.
 """
@@ -30,17 +30,19 @@ class Script:
     """Who the visitor is enrolled as."""
     question_1: str = "what time is it"
     question_2: str = "where can i get a cup of coffee"
-    send: str = "send a message for reception saying i am in the lobby"
+    send: str = "i would like to leave a message for reception"
+    body: str = "i am waiting in the lobby"
     confirm: str = "yes please"
     long_question: str = "what can you do"
-    interrupt: str = "thank you goodbye"
+    interrupt: str = "where are the toilets please"
+    thanks: str = "thank you goodbye"
     mail_from: str = "carol@example.com"
     mail_from_name: str = "Carol"
     mail_subject: str = "For Sam: lunch"
     mail_body: str = "Lunch is at noon in the cafe on the first floor."
 
     def lines(self) -> list[str]:
-        return [self.question_1, self.question_2, self.send, self.confirm, self.long_question, self.interrupt]
+        return [self.question_1, self.question_2, self.send, self.body, self.confirm, self.long_question, self.interrupt, self.thanks]
 
 
 #: Steps that must succeed for the scene to count as played.
@@ -93,6 +95,7 @@ class Director:
             self.step("mail_delivered", self.mail)
         self.step("message_sent", self.send_message)
         self.step("barge_in", self.barge_in)
+        self.step("thanks", lambda: self.ask(self.script.thanks, "smalltalk"))
         self.step("goodbye", self.leave)
         return self.results
 
@@ -132,6 +135,9 @@ class Director:
     def send_message(self) -> None:
         w, s = self.watch, self.script
         prompt = self.ask(s.send, "send")
+        if "what should the message" not in prompt.text.lower():
+            raise SceneFailed(f"not asked what to say: {prompt.text!r}")
+        prompt = self.ask(s.body, "send")
         if "shall i send it" not in prompt.text.lower():
             raise SceneFailed(f"no confirmation question: {prompt.text!r}")
         t = time.monotonic_ns()
@@ -156,6 +162,8 @@ class Director:
             raise SceneFailed(f"the long reply {reply.status} instead of being interrupted")
         after = w.wait(lambda: w.reply_after(cut.start_ns), 15, f"a reply to {s.interrupt!r}")
         w.wait(lambda: after.status, 30, "that reply to end")
+        if "toilets" not in after.text.lower():
+            raise SceneFailed(f"the interrupting question was answered by {after.skill}: {after.text!r}")
 
     def leave(self) -> None:
         w, name = self.watch, self.script.name
