@@ -33,7 +33,7 @@ class BusSettings(Section):
 
 
 class SupervisorSettings(Section):
-    services: tuple[str, ...] = ("voice",)
+    services: tuple[str, ...] = ("camera", "hearing", "voice", "renderer", "email", "brain")
     """Services ``assistant up`` starts (the bus is always started first) and ``status`` expects."""
     restart_backoff_s: tuple[float, ...] = (0.2, 0.5, 1.0, 2.0, 5.0)
     """Delays before restarting a crashed child; the last repeats. Reset after 60 s of uptime."""
