@@ -62,6 +62,7 @@ def test_time_date_and_help_texts():
     ("yes", True), ("Yes please.", True), ("yeah send it", True), ("go ahead", True),
     ("no", False), ("No thanks", False), ("cancel that", False), ("never mind", False),
     ("yes no", None), ("purple", None), ("", None),
+    ("where are the toilets please", None), ("what can you do", None), ("do it", True),
 ])
 def test_yes_or_no(text, expected):
     assert yes_or_no(text) is expected

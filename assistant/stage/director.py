@@ -33,7 +33,7 @@ class Script:
     send: str = "i would like to leave a message for reception"
     body: str = "i am waiting in the lobby"
     confirm: str = "yes please"
-    long_question: str = "what can you do"
+    long_question: str = "how do i get to the train station"
     interrupt: str = "where are the toilets please"
     thanks: str = "thank you goodbye"
     mail_from: str = "carol@example.com"

@@ -38,12 +38,16 @@ _YES = {"yes", "yeah", "yep", "yup", "sure", "ok", "okay", "correct", "right", "
 _YES_PHRASES = ("send it", "do it", "go ahead", "please do", "that's right", "that is right")
 _NO = {"no", "nope", "nah", "cancel", "don't", "dont", "stop", "wrong", "negative"}
 _NO_PHRASES = ("never mind", "nevermind", "do not", "forget it")
+# An utterance that opens like a question is a new question, not an answer ("where are the toilets please").
+_QUESTION_START = {"what", "where", "when", "who", "whom", "whose", "which", "why", "how", "is", "are", "can", "could"}
 
 
 def yes_or_no(text: str) -> bool | None:
     """``True`` for a yes, ``False`` for a no, ``None`` when the answer is neither (or both)."""
     norm = normalise(text)
     words = set(norm.split())
+    if norm.split(" ", 1)[0] in _QUESTION_START:
+        return None
     no = bool(words & _NO) or any(p in norm for p in _NO_PHRASES)
     yes = bool(words & _YES) or any(p in norm for p in _YES_PHRASES)
     if yes == no:
