@@ -83,3 +83,26 @@ def test_the_walk_file_is_replaced_whole(tmp_path):
     path = tmp_path / "walk.json"
     write_walk(path, WALK_IN)
     assert json.loads(path.read_text()) == WALK_IN and list(tmp_path.iterdir()) == [path]
+
+
+def test_the_camera_twin_follows_the_walk_file(tmp_path):
+    from hardware.camera_sim import PersonSprite, SimulatedCamera, Walk, build_scene
+
+    sprite = PersonSprite("x", [np.full((120, 80, 3), 0.5, np.float32)], [np.ones((120, 80), np.float32)], (20.0, 20.0, 40.0, 40.0))
+    scene = build_scene("plain", 160, 120, walks=[Walk(sprite, [])])
+    walk = tmp_path / "walk.json"
+    cam = SimulatedCamera(scene, realtime=False, jpeg_quality=0, walk_file=walk)
+    cam.open()
+
+    def people_after(keys) -> list:
+        if keys is not None:
+            walk.write_text(keys if isinstance(keys, str) else json.dumps(keys))
+        time.sleep(0.25)  # the file is looked at five times a second
+        cam.read()
+        return cam.last_truth
+
+    assert people_after(None) == []  # no file yet: the scene's own walk (empty here)
+    seen = people_after([[0, 0.0, 0.8], [60, 0.0, 0.8]])
+    assert len(seen) == 1 and abs(seen[0].distance_m - 0.8) < 1e-6
+    assert len(people_after("[[0, 0.0")) == 1  # a broken file keeps the walk as it was
+    assert people_after([]) == []
