@@ -60,5 +60,8 @@ def test_clear_errors(tmp_path, shared_data):
     (tmp_path / "junk.mp4").write_bytes(b"not a video at all")
     with pytest.raises(VideoError):
         clip_from_video(tmp_path / "junk.mp4", progress=False)
+    for broken in sorted((shared_data / "speech" / "malformed").glob("*.wav")):
+        with pytest.raises(VideoError):
+            clip_from_video(broken, progress=False)
     with pytest.raises(VideoError, match="no such file"):
         clip_from_video(tmp_path / "missing.mp4", progress=False)
