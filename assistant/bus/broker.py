@@ -97,10 +97,14 @@ class Broker:
         assert self.xsub is not None and self.xpub is not None
         for _ in range(_BATCH):
             try:
-                frames = self.xsub.recv_multipart(zmq.NOBLOCK, copy=False)
+                frames: list = [self.xsub.recv(zmq.NOBLOCK)]
             except zmq.Again:
                 return
-            if decode_header([f.buffer for f in frames], self.stats) is None:
+            # Topic and envelope are small: copying them is cheaper than Frame objects. Payloads
+            # (PCM, JPEG) can be large: those are passed through without a copy.
+            while self.xsub.getsockopt(zmq.RCVMORE):
+                frames.append(self.xsub.recv() if len(frames) < 2 else self.xsub.recv(copy=False))
+            if decode_header(frames, self.stats) is None:
                 continue
             self.stats.received += 1
             self.xpub.send_multipart(frames, copy=False)

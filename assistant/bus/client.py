@@ -106,8 +106,13 @@ class Subscriber:
 
     def recv_ready(self) -> Received | None:
         """Decode one message that is known to be waiting; ``None`` if it was dropped."""
-        frames = self.sock.recv_multipart(copy=False)
-        rx = decode([f.buffer for f in frames], self.stats)
+        sock = self.sock
+        # Topic and envelope are small and copied (cheaper than Frame objects); payload frames
+        # (PCM, JPEG) are taken without an intermediate copy.
+        frames: list = [sock.recv()]
+        while sock.getsockopt(zmq.RCVMORE):
+            frames.append(sock.recv() if len(frames) < 2 else sock.recv(copy=False).buffer)
+        rx = decode(frames, self.stats)
         if rx is not None:
             self._track(rx)
         return rx
