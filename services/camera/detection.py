@@ -167,7 +167,6 @@ class FaceTracker:
                 t = max(near, key=lambda t: iou(box, t.box))
                 if not t.seen_now:
                     t.seen_now = True
-                    t.misses = 0
                     self._hit(t, box, ts_ns)
         self._frame += 1
         self._dedupe()
