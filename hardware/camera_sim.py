@@ -405,7 +405,10 @@ class SimulatedCamera:
         if self._corrupt > 0:
             self._corrupt -= 1
             image[image.shape[0] // 3 :] = 128
-        frame = Frame(image, time.monotonic_ns(), self.index, self.exposure_s, self.gain)
+        # Off the wall clock (tests, bench) frames carry the camera's own frame clock, so what
+        # depends on time (a face lost for 0.7 s has left) does not depend on how fast we process.
+        ts_ns = time.monotonic_ns() if self.realtime else int((self.t0 + t) * 1e9)
+        frame = Frame(image, ts_ns, self.index, self.exposure_s, self.gain)
         self.index += 1
         if self.auto:
             self._camera_ae(image)

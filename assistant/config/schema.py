@@ -308,6 +308,8 @@ class CameraSettings(Section):
     """Other V4L2 controls to set at open, by ``v4l2-ctl`` name, e.g. ``{white_balance_automatic = 1}``."""
     ae_mode: Literal["face", "global", "camera", "manual"] = "face"
     """``face``: face-priority metering (centre-weighted without a face); ``global``: mean of the frame; ``camera``: the camera's own auto-exposure; ``manual``: fixed ``manual_exposure_s`` / ``manual_gain``."""
+    search_meter: Literal["backlight", "centre"] = "backlight"
+    """Metering in ``face`` mode while no face is tracked: ``backlight`` meters the darker mode of the region where visitors appear (ignores a window, clipped or not); ``centre``: centre-weighted, ignoring clipped pixels only."""
     manual_exposure_s: float = 0.01
     """Exposure in ``manual`` mode and the starting point of the loop."""
     manual_gain: float = 1.0
@@ -318,10 +320,12 @@ class CameraSettings(Section):
     """The face is well exposed within target +- this; the loop corrects when it leaves +- 0.6 x band and stops inside +- 0.25 x band."""
     latency_frames: int = 2
     """Frames before a written exposure shows in the image; the loop waits this long between corrections."""
+    detector: Literal["mtcnn", "haar"] = "mtcnn"
+    """Face detector: ``mtcnn`` (ONNX, models/mtcnn/weights; finds faces of every skin tone at 2.2 m) or ``haar`` (OpenCV's cascade, no model files; misses darker faces beyond ~1.4 m)."""
     detect_every: int = 5
     """Full-frame face search every N frames; tracked faces are searched near their last box every frame."""
     detect_width: int = 480
-    """Width of the downscaled image the full-frame search runs on."""
+    """Width of the downscaled image the Haar full-frame search runs on (MTCNN scales by ``min_face_px``)."""
     min_face_px: int = 32
     """Smallest face found by the full-frame search, in capture pixels (~2.5 m at 640 px, 60 deg)."""
     face_width_m: float = 0.15

@@ -19,8 +19,8 @@ from assistant.config import CameraSettings
 from assistant.messages import Face, Person
 from hardware.camera import ControlLimits, Frame
 
-from .detection import FaceDetector, FaceTracker, Track
-from .exposure import ExposureState, FacePriorityExposure, meter_centre, meter_faces, meter_global
+from .detection import FaceTracker, Track, make_detector
+from .exposure import ExposureState, FacePriorityExposure, meter_centre, meter_faces, meter_global, meter_search
 from .presence import Presence
 from .recognition import Recognizer
 
@@ -65,8 +65,8 @@ class CameraPipeline:
                  recognizer: Recognizer | None = None, recognition_sync: bool = False) -> None:
         self.settings = settings
         self.mode = settings.ae_mode
-        self.tracker = FaceTracker(FaceDetector(settings.detect_width * width // max(settings.width, 1), settings.min_face_px),
-                                   detect_every=settings.detect_every, lost_after_s=settings.lost_after_s)
+        detector = make_detector(settings.detector, settings.min_face_px, settings.detect_width * width // max(settings.width, 1))
+        self.tracker = FaceTracker(detector, detect_every=settings.detect_every, lost_after_s=settings.lost_after_s)
         self.presence = Presence(width=width, hfov_deg=settings.hfov_deg, face_width_m=settings.face_width_m,
                                  engage_m=settings.engage_m, release_m=settings.release_m, max_engaged=settings.max_engaged)
         self.exposure = FacePriorityExposure(limits, target=settings.target_luminance, band=settings.target_band,
@@ -90,7 +90,7 @@ class CameraPipeline:
         image = frame.image
         h, w = image.shape[:2]
         gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-        live, left = self.tracker.update(gray, frame.ts_ns)
+        live, left = self.tracker.update(image, frame.ts_ns)
         for t in live:
             t.luminance = meter_faces(gray, [t.box]) or 0.0
         self._collect_recognition(live)
@@ -116,8 +116,10 @@ class CameraPipeline:
             boxes = [t.box for t in live if t.engaged] or [t.box for t in live]
             metered = meter_faces(gray, boxes) if boxes else None
             label = "face"
-            if metered is None:
+            if metered is None and self.settings.search_meter == "centre":
                 metered, label = meter_centre(gray), "centre"
+            elif metered is None:
+                metered, label = meter_search(gray), "search"
             return self.exposure.update(metered, label)
         if self.mode == "global":
             return self.exposure.update(meter_global(gray), "global")
