@@ -1,4 +1,4 @@
-"""The ``assistant`` command: up, run, status, say, tail, enroll.
+"""The ``assistant`` command: up, run, status, say, tail, enroll, avatar build.
 
 Exit codes: 0 success, 1 runtime failure (bus unreachable, service missing), 2 bad usage or config.
 """
@@ -162,6 +162,31 @@ def cmd_enroll(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_avatar_build(config: Config, args: argparse.Namespace) -> int:
+    """Build a neural avatar from talking video(s): exit 2 with the reason when the input is unusable."""
+    from pathlib import Path
+
+    from models.neural.build import AvatarBuilder, BuildError, BuildOptions
+    from services.renderer.neural import avatars_dir
+
+    root = Path(args.out) if args.out else avatars_dir(config.renderer.neural.avatars_dir)
+    opts = BuildOptions(videos=tuple(Path(v) for v in args.videos), name=args.name, root=root, size=args.size,
+                        mode=args.mode, steps=args.steps, ngf=args.ngf, heldout=args.heldout, heldout_at=args.heldout_at,
+                        temporal_l1=args.temporal_l1, compare=not args.no_compare, ablate=args.ablate,
+                        min_seconds=args.min_seconds, lipsync_base=Path(args.lipsync_base) if args.lipsync_base else None,
+                        lipsync_steps=args.lipsync_steps, device=args.device, threads=args.threads, restart=args.restart)
+    try:
+        folder = AvatarBuilder(opts).run()
+    except BuildError as exc:
+        print(f"assistant: cannot build avatar {args.name!r}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"assistant: interrupted; run the same command again to resume the build of {args.name!r}", file=sys.stderr)
+        return 130
+    print(folder)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="assistant", description="Embodied kiosk assistant.")
     parser.add_argument("--config", help="TOML config file (default: /etc/assistant/assistant.toml when present, else built-in defaults)")
@@ -191,6 +216,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gallery", default="", help="gallery folder (default: camera.gallery_dir)")
     p.add_argument("--wait", type=float, default=15.0, help="seconds to wait with --live")
     p.set_defaults(fn=cmd_enroll)
+    p = sub.add_parser("avatar", help="neural avatars for the renderer")
+    avatar = p.add_subparsers(dest="avatar_command", required=True)
+    p = avatar.add_parser("build", help="turn talking VIDEO(s) of one person into an avatar (resumable: rerun to continue)")
+    p.add_argument("videos", nargs="+", metavar="VIDEO")
+    p.add_argument("--name", required=True, help="avatar name for renderer.neural.avatar")
+    p.add_argument("--out", default="", help="avatars folder (default: renderer.neural.avatars_dir)")
+    p.add_argument("--size", type=int, default=0, help="mouth crop pixels (default 256 on a GPU, 64 on the CPU)")
+    p.add_argument("--mode", choices=["temporal", "pix2pix"], default="temporal")
+    p.add_argument("--steps", type=int, default=0, help="generator training steps (default 6000 GPU, 1500 CPU)")
+    p.add_argument("--ngf", type=int, default=0, help="generator width (default 32 GPU, 16 CPU)")
+    p.add_argument("--heldout", type=float, default=0.2, help="fraction of each video held out for the model card (one block)")
+    p.add_argument("--heldout-at", type=float, default=0.4, help="where the held-out block starts in each video (fraction)")
+    p.add_argument("--temporal-l1", type=float, default=100.0, help="frame-change L1 weight (0: temporal discriminator only)")
+    p.add_argument("--no-compare", action="store_true", help="skip training plain pix2pix for the comparison")
+    p.add_argument("--ablate", action="store_true", help="also train the temporal model without the frame-change L1")
+    p.add_argument("--min-seconds", type=float, default=20.0, help="least total footage")
+    p.add_argument("--lipsync-base", default="", help="lip-sync checkpoint to fine-tune (default models/lipsync/weights/lipsync.pt)")
+    p.add_argument("--lipsync-steps", type=int, default=150)
+    p.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--restart", action="store_true", help="discard an unfinished build of this name")
+    p.set_defaults(fn=cmd_avatar_build)
     return parser
 
 

@@ -166,6 +166,32 @@ class VoiceSettings(Section):
 ScreenKind = Literal["auto", "window", "web", "record", "null"]
 
 
+class RendererNeuralSettings(Section):
+    """The neural face: a generated mouth region from an avatar built by ``assistant avatar build``."""
+
+    avatar: str = ""
+    """Avatar name (or folder) to render with; empty: the classic warped portrait. Looked up in
+    ``avatars_dir``, then in the avatars shipped in ``models/neural/avatars``."""
+    avatars_dir: str = ""
+    """Where ``assistant avatar build`` writes and the renderer finds avatars; empty:
+    ``$STATE_DIRECTORY/avatars`` (systemd), else ``$XDG_DATA_HOME/assistant/avatars``, else
+    ``~/.local/share/assistant/avatars``."""
+    use_portrait: bool = True
+    """Show the avatar's own still of the person (from its video); false: keep ``renderer.portrait``
+    and paint the generated mouth onto that face."""
+    use_lipsync: bool = True
+    """Drive the mouth with the avatar's fine-tuned audio -> landmarks model when it has one (and
+    ``renderer.lstm_model`` is empty)."""
+    gpu: bool = True
+    """Run the generator on onnxruntime's CUDA provider when onnxruntime-gpu sees a GPU."""
+    fp16: bool = True
+    """On the GPU, use the avatar's float16 generator when it has one."""
+    threads: int = 1
+    """onnxruntime CPU threads for the generator."""
+    colour_match: bool = True
+    """Match the generated mouth's colours to the frame around it before blending."""
+
+
 class RendererSettings(Section):
     width: int = 1280
     """Output width in pixels (up to 1920)."""
@@ -211,6 +237,8 @@ class RendererSettings(Section):
     """How often ``renderer.stats`` is published."""
     seed: int = 0
     """Seed of the idle animation's randomness (blink times, eye movements); 0 means from the clock."""
+    neural: RendererNeuralSettings = RendererNeuralSettings()
+    """The neural face (generated mouth); off unless ``neural.avatar`` names an avatar."""
 
 
 class HearingSettings(Section):

@@ -55,9 +55,25 @@ class RendererService(Service):
             raise ValueError(f"renderer.width x height = {s.width}x{s.height}: use at most 1920x1080")
         cv2.setNumThreads(max(1, s.render_threads))
         kinds = screen_kinds(s.screen)
-        self.drivers = DriverChoice(s.driver, s.lstm_model)
-        avatar = Avatar.build(s.portrait or None, cache_dir(s))
+        portrait, lstm_model, neural = s.portrait or None, s.lstm_model, None
+        if s.neural.avatar:
+            from .neural import NeuralAvatar, search_path
+
+            neural = NeuralAvatar.load(s.neural.avatar, search_path(s.neural.avatars_dir))
+            if s.neural.use_portrait and neural.portrait is not None:
+                portrait = neural.portrait
+            if s.neural.use_lipsync and neural.lipsync is not None and not lstm_model:
+                lstm_model = str(neural.lipsync)
+        self.drivers = DriverChoice(s.driver, lstm_model)
+        avatar = Avatar.build(portrait, cache_dir(s))
         synth = FaceSynth(avatar, SynthSettings(width=s.width, height=s.height, zoom=s.zoom, letterbox=s.letterbox))
+        if neural is not None:
+            from .neural import MouthGenerator, NeuralSynth
+
+            n = s.neural
+            gen = MouthGenerator(neural.generator, prefer_gpu=n.gpu, fp16=n.fp16, threads=n.threads)
+            synth = NeuralSynth(synth, gen, neural.crop, n.colour_match)
+            log.info("neural face: avatar %s (%d px mouth on %s)", neural.name, gen.size, gen.device)
         seed = s.seed or time.monotonic_ns() & 0xFFFFFFFF
         self.player = FacePlayer(
             synth,

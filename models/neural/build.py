@@ -1,0 +1,324 @@
+"""``assistant avatar build VIDEO... --name NAME``: a talking video -> a kiosk avatar folder.
+
+Stages (each resumable; running the same command again continues where it stopped):
+
+1. check   refuse unusable input at once: missing file, no audio track, too short in total;
+2. extract faces, landmarks, aligned mouth crops and drawings per video (refuses no face, a face
+           lost too often, heavy head motion), cached per video in ``work/data``;
+3. train   the time-dependent generator (and plain pix2pix for the model card's comparison),
+           checkpointed every few hundred steps in ``work/``;
+4. lipsync fine-tune the audio -> landmarks model on this person's speech (when a base lip-sync
+           checkpoint is available);
+5. export  ONNX with a parity check (and float16 for the GPU);
+6. card    held-out evaluation, plots, samples, ``avatar.json`` and ``MODEL_CARD.md``.
+
+Progress goes to stderr with an ETA per stage. The renderer loads the folder by name
+(``renderer.neural.avatar``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .config import CropConfig, NetConfig, TrainConfig
+from .dataset import FaceClip, Limits, extract, rest_frame
+
+log = logging.getLogger(__name__)
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_LIPSYNC_BASE = REPO / "models" / "lipsync" / "weights" / "lipsync.pt"
+STAGES = ("check", "extract", "train", "lipsync", "export", "card")
+
+
+class BuildError(Exception):
+    """The input cannot become an avatar (or the build was started differently); says why."""
+
+
+@dataclass
+class BuildOptions:
+    """What to build; 0 / empty means the default for the device the build runs on."""
+
+    videos: tuple[Path, ...]
+    name: str
+    root: Path
+    """Folder that holds avatars; the avatar is ``root/name``."""
+    size: int = 0
+    """Mouth crop side: 256 on a GPU, 64 on the CPU (a CPU trains 256 px far too slowly)."""
+    mode: str = "temporal"
+    steps: int = 0
+    """Generator training steps: 6000 on a GPU, 1500 on the CPU."""
+    ngf: int = 0
+    """Generator width: 32 on a GPU, 16 on the CPU."""
+    batch: int = 8
+    heldout: float = 0.2
+    """Fraction of each video kept out of training for the model card's evaluation (one block)."""
+    heldout_at: float = 0.4
+    """Where that block starts, as a fraction of each video: the middle, where the person talks."""
+    temporal_l1: float = 100.0
+    """Weight of the frame-change L1 in temporal mode (``TrainConfig.temporal_l1``); 0: the
+    temporal discriminator alone, as in Everybody Dance Now."""
+    compare: bool = True
+    """Also train plain pix2pix, for the model card's comparison with the time-dependent model."""
+    ablate: bool = False
+    """Also train the time-dependent model without the frame-change L1 (the card gets its row)."""
+    min_seconds: float = 20.0
+    """Least total talking footage."""
+    lipsync_base: Path | None = None
+    """Lip-sync checkpoint to fine-tune; None: ``models/lipsync/weights/lipsync.pt`` when present."""
+    lipsync_steps: int = 150
+    device: str = "auto"
+    """``auto``: CUDA when torch sees a GPU, else the CPU."""
+    threads: int = 1
+    restart: bool = False
+    """Discard an earlier, unfinished build of this name."""
+    limits: Limits = field(default_factory=Limits)
+
+    def resolved(self) -> "BuildOptions":
+        dev = self.device
+        if dev == "auto":
+            import torch
+
+            dev = "cuda" if torch.cuda.is_available() else "cpu"
+        gpu = dev.startswith("cuda")
+        return replace(self, device=dev, size=self.size or (256 if gpu else 64), steps=self.steps or (6000 if gpu else 1500),
+                       ngf=self.ngf or (32 if gpu else 16), limits=replace(self.limits, min_seconds=self.min_seconds))
+
+
+def _fmt_s(s: float) -> str:
+    s = max(0.0, s)
+    return f"{s / 60:.0f}m{s % 60:02.0f}s" if s >= 60 else f"{s:.0f}s"
+
+
+def stderr_say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+class AvatarBuilder:
+    """Runs the stages; ``say`` receives one progress line at a time."""
+
+    def __init__(self, opts: BuildOptions, say: Callable[[str], None] = stderr_say) -> None:
+        if not opts.name or any(c in opts.name for c in "/\\") or opts.name.startswith("."):
+            raise BuildError(f"avatar name {opts.name!r}: use a plain name like 'anna'")
+        if not opts.videos:
+            raise BuildError("no VIDEO given")
+        self.o = opts.resolved()
+        self.say = say
+        self.folder = Path(self.o.root) / self.o.name
+        self.work = self.folder / "work"
+        self.crop = CropConfig(size=self.o.size)
+
+    # --- bookkeeping -------------------------------------------------------------------------
+    def _stage(self, i: int, text: str) -> None:
+        self.say(f"[{i + 1}/{len(STAGES)} {STAGES[i]}] {text}")
+
+    def _settings(self) -> dict:
+        o = self.o
+        return {"videos": [str(Path(v).resolve()) for v in o.videos], "size": o.size, "mode": o.mode, "ngf": o.ngf,
+                "batch": o.batch, "heldout": o.heldout, "heldout_at": o.heldout_at, "temporal_l1": o.temporal_l1,
+                "compare": o.compare, "ablate": o.ablate}
+
+    def _open_work(self) -> None:
+        if self.o.restart and self.folder.exists():
+            shutil.rmtree(self.folder)
+        self.work.mkdir(parents=True, exist_ok=True)
+        f = self.work / "options.json"
+        mine = self._settings()
+        if f.is_file():
+            theirs = json.loads(f.read_text())
+            diff = sorted(k for k in mine if theirs.get(k) != mine[k])
+            if diff:
+                raise BuildError(f"avatar {self.o.name!r} was started with other settings ({', '.join(diff)});"
+                                 " run the same command to resume, or add --restart to start over")
+            self.say(f"resuming the build of {self.o.name!r} in {self.folder}")
+        f.write_text(json.dumps(mine, indent=1))
+
+    # --- stages ------------------------------------------------------------------------------
+    def check(self) -> float:
+        """Cheap refusals before minutes of work; returns seconds of usable footage."""
+        import cv2
+
+        from models.lipsync.video import VideoError, read_audio
+
+        total = 0.0
+        for v in self.o.videos:
+            v = Path(v)
+            if not v.is_file():
+                raise BuildError(f"{v}: no such file")
+            try:
+                audio, rate = read_audio(v)
+            except VideoError as exc:
+                raise BuildError(str(exc)) from None
+            cap = cv2.VideoCapture(str(v))
+            fps, frames = cap.get(cv2.CAP_PROP_FPS) or 25.0, cap.get(cv2.CAP_PROP_FRAME_COUNT)
+            cap.release()
+            if frames <= 0:
+                raise BuildError(f"{v}: no video frames could be read")
+            total += min(len(audio) / rate, frames / fps)
+        if total < self.o.min_seconds:
+            raise BuildError(f"too short: {total:.1f} s of talking video in {len(self.o.videos)} file(s), need"
+                             f" {self.o.min_seconds:.0f} s; film longer (a minute or more is better) or give more clips")
+        return total
+
+    def _cache_name(self, v: Path) -> Path:
+        st = v.stat()
+        key = json.dumps([str(v.resolve()), st.st_size, st.st_mtime_ns, self.crop.to_dict()])
+        return self.work / "data" / f"{v.stem}-{hashlib.sha256(key.encode()).hexdigest()[:10]}.npz"
+
+    def extract(self) -> list[FaceClip]:
+        from models.lipsync.video import VideoError
+
+        clips = []
+        t0 = time.time()
+        limits = replace(self.o.limits, min_seconds=0.0)  # the total was checked; short clips may add up
+        for i, v in enumerate(map(Path, self.o.videos)):
+            path = self._cache_name(v)
+            if path.is_file():
+                clips.append(FaceClip.load(path))
+                continue
+            try:
+                clip = extract(v, self.crop, limits, progress=False)
+            except VideoError as exc:
+                raise BuildError(str(exc)) from None
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.stem + ".tmp.npz")
+            clip.save(tmp)
+            tmp.replace(path)
+            clips.append(clip)
+            done = i + 1
+            eta = (time.time() - t0) / done * (len(self.o.videos) - done)
+            self._stage(1, f"{v.name}: {len(clip)} frames ({done}/{len(self.o.videos)} videos) ETA {_fmt_s(eta)}")
+        return clips
+
+    def variants(self) -> list[tuple[str, str, float]]:
+        """(name, network mode, frame-change L1 weight) of every generator to train; the first ships."""
+        o = self.o
+        tl1 = o.temporal_l1 if o.mode == "temporal" else 0.0
+        out = [(o.mode, o.mode, tl1)]
+        if o.compare and o.mode != "pix2pix":
+            out.append(("pix2pix", "pix2pix", 0.0))
+        if o.ablate and tl1 > 0:
+            out.append(("temporal_nol1", "temporal", 0.0))
+        return out
+
+    def frames(self, clips: list[FaceClip]):
+        from .frames import FrameSet
+
+        return FrameSet(clips, self.o.heldout, self.o.heldout_at)
+
+    def train(self, clips: list[FaceClip]) -> dict[str, Path]:
+        from .train import plot_history, train
+
+        frames = self.frames(clips)
+        out = {}
+        for name, mode, tl1 in self.variants():
+            cfg = TrainConfig(net=NetConfig(mode=mode, size=self.o.size, ngf=self.o.ngf, ndf=self.o.ngf), steps=self.o.steps,
+                              batch=self.o.batch, threads=self.o.threads, temporal_l1=tl1,
+                              checkpoint_every=max(10, min(TrainConfig.checkpoint_every, self.o.steps // 5)))
+            ckpt = self.work / f"{name}.pt"
+
+            def report(step, total, losses, eta, name=name):
+                self._stage(2, f"{name} step {step}/{total} L1 {losses['l1']:.4f} G {losses['g']:.3f}"
+                               f" D {losses['d']:.3f} ETA {_fmt_s(eta)}")
+
+            train(frames, cfg, ckpt, self.crop, report, report_every=max(1, min(50, self.o.steps // 10)),
+                  device=self.o.device)
+            import torch
+
+            plot_history(torch.load(ckpt, map_location="cpu", weights_only=False)["history"],
+                         self.work / f"loss_{name}.png", name)
+            out[name] = ckpt
+        return out
+
+    def lipsync(self, clips: list[FaceClip]) -> dict:
+        base = self.o.lipsync_base or DEFAULT_LIPSYNC_BASE
+        target = self.folder / "lipsync.onnx"
+        done = self.work / "lipsync.json"
+        if done.is_file() and target.is_file():
+            return json.loads(done.read_text())
+        if not Path(base).is_file():
+            self._stage(3, f"skipped: no lip-sync checkpoint at {base} (train models.lipsync, or pass --lipsync-base)")
+            shown = Path(base).relative_to(REPO) if Path(base).is_relative_to(REPO) else Path(base).name
+            return {"skipped": f"no lip-sync checkpoint at {shown}"}
+        from .finetune import finetune
+
+        def report(step, total, loss, eta):
+            self._stage(3, f"step {step}/{total} loss {loss:.4f} ETA {_fmt_s(eta)}")
+
+        summary = finetune(Path(base), [c.lipsync_clip() for c in clips], target, steps=self.o.lipsync_steps, progress=report)
+        done.write_text(json.dumps(summary, indent=1))
+        return summary
+
+    def export(self, ckpts: dict[str, Path]) -> float:
+        from .export import export
+        from .train import load_generator
+
+        g, ckpt = load_generator(ckpts[self.o.mode])
+        worst = export(g, ckpt["crop"], self.folder / "generator.onnx", {"data": ckpt["data"], "steps": ckpt["step"]},
+                       fp16=True)
+        if worst > 1e-3:
+            raise BuildError(f"ONNX export differs from torch by {worst:.1e}: report this as a bug")
+        self._stage(4, f"generator.onnx written (parity {worst:.1e}); generator_fp16.onnx for the GPU")
+        return worst
+
+    def card(self, clips: list[FaceClip], ckpts: dict[str, Path], lipsync: dict, parity: float, seconds: float) -> dict:
+        import cv2
+
+        from .card import evaluate_all, samples_image, write_card
+        from .train import load_generator
+
+        gens = {name: load_generator(p) for name, p in ckpts.items()}
+        data = gens[self.o.mode][1]["data"]
+        results = evaluate_all(gens, clips, data)
+        (self.folder / "eval.json").write_text(json.dumps(results, indent=1))
+        cv2.imwrite(str(self.folder / "samples.jpg"), samples_image(gens, clips, data), [cv2.IMWRITE_JPEG_QUALITY, 90])
+        for name in ckpts:
+            shutil.copyfile(self.work / f"loss_{name}.png", self.folder / f"loss_{name}.png")
+        first, ref = clips[0], data["references"][0]
+        cv2.imwrite(str(self.folder / "portrait.png"), rest_frame(Path(self.o.videos[0]), ref))
+        cv2.imwrite(str(self.folder / "reference.png"), first.crops[ref])
+        ckpt = gens[self.o.mode][1]
+        meta = {"version": 1, "name": self.o.name, "generator": "generator.onnx", "generator_fp16": "generator_fp16.onnx",
+                "portrait": "portrait.png", "reference": "reference.png",
+                "lipsync": "lipsync.onnx" if (self.folder / "lipsync.onnx").is_file() else "",
+                "crop": self.crop.to_dict(), "net": ckpt["net"], "train": {k: v for k, v in ckpt["train"].items() if k != "net"},
+                "steps": ckpt["step"], "fps": first.fps, "sources": [Path(v).name for v in self.o.videos],
+                "footage_s": round(seconds, 2), "device": self.o.device, "onnx_parity": parity,
+                "heldout": self.o.heldout, "heldout_at": self.o.heldout_at,
+                "eval": {k: v["pooled"] for k, v in results.items()}, "lipsync_finetune": lipsync,
+                "built": time.strftime("%Y-%m-%d %H:%M:%S")}
+        (self.folder / "avatar.json").write_text(json.dumps(meta, indent=1))
+        write_card(self.folder / "MODEL_CARD.md", meta, results, clips, data)
+        return results
+
+    def run(self) -> Path:
+        t0 = time.time()
+        self._stage(0, f"{len(self.o.videos)} video(s) for avatar {self.o.name!r} on {self.o.device}, {self.o.size} px")
+        seconds = self.check()
+        self._open_work()
+        self._stage(1, f"{seconds:.1f} s of footage; finding faces and landmarks")
+        clips = self.extract()
+        self._stage(2, f"{sum(len(c) for c in clips)} frames; training {self.o.steps} steps")
+        ckpts = self.train(clips)
+        lipsync = self.lipsync(clips)
+        parity = self.export(ckpts)
+        results = self.card(clips, ckpts, lipsync, parity, seconds)
+        p = results[self.o.mode]["pooled"]
+        self._stage(5, f"held-out PSNR {p['psnr']:.2f} dB, SSIM {p['ssim']:.3f}, flicker {p['flicker']:.2f}")
+        self.say(f"avatar {self.o.name!r} ready in {self.folder} ({_fmt_s(time.time() - t0)});"
+                 f" set renderer.neural.avatar = \"{self.o.name}\"")
+        return self.folder
+
+
+def options_dict(o: BuildOptions) -> dict:
+    d = asdict(o)
+    d["videos"] = [str(v) for v in o.videos]
+    return d
