@@ -287,6 +287,8 @@ class HearingSettings(Section):
     """VAD frame length: 10, 20 or 30 ms."""
     vad_start_ms: int = 90
     """Voiced audio needed before an utterance starts."""
+    vad_playback_start_ms: int = 150
+    """Voiced audio needed before an utterance starts while the assistant speaks (guards against its own echo)."""
     vad_preroll_ms: int = 300
     """Audio from before the start handed to the recogniser."""
     vad_hangover_ms: int = 210

@@ -45,7 +45,7 @@ class HearingService(Service):
         self.lang = s.lang or self.engine.lang
         self.reference = PlaybackReference(tail_ms=s.playback_tail_ms)
         vad = EndpointerSettings(
-            aggressiveness=s.vad_aggressiveness, frame_ms=s.vad_frame_ms, start_ms=s.vad_start_ms,
+            aggressiveness=s.vad_aggressiveness, frame_ms=s.vad_frame_ms, start_ms=s.vad_start_ms, playback_start_ms=s.vad_playback_start_ms,
             preroll_ms=s.vad_preroll_ms, hangover_ms=s.vad_hangover_ms, max_utterance_s=s.max_utterance_s,
             gate_db=s.vad_gate_db, playback_gate_db=s.playback_gate_db,
         )

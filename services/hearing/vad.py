@@ -25,6 +25,9 @@ class EndpointerSettings:
     """VAD frame length; webrtcvad takes 10, 20 or 30 ms."""
     start_ms: int = 90
     """Voiced audio needed (within one frame more than this) before an utterance starts."""
+    playback_start_ms: int = 150
+    """The same while the assistant's voice plays: echo residue can pass the gates for a frame or
+    three, and a false start there would make the assistant interrupt itself."""
     preroll_ms: int = 300
     """Audio kept from before the start and handed to the recogniser, so first sounds are not cut."""
     hangover_ms: int = 210
@@ -80,9 +83,10 @@ class Endpointer:
         self.vad = webrtcvad.Vad(settings.aggressiveness)
         self.frame_len = RATE * settings.frame_ms // 1000
         self.start_frames = max(1, math.ceil(settings.start_ms / settings.frame_ms))
+        self.playback_start_frames = max(self.start_frames, math.ceil(settings.playback_start_ms / settings.frame_ms))
         self.hang_frames = max(1, math.ceil(settings.hangover_ms / settings.frame_ms))
         self.max_frames = int(settings.max_utterance_s * 1000 / settings.frame_ms)
-        self.preroll: collections.deque = collections.deque(maxlen=max(1, settings.preroll_ms // settings.frame_ms) + self.start_frames + 1)
+        self.preroll: collections.deque = collections.deque(maxlen=max(1, settings.preroll_ms // settings.frame_ms) + self.playback_start_frames + 1)
         self.floor_db: float | None = None
         self.in_speech = False
         self._frames = 0
@@ -121,8 +125,9 @@ class Endpointer:
         end_ns = t_ns + len(frame) * NS // RATE
         if not self.in_speech:
             self.preroll.append((frame, t_ns, voiced))
-            recent = list(self.preroll)[-(self.start_frames + 1):]
-            if sum(v for _, _, v in recent) >= self.start_frames:
+            need = self.playback_start_frames if playing else self.start_frames
+            recent = list(self.preroll)[-(need + 1):]
+            if sum(v for _, _, v in recent) >= need:
                 first = next(t for _, t, v in recent if v)
                 self.in_speech = True
                 self._frames = len(recent)
