@@ -22,7 +22,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+# The repository root replaces this script's folder on the path: bench/email.py would otherwise
+# shadow the standard library's email package (imported by importlib.metadata, among others).
+sys.path[0] = str(REPO)
 
 import services.brain  # noqa: E402,F401  (single-threaded BLAS, as in the service)
 import numpy as np  # noqa: E402

@@ -25,7 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# The repository root replaces this script's folder on the path: bench/email.py would otherwise
+# shadow the standard library's email package (imported by importlib.metadata, among others).
+sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 from assistant.stage.kiosk import Kiosk, missing_prerequisites  # noqa: E402
 from assistant.stage.walk import WALK_IN, write_walk  # noqa: E402

@@ -22,7 +22,9 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+# The repository root replaces this script's folder on the path: bench/email.py would otherwise
+# shadow the standard library's email package (imported by importlib.metadata, among others).
+sys.path[0] = str(REPO)
 
 from hardware.microphone import RATE, FileMicrophone, load_audio  # noqa: E402
 from services.hearing.echo import PlaybackReference  # noqa: E402

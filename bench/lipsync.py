@@ -23,7 +23,9 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+# The repository root replaces this script's folder on the path: bench/email.py would otherwise
+# shadow the standard library's email package (imported by importlib.metadata, among others).
+sys.path[0] = str(REPO)
 
 from assistant.face.energy import EnergyDriver  # noqa: E402
 from assistant.face.lstm_driver import DEFAULT_MODEL, LstmDriver  # noqa: E402

@@ -28,7 +28,9 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+# The repository root replaces this script's folder on the path: bench/email.py would otherwise
+# shadow the standard library's email package (imported by importlib.metadata, among others).
+sys.path[0] = str(REPO)
 
 from assistant.messages import Done, FaceLandmarks, Playback, RendererStats, SystemState, Utterance  # noqa: E402
 from tests.procs import Procs, wait_for  # noqa: E402

@@ -32,7 +32,9 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+# The repository root replaces this script's folder on the path: bench/email.py would otherwise
+# shadow the standard library's email package (imported by importlib.metadata, among others).
+sys.path[0] = str(REPO)
 
 from assistant.messages import Done, Heartbeat, Say, Stop, SystemState, Utterance  # noqa: E402
 from hardware.speaker import read_recording  # noqa: E402
