@@ -1,4 +1,4 @@
-"""The ``assistant`` command: up, run, status, say, tail, enroll.
+"""The ``assistant`` command: up, run, status, say, tail, enroll, install.
 
 Exit codes: 0 success, 1 runtime failure (bus unreachable, service missing), 2 bad usage or config.
 """
@@ -162,6 +162,12 @@ def cmd_enroll(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_install(config: Config, args: argparse.Namespace) -> int:
+    from assistant.install import run
+
+    return run(args, list(config.supervisor.services))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="assistant", description="Embodied kiosk assistant.")
     parser.add_argument("--config", help="TOML config file (default: /etc/assistant/assistant.toml when present, else built-in defaults)")
@@ -191,6 +197,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gallery", default="", help="gallery folder (default: camera.gallery_dir)")
     p.add_argument("--wait", type=float, default=15.0, help="seconds to wait with --live")
     p.set_defaults(fn=cmd_enroll)
+    p = sub.add_parser("install", help="create the user, folders and config; install and enable the systemd units (--root DIR: stage)")
+    from assistant.install import add_arguments
+
+    add_arguments(p)
+    p.set_defaults(fn=cmd_install)
     return parser
 
 

@@ -30,6 +30,7 @@ SERVICES: dict[str, str] = {
     "hearing": "services.hearing",
     "voice": "services.voice",
     "camera": "services.camera",
+    "ops": "services.ops",
 }
 
 _STABLE_S = 60.0  # uptime after which a child's restart backoff starts again from the first step
