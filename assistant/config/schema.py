@@ -481,6 +481,22 @@ class BrainSettings(Section):
     """Environment variable holding the chat endpoint's API key (keys never go in the config file)."""
 
 
+class OpsSettings(Section):
+    """The status page (``services.ops``): services, conversation, camera, face, latency, metrics."""
+
+    host: str = "127.0.0.1"
+    """Address of the status page. Loopback by default; any other address needs ``token_file``."""
+    port: int = 8790
+    """Port of the status page (``/``), its JSON (``/api/status``) and Prometheus metrics (``/metrics``); 0 picks a free one."""
+    token_file: str = ""
+    """File holding an access token (first line); when set, every request needs ``Authorization: Bearer TOKEN``
+    or ``?token=TOKEN``. A relative name is looked up in ``$CREDENTIALS_DIRECTORY``. Empty: no token (loopback only)."""
+    history: int = 20
+    """Transcripts, replies and turn latencies kept for the page."""
+    stale_after_s: float = 3.0
+    """A service whose last heartbeat is older than this is shown (and exported) as down."""
+
+
 class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
     """The whole configuration file."""
 
@@ -493,3 +509,4 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=Tr
     camera: CameraSettings = CameraSettings()
     email: EmailSettings = EmailSettings()
     brain: BrainSettings = BrainSettings()
+    ops: OpsSettings = OpsSettings()
