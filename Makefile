@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # Debian packages the project needs at run time and in tests.
 APT_PACKAGES := espeak-ng portaudio19-dev pulseaudio pulseaudio-utils libasound2-plugins \
-	xvfb x11-utils imagemagick sox openssl dovecot-imapd chromium mbrola mbrola-us1 mbrola-us2 mbrola-en1 \
+	xvfb x11-utils imagemagick sox openssl dovecot-imapd chromium mbrola mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1 \
 	systemd
 # onnxruntime-gpu where an NVIDIA GPU is present, onnxruntime otherwise (never both).
 ORT_EXTRA := $(shell nvidia-smi -L >/dev/null 2>&1 && echo gpu || echo cpu)

@@ -48,6 +48,8 @@ class PyAudioSpeaker(Speaker):
         self._latency_s = 0.0
         self._stop = threading.Event()
         self._lock = threading.Lock()
+        # Held for a whole close-and-reopen, so the watchdog and discard() never reopen twice.
+        self._device_lock = threading.Lock()
         self._watchdog: threading.Thread | None = None
 
     @property
@@ -83,10 +85,8 @@ class PyAudioSpeaker(Speaker):
         with self._lock:
             self._pa = pyaudio.PyAudio()  # a fresh PortAudio instance re-lists devices
             try:
-                index = self.find_device(self._pa)
-                self._stream = self._pa.open(format=pyaudio.paInt16, channels=1, rate=self.sample_rate,
-                                             output=True, output_device_index=index,
-                                             frames_per_buffer=self.block_frames, stream_callback=self._callback)
+                index = self._index = self.find_device(self._pa)
+                self._stream = self._open_stream(self._pa, index)
             except Exception:
                 self._pa.terminate()
                 self._pa = None
@@ -95,6 +95,40 @@ class PyAudioSpeaker(Speaker):
             self._last_callback_ns = time.monotonic_ns()
             log.info("speaker open: device %s at %d Hz, latency %.1f ms", index, self.sample_rate,
                      self._latency_s * 1e3)
+
+    def _open_stream(self, pa, index: int):
+        import pyaudio
+
+        return pa.open(format=pyaudio.paInt16, channels=1, rate=self.sample_rate, output=True,
+                       output_device_index=index, frames_per_buffer=self.block_frames,
+                       stream_callback=self._callback)
+
+    def discard(self, fade_s: float = 0.002) -> int | None:
+        """Drop what PortAudio and the sound server hold, now.
+
+        PortAudio has no call to flush an output stream, but closing one discards its pending
+        buffers (``Pa_CloseStream`` aborts an active stream), so: close, note the time, and open a
+        new stream on the same device. There is no fade: the cut is immediate.
+        """
+        with self._device_lock:
+            with self._lock:
+                stream, pa, index = self._stream, self._pa, getattr(self, "_index", None)
+            if stream is None or pa is None or index is None:
+                return None
+            try:
+                stream.close()
+            except Exception as exc:  # noqa: BLE001 - a dead device: the watchdog reopens it
+                log.debug("closing speaker stream: %s", exc)
+            silent_ns = time.monotonic_ns()
+            try:
+                new = self._open_stream(pa, index)
+            except Exception as exc:  # noqa: BLE001
+                log.warning("speaker reopen after stop failed: %s; the watchdog retries", exc)
+                new = None
+            with self._lock:
+                self._stream = new
+                self._last_callback_ns = time.monotonic_ns()
+            return silent_ns
 
     def _callback(self, in_data, frames, time_info, status):
         import pyaudio
@@ -130,18 +164,19 @@ class PyAudioSpeaker(Speaker):
 
     def _watch(self) -> None:
         while not self._stop.wait(0.1):
-            if self._healthy():
-                continue
-            log.warning("speaker lost (no audio callback for %.1f s); reopening", self.reopen_after_s)
-            self._close_stream()
-            while not self._stop.is_set():
-                try:
-                    self._open()
-                    self.reopened += 1
-                    break
-                except Exception as exc:  # noqa: BLE001 - keep trying until the device is back
-                    log.warning("speaker reopen failed: %s; retrying in %.1f s", exc, self.retry_every_s)
-                    self._stop.wait(self.retry_every_s)
+            with self._device_lock:
+                if self._healthy():
+                    continue
+                log.warning("speaker lost (no audio callback for %.1f s); reopening", self.reopen_after_s)
+                self._close_stream()
+                while not self._stop.is_set():
+                    try:
+                        self._open()
+                        self.reopened += 1
+                        break
+                    except Exception as exc:  # noqa: BLE001 - keep trying until the device is back
+                        log.warning("speaker reopen failed: %s; retrying in %.1f s", exc, self.retry_every_s)
+                        self._stop.wait(self.retry_every_s)
 
     def close(self) -> None:
         self._stop.set()

@@ -28,6 +28,17 @@ def test_grid_clip_is_frame_aligned(grid_clip):
     assert np.corrcoef(feats[:, 0], opening)[0, 1] > 0.3
 
 
+def test_other_frame_rates_are_resampled_to_the_model_rate():
+    from models.lipsync.dataset import to_fps
+
+    t = np.arange(90) / 30.0  # 3 s at 30 fps
+    track = np.zeros((90, 20, 2))
+    track[:, :, 1] = np.sin(2 * np.pi * t)[:, None]
+    out = to_fps(track, 30.0, 25.0)
+    assert out.shape == (75, 20, 2)
+    assert np.allclose(out[:, 0, 1], np.sin(2 * np.pi * np.arange(75) / 25.0), atol=0.01)
+
+
 def _write_video(path, with_audio: bool, face: bool = False):
     import av
 
@@ -60,5 +71,8 @@ def test_clear_errors(tmp_path, shared_data):
     (tmp_path / "junk.mp4").write_bytes(b"not a video at all")
     with pytest.raises(VideoError):
         clip_from_video(tmp_path / "junk.mp4", progress=False)
+    for broken in sorted((shared_data / "speech" / "malformed").glob("*.wav")):
+        with pytest.raises(VideoError):
+            clip_from_video(broken, progress=False)
     with pytest.raises(VideoError, match="no such file"):
         clip_from_video(tmp_path / "missing.mp4", progress=False)

@@ -9,9 +9,12 @@ from assistant.face.lstm_driver import DEFAULT_MODEL, LstmDriver
 pytestmark = pytest.mark.skipif(not DEFAULT_MODEL.is_file(), reason="no trained lipsync.onnx committed")
 
 
-@pytest.fixture(scope="module")
-def driver():
-    return LstmDriver(threads=1, prefer_gpu=False)
+@pytest.fixture(scope="module", params=["lipsync.onnx", "lipsync_stream.onnx"])
+def driver(request):
+    path = DEFAULT_MODEL.with_name(request.param)
+    if not path.is_file():
+        pytest.skip(f"{path.name} not committed")
+    return LstmDriver(path, threads=1, prefer_gpu=False)
 
 
 def test_silence_closes_the_mouth(driver):

@@ -129,6 +129,17 @@ def test_screens_that_fail_to_open_fail_start(synth):
         FacePlayer(synth, list, 0.0, IdleLife())
 
 
+def test_auto_uses_exact_phonemes_first_then_the_learned_model():
+    from assistant.face.lstm_driver import DEFAULT_MODEL
+
+    if not DEFAULT_MODEL.is_file():
+        pytest.skip("no trained lip-sync model in this checkout")
+    auto = DriverChoice("auto")
+    assert auto.pick(True).name == "viseme"  # the synthesiser's own phoneme times
+    assert auto.pick(False).name == auto.lstm.name  # gTTS, any other sound
+    assert DriverChoice("lstm").pick(True).name == auto.lstm.name
+
+
 def test_driver_choice_falls_back_without_a_model(tmp_path):
     auto = DriverChoice("auto", str(tmp_path / "absent.onnx"))
     assert auto.lstm is None

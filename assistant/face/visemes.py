@@ -148,7 +148,7 @@ class VisemeDriver:
         self.cfg = cfg
 
     def drive(self, pcm, sample_rate, fps, phonemes=None, alphabet=""):
-        n = n_video_frames(len(np.asarray(pcm).reshape(len(pcm), -1)), sample_rate, fps)
+        n = n_video_frames(len(np.asarray(pcm)), sample_rate, fps)  # (samples,) or (samples, channels)
         if not phonemes:
             log.debug("viseme driver got no phonemes; mouth stays at rest")
         params = viseme_parameters(list(phonemes or []), alphabet, n, fps, self.cfg)

@@ -62,6 +62,16 @@ def fill_gaps(values: np.ndarray, found: np.ndarray) -> np.ndarray:
     return flat.reshape(values.shape)
 
 
+def to_fps(mouths: np.ndarray, fps_in: float, fps_out: float) -> np.ndarray:
+    """Resample a (frames, 20, 2) track to the model's frame rate (a 30 fps phone video -> 25)."""
+    if abs(fps_in - fps_out) < 1e-3:
+        return mouths
+    t_in = np.arange(len(mouths)) / fps_in
+    t_out = np.arange(int(np.floor(t_in[-1] * fps_out)) + 1) / fps_out
+    flat = mouths.reshape(len(mouths), -1)
+    return np.stack([np.interp(t_out, t_in, flat[:, j]) for j in range(flat.shape[1])], 1).reshape(-1, 20, 2)
+
+
 def clip_from_video(path: Path, progress: bool = True) -> Clip:
     """Measure a talking video. Raises ``VideoError`` with the reason when it cannot be used."""
     import soxr
@@ -80,10 +90,10 @@ def clip_from_video(path: Path, progress: bool = True) -> Clip:
     n = min(len(mouths), n_video_frames(len(audio), rate, track.fps))
     if n < 5:
         raise VideoError(f"{path}: only {n} frames with both audio and video")
-    mouths = mouths[:n]
+    mouths = to_fps(mouths[:n], track.fps, FeatureConfig().fps)
     normalised = NEUTRAL_MOUTH + (mouths - rest_mouth(mouths))
     audio16 = soxr.resample(audio, rate, SAMPLE_RATE).astype(np.float32)
-    return Clip(path.stem, audio16, normalised.astype(np.float32), track.fps, True)
+    return Clip(path.stem, audio16, normalised.astype(np.float32), FeatureConfig().fps, True)
 
 
 def to_unit(mouth: np.ndarray, tcfg: TargetConfig) -> np.ndarray:

@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +26,10 @@ def export(model: LipSyncNet, ckpt: dict, out: Path, check_frames: tuple[int, ..
     dim = model.cfg.in_dim
     dummy = torch.randn(1, 50, dim)
     out.parent.mkdir(parents=True, exist_ok=True)
-    torch.onnx.export(model, (dummy,), str(out), input_names=["features"], output_names=["mouth"],
-                      dynamic_axes={"features": {1: "frames"}, "mouth": {1: "frames"}}, opset_version=17, dynamo=False)
+    with warnings.catch_warnings():  # "batch size other than 1 with LSTM": we always run batch 1
+        warnings.filterwarnings("ignore", message=".*batch.size.*LSTM", category=UserWarning)
+        torch.onnx.export(model, (dummy,), str(out), input_names=["features"], output_names=["mouth"],
+                          dynamic_axes={"features": {1: "frames"}, "mouth": {1: "frames"}}, opset_version=17, dynamo=False)
     proto = onnx.load(str(out))
     meta = {"features": ckpt["features"], "target_lo": list(ckpt["target"]["lo"]), "target_hi": list(ckpt["target"]["hi"]),
             "net": ckpt["net"], "data": ckpt.get("data", {})}

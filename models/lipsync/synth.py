@@ -134,11 +134,30 @@ def breath_clip(rng: np.random.Generator, name: str) -> Clip:
     return Clip(name, audio, articulate(opening), FPS, False)
 
 
+def librivox_clips(folder: Path, rng: np.random.Generator) -> list[Clip]:
+    """Real read speech with its phone alignment (``*.phone.json``): human voices, viseme mouths."""
+    import json
+
+    import soundfile as sf
+
+    clips = []
+    for js in sorted(folder.glob("*.phone.json")):
+        wav = js.with_name(js.name.replace(".phone.json", ".wav"))
+        if not wav.is_file():
+            continue
+        words = json.loads(js.read_text())["w"]
+        phonemes = [Phoneme(p["t"], p["b"], p["d"]) for w in words for p in w.get("w", [])]
+        pcm, sr = sf.read(str(wav), dtype="float32")
+        clips.append(_to_clip(f"librivox_{wav.stem[-4:]}", pcm, sr, phonemes, "arpabet", rng))
+    return clips
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("build/lipsync/synth"))
     ap.add_argument("--n", type=int, default=600, help="clips to make")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--librivox", type=Path, default=None, help="speech/librivox folder: add its aligned real voices")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from tqdm import tqdm
@@ -151,6 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     have_mbrola = shutil.which("mbrola") is not None and shutil.which("espeak-ng") is not None
     if not have_mbrola:
         log.warning("mbrola/espeak-ng CLI missing: espeak-ng voices only (apt: mbrola mbrola-us1 ...)")
+    if args.librivox:
+        for clip in librivox_clips(args.librivox, rng):
+            clip.save(args.out / f"{clip.name}.npz")
     for i in tqdm(range(args.n), desc="synth", unit="clip"):
         name = f"syn{i:05d}"
         kind = rng.random()

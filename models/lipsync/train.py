@@ -92,15 +92,19 @@ def corr(a, b) -> float:
 
 
 def train(cfg: TrainConfig, real: list[Clip], synth: list[Clip], out: Path, val_real: list[Clip], steps_per_epoch: int = 16,
-          progress: bool = True) -> dict:
+          progress: bool = True, init: Path | None = None) -> dict:
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     rng = np.random.default_rng(cfg.seed)
+    synth = [synth[i] for i in np.random.default_rng(12345).permutation(len(synth))]  # fixed split, any order in
     n_val = max(1, len(synth) // 20) if synth else 0
     val_synth, train_synth = synth[:n_val], synth[n_val:]
     pool_real, pool_syn = real, train_synth
     model = LipSyncNet(cfg.net, cfg.target)
-    model.set_normalisation(*feature_stats((real + train_synth)[:400], cfg.features))
+    if init is not None:  # fine-tune: weights and feature normalisation of a pretrained run
+        model.load_state_dict(torch.load(init, map_location="cpu", weights_only=False)["state"])
+    else:
+        model.set_normalisation(*feature_stats((real + train_synth)[:400], cfg.features))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.1)
     aug = AugmentConfig()
@@ -140,7 +144,8 @@ def train(cfg: TrainConfig, real: list[Clip], synth: list[Clip], out: Path, val_
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"net": cfg.net.__dict__, "target": cfg.target.__dict__, "features": cfg.features.to_dict(),
                 "train": cfg.to_dict(), "state": model.state_dict(), "history": history,
-                "data": {"real": [c.name for c in real], "val_real": [c.name for c in val_real], "synth": len(train_synth)}}, out)
+                "data": {"real": [c.name for c in real], "val_real": [c.name for c in val_real], "synth": len(train_synth),
+                         "init": str(init) if init else None}}, out)
     log.info("saved %s", out)
     return history
 
@@ -180,19 +185,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-synth", type=int, default=100000)
     ap.add_argument("--plot-clip", default="", help="held-out real clip to plot (never trained on)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--include-val", action="store_true", help="also train on the validation clip (final refit)")
+    ap.add_argument("--lr", type=float, default=TrainConfig.lr)
+    ap.add_argument("--init", type=Path, default=None, help="checkpoint to fine-tune (same --hidden/--lookahead)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     cfg = TrainConfig(net=NetConfig(hidden=args.hidden, lookahead=args.lookahead), epochs=args.epochs,
-                      real_fraction=args.real_fraction, seed=args.seed)
+                      real_fraction=args.real_fraction, seed=args.seed, lr=args.lr)
     real_all = load_dir(args.real) if args.real.is_dir() else []
     real = [c for c in real_all if c.name in cfg.split.train]
     val_real = [c for c in real_all if c.name in cfg.split.val]
+    if args.include_val:
+        real, val_real = real + val_real, []
     synth = load_dir(args.synth)[: args.max_synth] if args.synth.is_dir() else []
     if not real and not synth:
         log.error("no training clips in %s or %s", args.real, args.synth)
         return 2
     log.info("training on %d real + %d synthetic clips, validating on %s", len(real), len(synth), [c.name for c in val_real])
-    history = train(cfg, real, synth, args.out, val_real, args.steps)
+    history = train(cfg, real, synth, args.out, val_real, args.steps, init=args.init)
     model = LipSyncNet(cfg.net, cfg.target)
     model.load_state_dict(torch.load(args.out, weights_only=False)["state"])
     model.eval()

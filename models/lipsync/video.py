@@ -39,13 +39,14 @@ def read_audio(path: Path) -> tuple[np.ndarray, int]:
             stream = container.streams.audio[0]
             chunks = []
             for frame in container.decode(stream):
-                a = frame.to_ndarray().astype(np.float32)
-                if a.ndim == 2 and frame.format.is_planar:
+                raw = frame.to_ndarray()
+                a = raw.astype(np.float32)
+                if np.issubdtype(raw.dtype, np.integer):  # s16 / s32 -> [-1, 1]
+                    a /= float(np.iinfo(raw.dtype).max) + 1.0
+                if frame.format.is_planar:
                     a = a.mean(axis=0)
-                elif a.ndim == 2:
+                else:
                     a = a.reshape(-1, len(frame.layout.channels)).mean(axis=1)
-                if np.issubdtype(frame.to_ndarray().dtype, np.integer):
-                    a = a / 32768.0
                 chunks.append(a.reshape(-1))
             rate = stream.rate
     except av.error.FFmpegError as exc:

@@ -1,7 +1,9 @@
 """Which mouth driver animates an utterance (``renderer.driver``), and driving it safely.
 
-``auto`` prefers the learned model when its file is there, then phoneme visemes when the voice
-sent phoneme timings, then the audio energy driver, which needs nothing but the waveform. A
+``auto`` uses phoneme visemes when the voice sent phoneme timings (they come from the synthesiser
+that made the audio, so their timing is exact), the learned audio -> landmarks model for audio
+without timings (gTTS, any other sound) when its file is there, else the audio energy driver,
+which needs nothing but the waveform. A
 learned model that is absent or unloadable under ``auto`` is a log line, not a failure: the
 kiosk keeps talking with the other drivers. Asking for ``lstm`` explicitly without a usable
 model is a start-up error, because the operator asked for something we cannot do.
@@ -80,9 +82,11 @@ class DriverChoice:
         if self.mode == "viseme":
             # Without timings the viseme driver would hold the mouth shut; the audio can still move it.
             return self.viseme if has_phonemes else self.energy
-        if self.lstm is not None:
-            return self.lstm
-        return self.viseme if has_phonemes else self.energy
+        if self.mode == "lstm":
+            return self.lstm  # type: ignore[return-value]  # checked at start-up
+        if has_phonemes:
+            return self.viseme
+        return self.lstm if self.lstm is not None else self.energy
 
 
 def pcm_from_bytes(data: bytes, sample_rate: int) -> np.ndarray:

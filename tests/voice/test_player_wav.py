@@ -59,7 +59,8 @@ def test_play_at_is_met_at_the_speaker(twin, espeak):
     # Callbacks fire when the sound starts/ends at the speaker, not when it is handed over.
     assert all(abs(e[3] - e[2]) < 15 * MS for e in starts)
     assert [e[2] for e in events if e[0] == "done"] == ["finished"] * 5
-    assert speaker.underruns <= 2, "the twin keeps up in real time (a loaded CPU may cost a glitch)"
+    # A twin that cannot keep up underruns on every block (hundreds here); a loaded CPU costs a few.
+    assert speaker.underruns <= 5, "the twin keeps up in real time"
 
 
 def test_position_follows_the_audio(twin, espeak):
