@@ -44,6 +44,17 @@ def module_for(name: str) -> str:
         raise ValueError(f"unknown service {name!r}; known services: {known}") from None
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGTERM when ``assistant up`` dies, even of SIGKILL, so no
+    service outlives its supervisor (Linux ``PR_SET_PDEATHSIG``; elsewhere a no-op)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 @dataclass
 class Child:
     name: str
@@ -57,7 +68,7 @@ class Child:
     abort_sent: float | None = None  # when the watchdog sent SIGABRT to the current process
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(self.argv, start_new_session=False)
+        self.proc = subprocess.Popen(self.argv, start_new_session=False, preexec_fn=_die_with_parent)
         self.started = time.monotonic()
         self.abort_sent = None
         log.info("started %s (pid %d)", self.name, self.proc.pid)

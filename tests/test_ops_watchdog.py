@@ -113,3 +113,24 @@ def test_services_ride_out_a_restarted_bus_without_losing_a_message(procs, down_
         pytest.fail(f"{watcher.sub.gaps} lost; echo said: {echo.communicate()[1][-2000:]}")
     assert last.msg.pid == first.msg.pid == echo.pid  # the same process, its state kept
     assert last.msg.counters["out"] > first.msg.counters["out"] + 2 * down_s / 0.05
+
+
+def test_services_do_not_outlive_a_killed_supervisor(procs):
+    import os
+
+    up = procs.start("assistant", "up", env={"ASSISTANT_SUPERVISOR__SERVICES": '["echo"]'})
+    watcher = procs.client([Heartbeat.TYPE])
+    echo = _ready(watcher, "echo").msg.pid
+    bus = _ready(watcher, "bus").msg.pid
+    up.kill()
+    up.wait()
+    deadline = time.monotonic() + 10
+    alive = {echo, bus}
+    while alive and time.monotonic() < deadline:
+        for pid in list(alive):
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                alive.discard(pid)
+        time.sleep(0.1)
+    assert not alive, f"still running after their supervisor died: {alive}"
