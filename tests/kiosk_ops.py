@@ -68,6 +68,8 @@ class Kiosk:
             "ASSISTANT_RENDERER__CACHE_DIR": str(self.dir / "avatars"),
             "ASSISTANT_CAMERA__GALLERY_DIR": str(self.dir / "faces"),
             "ASSISTANT_OPS__PORT": str(self.ops_port),
+            # A mail whose ack died with a killed brain comes again after this (60 s in production).
+            "ASSISTANT_EMAIL__REDELIVER_AFTER_S": "5.0",
             "ASSISTANT_CONFIG": str(config),
         }
         self.env.pop("NOTIFY_SOCKET", None)
