@@ -7,12 +7,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # Debian packages the project needs at run time and in tests.
 APT_PACKAGES := espeak-ng portaudio19-dev pulseaudio pulseaudio-utils libasound2-plugins \
-	xvfb x11-utils imagemagick sox openssl dovecot-imapd chromium mbrola mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1
+	xvfb x11-utils imagemagick sox openssl dovecot-imapd chromium mbrola mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1 \
+	systemd
 # onnxruntime-gpu where an NVIDIA GPU is present, onnxruntime otherwise (never both).
 ORT_EXTRA := $(shell nvidia-smi -L >/dev/null 2>&1 && echo gpu || echo cpu)
 PYTEST_ARGS ?=
 
-.PHONY: setup system-packages venv test demo bench clean
+.PHONY: setup system-packages venv test demo bench clean install verify-units soak
 
 setup: system-packages venv
 
@@ -44,8 +45,22 @@ $(VENV)/.stamp-$(ORT_EXTRA): pyproject.toml
 
 venv: $(VENV)/.stamp-$(ORT_EXTRA)
 
-test: setup
+test: setup verify-units
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Production: the assistant user, /etc/assistant (config from the example), units installed and
+# enabled. Run as root from the code tree the units should run (/opt/assistant).
+install: setup
+	$(PY) -m assistant install
+
+# CI: stage the units into a temporary root and fail on ANY systemd-analyze verify output
+# (it exits 0 on warnings).
+verify-units: setup
+	@root=$$(mktemp -d); trap 'rm -rf "$$root"' EXIT; \
+	$(PY) -m assistant install --root "$$root" --services voice,renderer,hearing,camera,email,brain --verify
+
+soak: setup
+	$(PY) bench/soak.py
 
 demo: setup
 	$(PY) -m assistant.demo --out out/demo

@@ -1,4 +1,4 @@
-"""The ``assistant`` command: up, run, status, say, tail, enroll, avatar build.
+"""The ``assistant`` command: up, run, status, say, tail, enroll, avatar build, install.
 
 Exit codes: 0 success, 1 runtime failure (bus unreachable, service missing), 2 bad usage or config.
 """
@@ -187,6 +187,12 @@ def cmd_avatar_build(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_install(config: Config, args: argparse.Namespace) -> int:
+    from assistant.install import run
+
+    return run(args, list(config.supervisor.services))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="assistant", description="Embodied kiosk assistant.")
     parser.add_argument("--config", help="TOML config file (default: /etc/assistant/assistant.toml when present, else built-in defaults)")
@@ -238,6 +244,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--restart", action="store_true", help="discard an unfinished build of this name")
     p.set_defaults(fn=cmd_avatar_build)
+    p = sub.add_parser("install", help="create the user, folders and config; install and enable the systemd units (--root DIR: stage)")
+    from assistant.install import add_arguments
+
+    add_arguments(p)
+    p.set_defaults(fn=cmd_install)
     return parser
 
 

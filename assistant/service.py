@@ -25,6 +25,7 @@ poll interval (100 ms); ``stop_timeout`` bounds teardown.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import gc
 import heapq
 import itertools
@@ -262,6 +263,7 @@ class Service:
         poller.register(sock, zmq.POLLIN)
         poller.register(self._wake_r, zmq.POLLIN)
         while not self._stop.is_set():
+            self.bus.pub.maintain()  # after a broker restart: send what was held meanwhile
             wait = self._run_timers()
             while True:
                 try:
@@ -338,4 +340,7 @@ def config_from_argv(name: str, description: str, argv: list[str] | None) -> Con
         print(f"assistant: config error: {exc}", file=sys.stderr)
         return None
     setup_logging(config.service.log_level)
+    # A watchdog kill (systemd's WatchdogSignal, or `assistant up`) is SIGABRT: print every
+    # thread's stack first, so the log shows where the loop hung.
+    faulthandler.enable()
     return config

@@ -1,6 +1,8 @@
 """``assistant up``: run the bus and every enabled service as child processes, restarting crashes.
 
-For development and the demo; production runs the same modules under systemd.
+For development and the demo; production runs the same modules under systemd. Like systemd's
+``WatchdogSec=``, a child whose heartbeats stop (its loop hangs) is killed and restarted
+(``assistant.watchdog``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 
 from assistant.config import Config
+from assistant.watchdog import HeartbeatWatchdog
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +30,7 @@ SERVICES: dict[str, str] = {
     "hearing": "services.hearing",
     "voice": "services.voice",
     "camera": "services.camera",
+    "ops": "services.ops",
 }
 
 _STABLE_S = 60.0  # uptime after which a child's restart backoff starts again from the first step
@@ -40,6 +44,17 @@ def module_for(name: str) -> str:
         raise ValueError(f"unknown service {name!r}; known services: {known}") from None
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGTERM when ``assistant up`` dies, even of SIGKILL, so no
+    service outlives its supervisor (Linux ``PR_SET_PDEATHSIG``; elsewhere a no-op)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 @dataclass
 class Child:
     name: str
@@ -50,10 +65,12 @@ class Child:
     failures_in_row: int = 0
     next_start: float = 0.0
     exits: list[int] = field(default_factory=list)
+    abort_sent: float | None = None  # when the watchdog sent SIGABRT to the current process
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(self.argv, start_new_session=False)
+        self.proc = subprocess.Popen(self.argv, start_new_session=False, preexec_fn=_die_with_parent)
         self.started = time.monotonic()
+        self.abort_sent = None
         log.info("started %s (pid %d)", self.name, self.proc.pid)
 
 
@@ -66,35 +83,81 @@ class Supervisor:
         extra = ["--config", config_path] if config_path else []
         names = ["bus", *[n for n in config.supervisor.services if n != "bus"]]
         self.children = [Child(n, [sys.executable, "-m", module_for(n), *extra]) for n in names]
+        sup = config.supervisor
+        self.watchdog = HeartbeatWatchdog(sup.watchdog_s, sup.start_timeout_s, config.service.heartbeat_s)
+        self.hung_kills = 0
 
     def _backoff(self, child: Child) -> float:
         steps = self.config.supervisor.restart_backoff_s or (1.0,)
         return steps[min(child.failures_in_row, len(steps)) - 1] if child.failures_in_row else 0.0
 
+    def _start(self, child: Child) -> None:
+        child.start()
+        assert child.proc is not None
+        self.watchdog.started(child.name, child.proc.pid, child.started)
+
     def run(self) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.stop_event.set())
         bus, *services = self.children
-        bus.start()
+        self._start(bus)
         time.sleep(0.2)  # let the broker bind before the services connect (they retry anyway)
         for child in services:
-            child.start()
-        while not self.stop_event.wait(0.05):
-            now = time.monotonic()
-            for child in self.children:
-                if child.proc is not None and child.proc.poll() is not None:
-                    code = child.proc.returncode
-                    child.exits.append(code)
-                    uptime = now - child.started
-                    child.failures_in_row = 1 if uptime > _STABLE_S else child.failures_in_row + 1
-                    child.next_start = now + self._backoff(child)
-                    log.warning("%s exited with %s after %.1f s; restarting in %.1f s", child.name, code, uptime, child.next_start - now)
-                    child.proc = None
-                if child.proc is None and now >= child.next_start:
-                    child.restarts += 1
-                    child.start()
+            self._start(child)
+        beats = self._heartbeats()
+        try:
+            while not self.stop_event.wait(0.05):
+                now = time.monotonic()
+                self._read_heartbeats(beats)
+                self._watch(now)
+                for child in self.children:
+                    self._reap(child, now)
+        finally:
+            beats.close()
         self._stop_all()
         return 0
+
+    def _heartbeats(self):
+        """A bus subscription to heartbeats (no round trip: it connects whenever the broker is up)."""
+        from assistant.bus import BusClient
+        from assistant.messages import Heartbeat
+
+        return BusClient(self.config.bus, "supervisor", [Heartbeat.TYPE])
+
+    def _read_heartbeats(self, beats) -> None:
+        while (rx := beats.sub.recv_wire(0)) is not None:
+            msg = rx.msg
+            self.watchdog.beat(msg.service, msg.pid, time.monotonic())
+
+    def _watch(self, now: float) -> None:
+        """Kill children whose heartbeats stopped: SIGABRT first (faulthandler logs the stack), then SIGKILL."""
+        grace = self.config.supervisor.kill_grace_s
+        by_name = {c.name: c for c in self.children}
+        for name in self.watchdog.overdue(now):
+            child = by_name.get(name)
+            if child is None or child.proc is None or child.abort_sent is not None:
+                continue
+            log.error("%s (pid %d) sent no heartbeat for %.1f s: its loop is hung; killing it", name, child.proc.pid, self.config.supervisor.watchdog_s)
+            child.proc.send_signal(signal.SIGABRT)
+            child.abort_sent = now
+            self.hung_kills += 1
+        for child in self.children:
+            if child.proc is not None and child.abort_sent is not None and now - child.abort_sent > grace and child.proc.poll() is None:
+                child.proc.kill()
+
+    def _reap(self, child: Child, now: float) -> None:
+        if child.proc is not None and child.proc.poll() is not None:
+            code = child.proc.returncode
+            child.exits.append(code)
+            uptime = now - child.started
+            child.failures_in_row = 1 if uptime > _STABLE_S else child.failures_in_row + 1
+            child.next_start = now + self._backoff(child)
+            log.warning("%s exited with %s after %.1f s; restarting in %.1f s", child.name, code, uptime, child.next_start - now)
+            child.proc = None
+            self.watchdog.stopped(child.name)
+        if child.proc is None and now >= child.next_start:
+            child.restarts += 1
+            self._start(child)
 
     def _stop_all(self) -> None:
         """SIGTERM services first and the bus last, so their 'stopping' states still reach the bus."""

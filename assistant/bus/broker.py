@@ -70,16 +70,27 @@ class Broker:
         """Forward until ``should_stop()`` is true; call ``on_tick()`` every ``tick_s``."""
         assert self.xsub is not None and self.xpub is not None
         poller = zmq.Poller()
-        poller.register(self.xsub, zmq.POLLIN)
         poller.register(self.xpub, zmq.POLLIN)
-        next_tick = time.monotonic()
+        # Hold traffic (it queues in the XSUB socket) until reconnecting subscribers are back;
+        # subscriptions are taken in meanwhile.
+        forward_from = time.monotonic() + self.settings.settle_s
+        forwarding = False
+        next_tick = forward_from
         while not should_stop():
             now = time.monotonic()
+            if not forwarding and now >= forward_from:
+                poller.register(self.xsub, zmq.POLLIN)
+                forwarding = True
             if now >= next_tick:
                 next_tick = now + tick_s
                 if on_tick is not None:
                     on_tick()
-            events = dict(poller.poll(timeout=max(1, int(min(100, (next_tick - now) * 1000)))))
+            if not forwarding:
+                # Let the XSUB attach reconnecting publishers (and send them its subscription)
+                # without reading their messages yet.
+                self.xsub.getsockopt(zmq.EVENTS)
+            wake = next_tick if forwarding else min(next_tick, forward_from, now + 0.01)
+            events = dict(poller.poll(timeout=max(1, int(min(100, (wake - now) * 1000)))))
             if self.xpub in events:
                 self._drain_subscriptions()
             if self.xsub in events:

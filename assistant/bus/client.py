@@ -4,6 +4,12 @@ Slow joiners: ZeroMQ drops what a PUB sends before the broker's subscription has
 what the broker forwards before a SUB's subscription has reached the broker. ``BusClient.wait_live``
 closes both gaps with a round trip: it publishes ``system.probe`` messages to itself until one
 comes back through the broker. After that, nothing published is lost to start-up.
+
+Broker restarts: a PUB silently drops what it sends while the broker is gone, and again until the
+new broker's subscription has reached it. ``Publisher`` watches its connection (a ZeroMQ socket
+monitor) and holds messages from the moment the link drops until ``rejoin_delay_s`` after it is
+back, then sends them in order; subscribers reconnect and resubscribe by themselves, and the
+broker holds traffic for ``bus.settle_s`` after it binds so that they have done so before it flows.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import time
 from typing import Iterable
 
 import zmq
+from zmq.utils.monitor import parse_monitor_message
 
 from assistant.config import BusSettings
 from assistant.messages import MAX_FRAME_BYTES, DecodeStats, Message, Probe, Received, decode, encode
@@ -31,27 +38,92 @@ class BusError(RuntimeError):
 
 
 class Publisher:
-    """Publishes typed messages; safe to call from several threads."""
+    """Publishes typed messages; safe to call from several threads.
 
-    def __init__(self, ctx: zmq.Context, endpoint: str, source: str, hwm: int) -> None:
+    While the broker is unreachable, messages wait here (at most ``hold_max``, the oldest dropped
+    and counted in ``lost``) and go out once the link is back; see the module docstring.
+    """
+
+    #: After the link is back, wait this long for the broker's subscription before sending what
+    #: was held (on ipc or loopback it arrives within a millisecond; margin for a loaded host).
+    rejoin_delay_s = 0.15
+
+    def __init__(self, ctx: zmq.Context, endpoint: str, source: str, hwm: int, hold_max: int = 10_000) -> None:
         self.source = source
         self._sock = ctx.socket(zmq.PUB)
         self._sock.setsockopt(zmq.SNDHWM, hwm)
         self._sock.setsockopt(zmq.LINGER, 500)
+        self._monitor = self._sock.get_monitor_socket(zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED)
         self._sock.connect(endpoint)
         self._lock = threading.Lock()
         # Sequence numbers count per message type, so a subscriber that filters on a topic
         # still sees consecutive numbers and can detect gaps.
         self._seq: dict[str, int] = {}
         self.sent = 0
+        self.hold_max = hold_max
+        self._held: collections.deque[list] = collections.deque()
+        self._down_since: float | None = None  # link lost at (monotonic), None while up
+        self._back_at: float | None = None  # link back at, waiting for the subscription
+        self.outages = 0
+        self.lost = 0
+
+    @property
+    def link_up(self) -> bool:
+        return self._down_since is None
 
     def publish(self, msg: Message, *, turn: str = "") -> None:
         with self._lock:
             seq = self._seq.get(msg.TYPE, 0)
             frames = encode(msg, seq=seq, source=self.source, turn=turn)
             self._seq[msg.TYPE] = seq + 1
+            self._check_link()
+            if self._down_since is not None:
+                self._hold(frames)
+                return
             self._sock.send_multipart(frames, copy=len(frames[-1]) < 65536)
             self.sent += 1
+
+    def maintain(self) -> None:
+        """Follow the link and send held messages once it is back; call it now and then (the
+        service loop does, every poll) so that nothing waits for the next ``publish``."""
+        with self._lock:
+            self._check_link()
+
+    def _hold(self, frames: list) -> None:
+        if len(self._held) >= self.hold_max:
+            self._held.popleft()
+            self.lost += 1
+        self._held.append(frames)
+
+    def _check_link(self) -> None:
+        """Read the socket monitor (lock held); flush what was held once the link has settled."""
+        while True:
+            try:
+                event = parse_monitor_message(self._monitor.recv_multipart(zmq.NOBLOCK))["event"]
+            except zmq.Again:
+                break
+            except zmq.ZMQError:  # monitor closed at shutdown
+                break
+            now = time.monotonic()
+            if event == zmq.EVENT_DISCONNECTED:
+                if self._down_since is None:
+                    self._down_since = now
+                    self.outages += 1
+                    log.warning("lost the bus broker; holding outgoing messages until it is back")
+                self._back_at = None
+            elif event == zmq.EVENT_HANDSHAKE_SUCCEEDED and self._down_since is not None:
+                self._back_at = now
+        if self._back_at is not None and time.monotonic() - self._back_at >= self.rejoin_delay_s:
+            # Make the socket take in the new connection and its subscription now: ``send`` only
+            # looks at them once a millisecond, and a burst sent before that is dropped unseen.
+            self._sock.getsockopt(zmq.EVENTS)
+            held = len(self._held)
+            while self._held:
+                frames = self._held.popleft()
+                self._sock.send_multipart(frames, copy=len(frames[-1]) < 65536)
+                self.sent += 1
+            log.info("bus broker back after %.1f s; sent %d held message(s)", self._back_at - (self._down_since or self._back_at), held)
+            self._down_since = self._back_at = None
 
     def send_raw(self, frames: list[bytes]) -> None:
         """Send frames as they are (tests and fuzzing only)."""
@@ -59,7 +131,12 @@ class Publisher:
             self._sock.send_multipart(frames)
 
     def close(self) -> None:
-        self._sock.close()
+        with self._lock:
+            if self._held:
+                log.warning("closing with %d message(s) held for an absent bus broker", len(self._held))
+            self._sock.disable_monitor()
+            self._monitor.close(0)
+            self._sock.close()
 
 
 class Subscriber:
@@ -146,6 +223,7 @@ class BusClient:
         self.pub.publish(msg, turn=turn)
 
     def recv(self, timeout_ms: int | None = None) -> Received | None:
+        self.pub.maintain()
         return self.sub.recv(timeout_ms)
 
     def wait_live(self, timeout_s: float | None = None) -> None:

@@ -8,6 +8,7 @@ from .schema import (
     Config,
     EmailSettings,
     HearingSettings,
+    OpsSettings,
     RendererSettings,
     ServiceSettings,
     SupervisorSettings,

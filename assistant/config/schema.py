@@ -30,6 +30,9 @@ class BusSettings(Section):
     """High-water mark in messages per socket; sized so bursts of 10,000 small messages are never dropped."""
     connect_timeout_s: float = 5.0
     """How long a service waits for the broker at start-up before it reports failure."""
+    settle_s: float = 0.3
+    """After binding, the broker holds traffic this long, so that services reconnecting after a
+    broker restart have resubscribed before messages flow (ZeroMQ reconnects every 100 ms)."""
 
 
 class SupervisorSettings(Section):
@@ -39,6 +42,13 @@ class SupervisorSettings(Section):
     """Delays before restarting a crashed child; the last repeats. Reset after 60 s of uptime."""
     stop_timeout_s: float = 2.0
     """SIGTERM grace period before SIGKILL."""
+    watchdog_s: float = 10.0
+    """A child whose heartbeats stop this long (its loop hangs) is killed and restarted, as systemd's
+    ``WatchdogSec=`` does for the units; 0 turns the watchdog off. Keep it several heartbeats long."""
+    start_timeout_s: float = 60.0
+    """A (re)started child gets this long for its first heartbeat (loading models, opening devices)."""
+    kill_grace_s: float = 1.0
+    """A hung child gets SIGABRT first (its Python stack goes to the log), then SIGKILL after this."""
 
 
 class ServiceSettings(Section):
@@ -511,6 +521,22 @@ class BrainSettings(Section):
     """Environment variable holding the chat endpoint's API key (keys never go in the config file)."""
 
 
+class OpsSettings(Section):
+    """The status page (``services.ops``): services, conversation, camera, face, latency, metrics."""
+
+    host: str = "127.0.0.1"
+    """Address of the status page. Loopback by default; any other address needs ``token_file``."""
+    port: int = 8790
+    """Port of the status page (``/``), its JSON (``/api/status``) and Prometheus metrics (``/metrics``); 0 picks a free one."""
+    token_file: str = ""
+    """File holding an access token (first line); when set, every request needs ``Authorization: Bearer TOKEN``
+    or ``?token=TOKEN``. A relative name is looked up in ``$CREDENTIALS_DIRECTORY``. Empty: no token (loopback only)."""
+    history: int = 20
+    """Transcripts, replies and turn latencies kept for the page."""
+    stale_after_s: float = 3.0
+    """A service whose last heartbeat is older than this is shown (and exported) as down."""
+
+
 class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
     """The whole configuration file."""
 
@@ -523,3 +549,4 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=Tr
     camera: CameraSettings = CameraSettings()
     email: EmailSettings = EmailSettings()
     brain: BrainSettings = BrainSettings()
+    ops: OpsSettings = OpsSettings()
