@@ -23,6 +23,7 @@ class Procs:
         self.env = {**os.environ, "ASSISTANT_BUS__RUNTIME_DIR": str(runtime_dir), "PYTHONUNBUFFERED": "1"}
         self.env.pop("NOTIFY_SOCKET", None)
         self.children: list[subprocess.Popen] = []
+        self.clients: list[BusClient] = []
 
     @property
     def settings(self) -> BusSettings:
@@ -47,10 +48,13 @@ class Procs:
 
     def client(self, topics=(), source: str = "test") -> BusClient:
         client = BusClient(self.settings, source, topics)
+        self.clients.append(client)  # closed at cleanup: leaked sockets pile up in the test process
         client.wait_live(10)
         return client
 
     def cleanup(self) -> None:
+        for client in self.clients:
+            client.close()
         for proc in self.children:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)

@@ -53,7 +53,10 @@ class Publisher:
         self._sock = ctx.socket(zmq.PUB)
         self._sock.setsockopt(zmq.SNDHWM, hwm)
         self._sock.setsockopt(zmq.LINGER, 500)
-        self._monitor = self._sock.get_monitor_socket(zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED)
+        # A unique monitor address: pyzmq's default is named after the socket's fd, which a socket
+        # closed by the garbage collector (monitor still bound) can hand to the next one.
+        self._monitor = self._sock.get_monitor_socket(zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED,
+                                                      addr=f"inproc://bus-monitor-{secrets.token_hex(8)}")
         self._sock.connect(endpoint)
         self._lock = threading.Lock()
         # Sequence numbers count per message type, so a subscriber that filters on a topic
