@@ -102,10 +102,11 @@ class Publisher:
         """Read the socket monitor (lock held); flush what was held once the link has settled."""
         while True:
             try:
+                # Checked on every publish: asking for EVENTS is cheaper than a recv that raises Again.
+                if not self._monitor.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+                    break
                 event = parse_monitor_message(self._monitor.recv_multipart(zmq.NOBLOCK))["event"]
-            except zmq.Again:
-                break
-            except zmq.ZMQError:  # monitor closed at shutdown
+            except zmq.ZMQError:  # Again after all, or the monitor closed at shutdown
                 break
             now = time.monotonic()
             if event == zmq.EVENT_DISCONNECTED:
