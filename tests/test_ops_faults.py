@@ -71,11 +71,10 @@ def test_every_service_sigkilled_in_turn_is_back_within_3_s_and_nothing_is_lost(
         # The conversation goes on where it was; nobody else was restarted.
         assert _answered(kiosk).skill == "time"
         assert {n: kiosk.pids[n] for n in others} == others
-    # Target: 3 s each. On a loaded 2-core host a restart's imports alone can take longer (the
-    # voice's scipy import: 1 s idle, 2.6 s at load 8), so the hard bound here is 6 s each and
-    # the median must meet the target.
-    times = sorted(back.values())
-    assert max(times) < 6.0 and times[len(times) // 2] < 3.0, f"back after (s): {back}"
+    # Each one back within 3 s (measured on 2 cores with the whole kiosk running: 0.4-1.0 s).
+    # Start-up keeps slow work off the way to "ready": the voice imports its loudness meter
+    # (scipy, 1-2.6 s) on a worker thread after it is up.
+    assert max(back.values()) < 3.0, f"back after (s): {back}"
     if kiosk.mail:
         kiosk.wait(lambda: not kiosk.dovecot.test_ids("INBOX"), 60, "the inbox to empty")
         kiosk.pump(1.5)
@@ -95,3 +94,68 @@ def test_a_restarted_broker_has_every_service_back_within_3_s(kiosk):
     assert {n: kiosk.pids[n] for n in pids} == pids
     assert _answered(kiosk).skill == "time"
 
+
+
+def test_camera_mic_and_speaker_unplugged_and_plugged_back_are_recovered(kiosk, tmp_path):
+    """The device twins vanish (their device nodes are deleted) and come back: every service
+    notices, keeps running, and works again; no process restarts."""
+    from services.hearing.wer import wer
+
+    from .hearing_audio import synth
+
+    question = "where is the meeting room"
+    wav = tmp_path / "question.wav"
+    synth(question, wav)
+    assert _answered(kiosk).skill == "time"
+    pids = dict(kiosk.pids)
+    kiosk.pump(1.2)  # a fresh heartbeat from everyone
+    c = kiosk.counter
+    was = {"lost": c("camera", "camera_lost"), "opened": c("camera", "camera_opened"),
+           "mic_errors": c("hearing", "mic_errors"), "mic_reopens": c("hearing", "mic_reopens"),
+           "speaker_reopened": c("voice", "speaker_reopened")}
+    assert c("voice", "speaker_available") == 1
+
+    kiosk.unplug()
+    kiosk.wait(lambda: c("camera", "camera_lost") > was["lost"] and c("hearing", "mic_errors") > was["mic_errors"]
+               and c("voice", "speaker_available") == 0, 5, "every device noticed gone")
+    # Meanwhile the kiosk goes on: the brain answers, and the voice fails that reply at once
+    # instead of playing it stale when the speaker is back.
+    kiosk.engage()
+    turn = kiosk.ask("what time is it")
+    kiosk.wait(lambda: any(d.last for d in kiosk.dones.get(turn, [])), 10, "the reply's voice.done")
+    done = kiosk.dones[turn][-1]
+    assert done.status == "failed" and "speaker" in done.detail, done
+    frames = c("camera", "frames")
+    kiosk.pump(1.2)
+    assert c("camera", "frames") == frames, "no frames from an unplugged camera"
+
+    kiosk.plug()
+    t = kiosk.wait(lambda: c("camera", "camera_opened") > was["opened"] and c("hearing", "mic_reopens") > was["mic_reopens"]
+                   and c("voice", "speaker_reopened") > was["speaker_reopened"] and c("voice", "speaker_available") == 1,
+                   10, "every device back")
+    kiosk.wait(lambda: c("camera", "frames") > frames + 10, 5, "frames again")
+    # The microphone: nobody engaged (so nothing is said over the speech), speech heard again.
+    kiosk.leave()
+    kiosk.silent(1.0, timeout=90)
+    heard = len(kiosk.heard)
+    kiosk.say_into_mic(wav)
+    kiosk.wait(lambda: len(kiosk.heard) > heard, 20, "the visitor heard through the microphone again")
+    assert wer(question, kiosk.heard[heard]) <= 0.3, kiosk.heard[heard:]
+    # The speaker: a reply is played to its end again.
+    kiosk.engage()
+    turn = kiosk.ask("what time is it")
+    kiosk.wait(lambda: any(d.last for d in kiosk.dones.get(turn, [])), 60, "the reply played")
+    assert kiosk.dones[turn][-1].status == "finished", kiosk.dones[turn]
+    assert {n: kiosk.pids[n] for n in pids} == pids, "nobody was restarted"
+    print(f"devices back {t:.2f} s after being plugged in")
+
+
+def test_no_service_sent_a_malformed_message(kiosk):
+    """Every message our own services sent through all of the above decoded at its receivers
+    (the fuzzer's garbage is dropped by design; nothing else may be)."""
+    kiosk.pump(1.0)
+    import re
+
+    sent_by = [re.search(r"dropped malformed message: \S+ from '([^']+)'", line) for line in kiosk.up_log().splitlines()]
+    bad = [m.group(0) for m in sent_by if m and m.group(1) in [*SERVICES, "bus"]]
+    assert not bad, "\n".join(bad[:5])

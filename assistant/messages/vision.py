@@ -68,9 +68,10 @@ class Exposure(Message, frozen=True):
     """Luminance of the metered region, 0..255."""
     target_luminance: float
     """Target luminance."""
-    mode: Literal["face", "centre", "manual", "camera", "global"]
-    """What is metered: ``face`` (tracked faces), ``centre`` (no face: centre-weighted), ``global``
-    (mean of the frame, the baseline), or who sets it (``manual`` config, ``camera`` firmware)."""
+    mode: Literal["face", "centre", "search", "manual", "camera", "global"]
+    """What is metered: ``face`` (tracked faces), ``centre`` (no face: centre-weighted), ``search``
+    (no face: the backlight-aware meter that exposes for where faces would be), ``global`` (mean
+    of the frame, the baseline), or who sets it (``manual`` config, ``camera`` firmware)."""
 
 
 @message("vision.preview")
