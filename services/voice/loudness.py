@@ -8,17 +8,32 @@ A peak ceiling keeps the gain from clipping.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
+import threading
 from dataclasses import dataclass
 
 import numpy as np
 
-try:
-    import pyloudnorm  # imported at start-up: the first import takes ~1 s (scipy), not on a reply
-except ImportError as exc:  # pragma: no cover - depends on the install
-    raise ImportError("loudness normalisation needs the voice extra: pip install 'embodied-assistant[voice]'") from exc
+if importlib.util.find_spec("pyloudnorm") is None:  # pragma: no cover - depends on the install
+    raise ImportError("loudness normalisation needs the voice extra: pip install 'embodied-assistant[voice]'")
 
 log = logging.getLogger(__name__)
+
+_pyloudnorm = None
+_import_lock = threading.Lock()
+
+
+def preload():
+    """Import pyloudnorm (~1 s of scipy on a small machine). The voice does it on a worker thread
+    after start-up, so a restarted voice is back at once and the first reply does not pay for it."""
+    global _pyloudnorm
+    with _import_lock:
+        if _pyloudnorm is None:
+            import pyloudnorm
+
+            _pyloudnorm = pyloudnorm
+    return _pyloudnorm
 
 
 @dataclass(frozen=True)
@@ -44,7 +59,7 @@ def measure_lufs(pcm: np.ndarray, sample_rate: int) -> float:
     if x.size == 0 or not np.any(x):
         return float("-inf")
     if x.size >= int(0.4 * sample_rate) + 1:
-        lufs = pyloudnorm.Meter(sample_rate).integrated_loudness(x)
+        lufs = preload().Meter(sample_rate).integrated_loudness(x)
         if np.isfinite(lufs):
             return float(lufs)
     # RMS in dBFS is about 0.7 dB above LUFS for speech; close enough for a few syllables.
