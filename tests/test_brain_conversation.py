@@ -226,6 +226,21 @@ def test_announcements_are_spoken_when_someone_is_present(make, clock):
     assert says(brain.tick()) == []  # spoken once
 
 
+def test_an_announcement_the_voice_could_not_speak_is_retried_later_not_in_a_loop(make, clock):
+    brain = make(announcement_retry_s=30.0)
+    brain.on_email(email("a1", subject="Fire drill", text="At three o'clock today."))
+    brain.on_person("arrived", 1, "")
+    clock.advance(0.3)
+    assert len(says(brain.tick())) == 1
+    for say_id in list(brain.speaking):
+        brain.on_voice_done(say_id, "failed", True)  # the speaker is gone
+    for _ in range(10):
+        clock.advance(2.0)
+        assert says(brain.tick()) == []
+    clock.advance(10.5)
+    assert says(brain.tick()) == ["An announcement from Carol: Fire drill. At three o'clock today."]
+
+
 def test_store_failure_means_no_ack(make):
     brain = make()
     brain.store.close()

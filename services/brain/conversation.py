@@ -105,6 +105,7 @@ class Brain:
         self.counters: dict[str, float] = {}
         self._ids = itertools.count(1)
         self._announcing: set[str] = set()
+        self._announce_not_before: dict[str, int] = {}  # mail id -> clock ns: its last try failed
         self._next_quiet_ns = 0
 
     # --- helpers -------------------------------------------------------------------------
@@ -360,6 +361,9 @@ class Brain:
             self._announcing.difference_update(sp.mail_ids)
             if status != "failed":  # interrupted announcements count as heard: never repeat them
                 self.store.mark_done(sp.mail_ids)
+            else:  # the voice could not speak it (speaker gone): try again later, not in a loop
+                retry = self.clock_ns() + int(self.s.announcement_retry_s * 1e9)
+                self._announce_not_before.update((m, retry) for m in sp.mail_ids)
         elif sp.mail_ids and status == "finished":
             self.store.mark_done(sp.mail_ids)  # personal mail is done only once read out in full
             self.count("mail_delivered", len(sp.mail_ids))
@@ -430,8 +434,10 @@ class Brain:
                 text = f"{display_name(v.identity)}, {text[0].lower()}{text[1:]}"
                 return self.say(text, "messages", visitor=v, mail_ids=[m.mail_id for m in shown])
         if self.sessions.present:
+            now = self.clock_ns()
             for mail in self.store.pending_announcements(self.s.announcement_max_age_s):
-                if mail.mail_id not in self._announcing:
+                if mail.mail_id not in self._announcing and self._announce_not_before.get(mail.mail_id, 0) <= now:
+                    self._announce_not_before.pop(mail.mail_id, None)
                     self._announcing.add(mail.mail_id)
                     self.count("announcements")
                     return self.say(announce(mail, self.s.max_spoken_chars), "announcement", mail_ids=[mail.mail_id], announcement=True)
