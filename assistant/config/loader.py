@@ -69,10 +69,33 @@ def _explain(exc: msgspec.ValidationError, source: str, env_keys: dict[str, str]
         valid = ", ".join(sorted(section.__struct_fields__)) if section else ""
         origin = env_keys.get(key, source)
         return f"{key}: unknown key in {origin}; remove it or use one of: {valid}"
-    key = re.sub(r"\[\d+\]", "", path) or "(top level)"
+    key = re.sub(r"\[\d+\]", "", path)
+    if _section_struct(key) is not None:
+        # A section's own check of how its values fit together (``__post_init__``): the message names the keys.
+        envs = sorted(name for k, name in env_keys.items() if not key or k == key or k.startswith(key + "."))
+        origin = " and ".join(([] if envs and source == "built-in defaults" else [source]) + envs)
+        return f"{key + ': ' if key else ''}{what.rstrip('.')} (in {origin})"
     origin = env_keys.get(key, source)
     env_name = ENV_PREFIX + "__".join(key.split(".")).upper()
     return f"{key}: {what.rstrip('.')} (from {origin}); fix the value in the file or in {env_name}"
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def _no_control_characters(node: Any, key: str, source: str, env_keys: dict[str, str]) -> None:
+    """Strings with NUL or other control characters (a pasted escape, a truncated file) are refused
+    here, with their key, rather than failing deep inside a service (``embedded null byte``)."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            _no_control_characters(v, f"{key}.{k}" if key else str(k), source, env_keys)
+    elif isinstance(node, list):
+        for v in node:
+            _no_control_characters(v, key, source, env_keys)
+    elif isinstance(node, str) and _CONTROL.search(node):
+        bad = _CONTROL.search(node).group()
+        raise ConfigError(f"{key}: the value holds the control character {bad!r} (from {env_keys.get(key, source)}); "
+                          "remove it")
 
 
 def _section_struct(path: str) -> type[msgspec.Struct] | None:
@@ -110,6 +133,7 @@ def load(path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] 
     for key_path, (name, value) in _env_overrides(environ).items():
         _merge(data, key_path, value, name)
         env_keys[".".join(key_path)] = f"environment variable {name}"
+    _no_control_characters(data, "", source, env_keys)
     try:
         return msgspec.convert(data, Config, strict=False)
     except msgspec.ValidationError as exc:

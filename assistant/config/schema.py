@@ -15,6 +15,20 @@ class Section(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=T
     """Base of every config section."""
 
 
+def Within(lo: float, hi: float) -> msgspec.Meta:  # noqa: N802 - reads as a type in the annotations
+    """A number from ``lo`` to ``hi``, both included (NaN and infinities fail it)."""
+    return msgspec.Meta(ge=lo, le=hi)
+
+
+def Above(lo: float, hi: float) -> msgspec.Meta:  # noqa: N802
+    """A number greater than ``lo``, up to ``hi``."""
+    return msgspec.Meta(gt=lo, le=hi)
+
+
+Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
+"""A TCP port."""
+
+
 class BusSettings(Section):
     transport: Literal["ipc", "tcp"] = "ipc"
     """``ipc``: unix sockets in ``runtime_dir``; ``tcp``: loopback ports ``pub_port`` / ``sub_port``."""
@@ -22,15 +36,15 @@ class BusSettings(Section):
     """Where the ipc sockets live; empty: ``$RUNTIME_DIRECTORY`` (systemd), else ``$XDG_RUNTIME_DIR/assistant``, else ``/tmp/assistant-<uid>``."""
     host: str = "127.0.0.1"
     """Address for the tcp transport. Keep it on loopback: the bus has no authentication."""
-    pub_port: int = 5601
+    pub_port: Port = 5601
     """tcp port publishers connect to (the broker's XSUB)."""
-    sub_port: int = 5602
+    sub_port: Port = 5602
     """tcp port subscribers connect to (the broker's XPUB)."""
-    hwm: int = 200_000
+    hwm: Annotated[int, Within(1, 10_000_000)] = 200_000
     """High-water mark in messages per socket; sized so bursts of 10,000 small messages are never dropped."""
-    connect_timeout_s: float = 5.0
+    connect_timeout_s: Annotated[float, Above(0.0, 600.0)] = 5.0
     """How long a service waits for the broker at start-up before it reports failure."""
-    settle_s: float = 0.3
+    settle_s: Annotated[float, Within(0.0, 10.0)] = 0.3
     """After binding, the broker holds traffic this long, so that services reconnecting after a
     broker restart have resubscribed before messages flow (ZeroMQ reconnects every 100 ms)."""
 
@@ -38,21 +52,21 @@ class BusSettings(Section):
 class SupervisorSettings(Section):
     services: tuple[str, ...] = ("camera", "hearing", "voice", "renderer", "email", "brain")
     """Services ``assistant up`` starts (the bus is always started first) and ``status`` expects."""
-    restart_backoff_s: tuple[float, ...] = (0.2, 0.5, 1.0, 2.0, 5.0)
+    restart_backoff_s: Annotated[tuple[Annotated[float, Within(0.0, 3600.0)], ...], msgspec.Meta(min_length=1)] = (0.2, 0.5, 1.0, 2.0, 5.0)
     """Delays before restarting a crashed child; the last repeats. Reset after 60 s of uptime."""
-    stop_timeout_s: float = 2.0
+    stop_timeout_s: Annotated[float, Above(0.0, 300.0)] = 2.0
     """SIGTERM grace period before SIGKILL."""
-    watchdog_s: float = 10.0
+    watchdog_s: Annotated[float, Within(0.0, 3600.0)] = 10.0
     """A child whose heartbeats stop this long (its loop hangs) is killed and restarted, as systemd's
     ``WatchdogSec=`` does for the units; 0 turns the watchdog off. Keep it several heartbeats long."""
-    start_timeout_s: float = 60.0
+    start_timeout_s: Annotated[float, Above(0.0, 3600.0)] = 60.0
     """A (re)started child gets this long for its first heartbeat (loading models, opening devices)."""
-    kill_grace_s: float = 1.0
+    kill_grace_s: Annotated[float, Within(0.0, 60.0)] = 1.0
     """A hung child gets SIGABRT first (its Python stack goes to the log), then SIGKILL after this."""
 
 
 class ServiceSettings(Section):
-    heartbeat_s: float = 1.0
+    heartbeat_s: Annotated[float, Within(0.05, 60.0)] = 1.0
     """Heartbeat period."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     """Log level for every service."""
@@ -63,9 +77,9 @@ class VoiceEspeakSettings(Section):
 
     voice: str = ""
     """Voice: empty for the language's own voice, ``mb-us2`` for an MBROLA voice (Debian packages), ``en-us+f3`` for a variant."""
-    rate_wpm: int = 165
+    rate_wpm: Annotated[int, Within(80, 500)] = 165
     """Speaking rate in words per minute (espeak's default 175 sounds hurried on a kiosk)."""
-    pitch: int = 50
+    pitch: Annotated[int, Within(0, 99)] = 50
     """Base pitch, 0-100."""
     library_path: str = ""
     """libespeak-ng to load; empty: the copy bundled with ``espeakng-loader`` (Debian's for ``mb-*`` voices)."""
@@ -78,7 +92,7 @@ class VoiceGttsSettings(Section):
 
     tld: str = "com"
     """Google host top-level domain; picks the accent (``co.uk``, ``com.au``, ``ca``)."""
-    timeout_s: float = 1.5
+    timeout_s: Annotated[float, Above(0.0, 60.0)] = 1.5
     """Network timeout of each HTTP request."""
     slow: bool = False
     """Google's slow reading."""
@@ -87,11 +101,11 @@ class VoiceGttsSettings(Section):
 class VoiceFailoverSettings(Section):
     """The failover chain across ``voice.engines``."""
 
-    timeout_s: float = 1.5
+    timeout_s: Annotated[float, Above(0.0, 60.0)] = 1.5
     """Deadline per engine except the last; past it the next engine speaks at once."""
-    last_timeout_s: float = 10.0
+    last_timeout_s: Annotated[float, Above(0.0, 600.0)] = 10.0
     """Deadline of the last engine (the last resort has nothing to fall back to)."""
-    backoff_s: float = 30.0
+    backoff_s: Annotated[float, Within(0.0, 86400.0)] = 30.0
     """How long an engine that timed out or was unreachable is skipped."""
 
 
@@ -100,7 +114,7 @@ class VoiceCacheSettings(Section):
 
     directory: str = ""
     """Where entries live; empty: ``$CACHE_DIRECTORY`` (systemd), else ``$XDG_CACHE_HOME/assistant/voice``, else ``~/.cache/assistant/voice``."""
-    max_bytes: int = 256 * 1024 * 1024
+    max_bytes: Annotated[int, Within(0, 1_099_511_627_776)] = 256 * 1024 * 1024
     """Upper bound on the cache size; least recently used entries go beyond it. 0 turns the cache off."""
     prewarm: tuple[str, ...] = ("Hello!", "Hello, how can I help you?", "One moment, please.",
                                 "Sorry, I did not catch that.", "Goodbye!")
@@ -112,9 +126,9 @@ class VoiceLoudnessSettings(Section):
 
     enabled: bool = True
     """Off: audio plays as the engine made it."""
-    target_lufs: float = -20.0
+    target_lufs: Annotated[float, Within(-70.0, 0.0)] = -20.0
     """Integrated loudness to reach (speech on a small speaker: -23 to -16 LUFS)."""
-    peak_dbfs: float = -1.0
+    peak_dbfs: Annotated[float, Within(-40.0, 0.0)] = -1.0
     """Sample peak ceiling; the gain is reduced so no sample goes above it."""
 
 
@@ -125,16 +139,19 @@ class VoiceSpeakerSettings(Section):
     """``pyaudio``: a sound card; ``wav``: the twin, which records every sample with its monotonic time."""
     device: str | int = ""
     """PyAudio output device: a name (exact, else a substring, e.g. ``pulse``) or an index; empty: the default output."""
-    sample_rate: int = 48000
+    sample_rate: Annotated[int, Within(8000, 192_000)] = 48000
     """Samples per second the device plays; utterances are resampled to it."""
-    block_frames: int = 480
+    block_frames: Annotated[int, Within(16, 16384)] = 480
     """Samples per block pulled from the player; smaller is a finer clock and more wake-ups."""
-    reopen_after_s: float = 0.5
+    reopen_after_s: Annotated[float, Within(0.05, 60.0)] = 0.5
     """PyAudio: reopen the device when no audio callback came for this long (unplugged, sound server restarted)."""
     wav_path: str = ""
     """WAV twin: file to record to (its block times go beside it as ``.times.npy``); empty: ``assistant-voice.wav`` in the temp folder."""
-    wav_latency_s: float = 0.010
+    wav_latency_s: Annotated[float, Within(0.0, 1.0)] = 0.010
     """WAV twin: the audio the simulated device holds, like a sound card's buffer."""
+    wav_device_node: str = ""
+    """WAV twin: the speaker is plugged in while this file exists, as a sound card's device node does; while it is
+    missing the device plays nothing and takes no audio. Empty: always plugged in."""
 
 
 class VoiceSettings(Section):
@@ -144,20 +161,20 @@ class VoiceSettings(Section):
     """TTS failover chain, first choice first."""
     lang: str = "en"
     """Default language when a ``voice.say`` names none."""
-    lead_ms: float = 30.0
+    lead_ms: Annotated[float, Within(0.0, 2000.0)] = 30.0
     """How far ahead of now a reply's first sentence is scheduled (``play_at``): the renderer's time to
     prepare. It adds to the first sound, so it stays small; later sentences are announced sooner."""
-    announce_ahead_s: float = 1.0
+    announce_ahead_s: Annotated[float, Within(0.0, 10.0)] = 1.0
     """Later sentences are announced and scheduled once the audio before them ends within this time."""
-    sentence_gap_ms: float = 200.0
+    sentence_gap_ms: Annotated[float, Within(0.0, 5000.0)] = 200.0
     """Pause between the sentences of a reply (espeak-ng leaves only ~20 ms of silence around each)."""
-    playback_period_s: float = 0.05
+    playback_period_s: Annotated[float, Within(0.005, 1.0)] = 0.05
     """Period of ``voice.playback`` while something plays."""
-    max_chars: int = 250
+    max_chars: Annotated[int, Within(20, 5000)] = 250
     """Longest piece of a reply synthesised at once; longer sentences are cut at clauses, then words."""
-    synth_ahead: int = 2
+    synth_ahead: Annotated[int, Within(1, 10)] = 2
     """Pieces synthesised ahead of the one playing."""
-    max_text_chars: int = 20000
+    max_text_chars: Annotated[int, Within(1, 1_000_000)] = 20000
     """Longer ``voice.say`` texts are refused with ``voice.error``."""
     espeak: VoiceEspeakSettings = VoiceEspeakSettings()
     """espeak-ng engine settings."""
@@ -196,25 +213,25 @@ class RendererNeuralSettings(Section):
     """Run the generator on onnxruntime's CUDA provider when onnxruntime-gpu sees a GPU."""
     fp16: bool = True
     """On the GPU, use the avatar's float16 generator when it has one."""
-    threads: int = 1
+    threads: Annotated[int, Within(1, 64)] = 1
     """onnxruntime CPU threads for the generator."""
     colour_match: bool = True
     """Match the generated mouth's colours to the frame around it before blending."""
 
 
 class RendererSettings(Section):
-    width: int = 1280
+    width: Annotated[int, Within(16, 1920)] = 1280
     """Output width in pixels (up to 1920)."""
-    height: int = 720
+    height: Annotated[int, Within(16, 1080)] = 720
     """Output height in pixels (up to 1080)."""
-    fps: float = 30.0
+    fps: Annotated[float, Within(1.0, 240.0)] = 30.0
     """Frames per second; frames are shown when the voice's playback clock reaches them."""
     portrait: str = ""
     """Portrait photo of the face (one frontal face); empty: the shipped public-domain portrait."""
     cache_dir: str = ""
     """Where avatar landmarks are cached per portrait; empty: ``$CACHE_DIRECTORY`` (systemd), else
     ``$XDG_CACHE_HOME/assistant/avatars``, else ``~/.cache/assistant/avatars``."""
-    zoom: float = 1.4
+    zoom: Annotated[float, Within(0.25, 10.0)] = 1.4
     """1 shows the whole portrait height; larger crops towards the face."""
     letterbox: Literal["blur", "black"] = "blur"
     """Fill beside a portrait narrower than the screen."""
@@ -223,7 +240,7 @@ class RendererSettings(Section):
     utterance carries phoneme timings, else the audio energy driver."""
     lstm_model: str = ""
     """The learned driver's ONNX file; empty: ``models/lipsync/weights/lipsync.onnx`` in the code tree."""
-    lead_s: float = 0.02
+    lead_s: Annotated[float, Within(0.0, 2.0)] = 0.02
     """Show the mouth this much before its sound (audio-late is less noticeable than audio-early)."""
     screen: ScreenKind | tuple[ScreenKind, ...] = "auto"
     """Where the face goes: ``window`` (full-screen kiosk window), ``web`` (page on ``web_host``),
@@ -231,21 +248,21 @@ class RendererSettings(Section):
     display, else headless), or a list of several."""
     web_host: str = "127.0.0.1"
     """Address of the web page; keep it on loopback (the page has no authentication)."""
-    web_port: int = 8780
+    web_port: Port = 8780
     """Port of the web page; 0 picks a free one (logged at start-up)."""
-    web_jpeg_quality: int = 80
+    web_jpeg_quality: Annotated[int, Within(1, 100)] = 80
     """JPEG quality of the web stream, 1..100."""
     record_path: str = "face.mp4"
     """MP4 file written by the ``record`` screen (relative to the working directory); overwritten."""
     mirrored_camera: bool = False
     """The camera image is already mirrored (flips which way the face looks at the visitor)."""
-    gaze_timeout_s: float = 1.0
+    gaze_timeout_s: Annotated[float, Within(0.0, 60.0)] = 1.0
     """Stop looking at a visitor when ``vision.faces`` has said nothing for this long."""
-    render_threads: int = 1
+    render_threads: Annotated[int, Within(1, 64)] = 1
     """OpenCV threads for rendering; 1 leaves the other cores to speech and vision on a small kiosk."""
-    stats_period_s: float = 1.0
+    stats_period_s: Annotated[float, Within(0.1, 3600.0)] = 1.0
     """How often ``renderer.stats`` is published."""
-    seed: int = 0
+    seed: Annotated[int, Within(0, 4_294_967_295)] = 0
     """Seed of the idle animation's randomness (blink times, eye movements); 0 means from the clock."""
     neural: RendererNeuralSettings = RendererNeuralSettings()
     """The neural face (generated mouth); off unless ``neural.avatar`` names an avatar."""
@@ -272,77 +289,84 @@ class HearingSettings(Section):
     """``sim``: the simulated microphone playing ``mic_file``; else a PortAudio input device: ``default``, an index, or part of its name."""
     mic_file: str = ""
     """WAV/FLAC file the simulated microphone plays once in real time (empty: a quiet room)."""
-    mic_lead_s: float = 0.5
+    mic_lead_s: Annotated[float, Within(0.0, 60.0)] = 0.5
     """Silence the simulated microphone plays before ``mic_file``."""
     mic_sim_speaker: bool = False
     """Simulated room only: the voice's replies leak from a speaker into the simulated microphone."""
-    mic_sim_leak_db: float = -15.0
+    mic_sim_leak_db: Annotated[float, Within(-120.0, 20.0)] = -15.0
     """Level of that leak relative to the played PCM (it also arrives 25 ms late with 0.3 s reverberation)."""
-    mic_start_at_ns: int = 0
+    mic_start_at_ns: Annotated[int, Within(0, 2**62)] = 0
     """Monotonic time of the simulated stream's first sample (0: when the service starts); tests line replies up with it."""
     mic_sim_cue_dir: str = ""
     """Simulated microphone only: audio files that appear in this folder (``<monotonic_ns>_<name>.wav``) are spoken
     into the room from that time: the demo's scripted visitor. Empty: off."""
-    mic_rate: int = 0
+    mic_sim_device_node: str = ""
+    """Simulated microphone only: the microphone is plugged in while this file exists, as a sound card's device node
+    does; while it is missing no audio arrives and the capture retries. Empty: always plugged in."""
+    mic_rate: Annotated[int, Within(0, 192_000)] = 0
     """Capture rate of the real device; 0: its default rate. Audio is resampled to 16 kHz either way."""
-    mic_channels: int = 1
+    mic_channels: Annotated[int, Within(1, 32)] = 1
     """Channels to capture (downmixed to mono)."""
-    mic_chunk_ms: int = 20
+    mic_chunk_ms: Annotated[int, Within(5, 200)] = 20
     """Capture chunk length: the lower bound of the hearing latency."""
-    mic_retry_s: float = 0.5
+    mic_retry_s: Annotated[float, Within(0.05, 60.0)] = 0.5
     """How often a lost or missing device is retried."""
-    vad_aggressiveness: int = 2
+    vad_aggressiveness: Annotated[int, Within(0, 3)] = 2
     """webrtcvad mode, 0 (lenient) to 3 (strict)."""
-    vad_frame_ms: int = 30
+    vad_frame_ms: Literal[10, 20, 30] = 30
     """VAD frame length: 10, 20 or 30 ms."""
-    vad_start_ms: int = 90
+    vad_start_ms: Annotated[int, Within(0, 2000)] = 90
     """Voiced audio needed before an utterance starts."""
-    vad_playback_start_ms: int = 150
+    vad_playback_start_ms: Annotated[int, Within(0, 2000)] = 150
     """Voiced audio needed before an utterance starts while the assistant speaks (guards against its own echo)."""
-    vad_preroll_ms: int = 300
+    vad_preroll_ms: Annotated[int, Within(0, 5000)] = 300
     """Audio from before the start handed to the recogniser."""
-    vad_hangover_ms: int = 210
+    vad_hangover_ms: Annotated[int, Within(0, 5000)] = 210
     """Silence that ends an utterance; the floor of the final transcript's latency."""
-    max_utterance_s: float = 15.0
+    max_utterance_s: Annotated[float, Within(1.0, 300.0)] = 15.0
     """Longer utterances are cut and transcribed."""
-    vad_gate_db: float = 8.0
+    vad_gate_db: Annotated[float, Within(0.0, 60.0)] = 8.0
     """A voiced frame must be this many dB above the noise floor."""
-    playback_gate_db: float = 18.0
+    playback_gate_db: Annotated[float, Within(0.0, 80.0)] = 18.0
     """The same margin while the assistant's voice plays (echo residue stays below it, a visitor does not)."""
     aec: bool = True
     """Cancel the assistant's own voice (``voice.utterance`` PCM as reference) with WebRTC AEC3."""
-    aec_delay_ms: int = 0
+    aec_delay_ms: Annotated[int, Within(0, 1000)] = 0
     """Speaker-to-microphone delay hint for AEC3; 0 lets its delay estimator find it."""
-    playback_tail_ms: int = 300
+    playback_tail_ms: Annotated[int, Within(0, 5000)] = 300
     """How long after the reply's last sample the room still counts as playing it (reverberation)."""
-    partial_interval_ms: int = 300
+    partial_interval_ms: Annotated[int, Within(50, 10000)] = 300
     """How often partial transcripts are published while someone speaks."""
 
+
+    def __post_init__(self) -> None:
+        if self.mic_rate and self.mic_rate < 8000:
+            raise ValueError(f"mic_rate {self.mic_rate}: use 0 (the device's own rate) or 8000 to 192000")
 
 class CameraSettings(Section):
     device: str = "sim"
     """``sim`` (or ``sim:SCENE``) for the simulated camera, else a V4L2 device path (``/dev/video0``) or index."""
-    width: int = 640
+    width: Annotated[int, Within(16, 7680)] = 640
     """Capture width in pixels."""
-    height: int = 480
+    height: Annotated[int, Within(16, 4320)] = 480
     """Capture height in pixels."""
-    fps: float = 30.0
+    fps: Annotated[float, Within(1.0, 240.0)] = 30.0
     """Capture frame rate; also bounds the longest exposure (1 / fps)."""
     fourcc: str = "MJPG"
     """V4L2 pixel format; MJPG gives 640x480 at 30 fps over USB 2 where YUYV may not."""
-    hfov_deg: float = 60.0
+    hfov_deg: Annotated[float, Within(10.0, 179.0)] = 60.0
     """Horizontal field of view of the lens, for the distance estimate (typical webcam: 55-78)."""
-    exposure_unit_s: float = 0.0001
+    exposure_unit_s: Annotated[float, Above(0.0, 1.0)] = 0.0001
     """Seconds per unit of the V4L2 exposure control (UVC ``exposure_time_absolute``: 100 us)."""
-    exposure_min_s: float = 0.0001
+    exposure_min_s: Annotated[float, Above(0.0, 10.0)] = 0.0001
     """Shortest exposure the auto-exposure may use."""
-    exposure_max_s: float = 0.0333
+    exposure_max_s: Annotated[float, Above(0.0, 10.0)] = 0.0333
     """Longest exposure; keep <= 1 / fps or the frame rate drops."""
-    gain_min: float = 1.0
+    gain_min: Annotated[float, Above(0.0, 1000.0)] = 1.0
     """Lowest gain factor."""
-    gain_max: float = 8.0
+    gain_max: Annotated[float, Above(0.0, 1000.0)] = 8.0
     """Highest gain factor; the V4L2 gain range is mapped linearly onto gain_min .. gain_max."""
-    mains_hz: int = 50
+    mains_hz: Literal[0, 50, 60] = 50
     """Mains frequency for flicker-free exposure steps (50 or 60); 0 disables flicker steps."""
     v4l2_controls: dict[str, int] = {}
     """Other V4L2 controls to set at open, by ``v4l2-ctl`` name, e.g. ``{white_balance_automatic = 1}``."""
@@ -350,56 +374,67 @@ class CameraSettings(Section):
     """``face``: face-priority metering (centre-weighted without a face); ``global``: mean of the frame; ``camera``: the camera's own auto-exposure; ``manual``: fixed ``manual_exposure_s`` / ``manual_gain``."""
     search_meter: Literal["backlight", "centre"] = "backlight"
     """Metering in ``face`` mode while no face is tracked: ``backlight`` meters the darker mode of the region where visitors appear (ignores a window, clipped or not); ``centre``: centre-weighted, ignoring clipped pixels only."""
-    manual_exposure_s: float = 0.01
+    manual_exposure_s: Annotated[float, Above(0.0, 10.0)] = 0.01
     """Exposure in ``manual`` mode and the starting point of the loop."""
-    manual_gain: float = 1.0
+    manual_gain: Annotated[float, Above(0.0, 1000.0)] = 1.0
     """Gain in ``manual`` mode and the starting point of the loop."""
-    target_luminance: float = 110.0
+    target_luminance: Annotated[float, Within(1.0, 254.0)] = 110.0
     """Target mean luma (0..255) of the metered face region."""
-    target_band: float = 20.0
+    target_band: Annotated[float, Within(0.0, 127.0)] = 20.0
     """The face is well exposed within target +- this; the loop corrects when it leaves +- 0.6 x band and stops inside +- 0.25 x band."""
-    latency_frames: int = 2
+    latency_frames: Annotated[int, Within(0, 30)] = 2
     """Frames before a written exposure shows in the image; the loop waits this long between corrections."""
     detector: Literal["mtcnn", "haar"] = "mtcnn"
     """Face detector: ``mtcnn`` (ONNX, models/mtcnn/weights; finds faces of every skin tone at 2.2 m) or ``haar`` (OpenCV's cascade, no model files; misses darker faces beyond ~1.4 m)."""
-    detect_every: int = 5
+    detect_every: Annotated[int, Within(1, 1000)] = 5
     """Full-frame face search every N frames; tracked faces are searched near their last box every frame."""
-    detect_width: int = 480
+    detect_width: Annotated[int, Within(32, 7680)] = 480
     """Width of the downscaled image the Haar full-frame search runs on (MTCNN scales by ``min_face_px``)."""
-    min_face_px: int = 32
+    min_face_px: Annotated[int, Within(8, 4096)] = 32
     """Smallest face found by the full-frame search, in capture pixels (~2.5 m at 640 px, 60 deg)."""
-    face_width_m: float = 0.15
+    face_width_m: Annotated[float, Within(0.05, 0.5)] = 0.15
     """Width of a detector face box on an adult, for distance = focal x width / box width."""
-    engage_m: float = 1.0
+    engage_m: Annotated[float, Above(0.0, 20.0)] = 1.0
     """A visitor closer than this becomes engaged."""
-    release_m: float = 1.5
+    release_m: Annotated[float, Above(0.0, 20.0)] = 1.5
     """An engaged visitor farther than this is released (hysteresis against jitter)."""
-    max_engaged: int = 1
+    max_engaged: Annotated[int, Within(1, 100)] = 1
     """At most this many visitors are engaged at once (the closest ones)."""
-    lost_after_s: float = 0.7
+    lost_after_s: Annotated[float, Within(0.0, 60.0)] = 0.7
     """A face not seen for this long has left."""
     gallery_dir: str = "/var/lib/assistant/faces"
     """Where enrolled face embeddings live, one ``NAME.npz`` per person."""
-    match_threshold: float = 0.45
+    match_threshold: Annotated[float, Within(0.0, 4.0)] = 0.45
     """Largest embedding distance accepted as the same person (measured: see docs/camera.md)."""
-    recognise_every_s: float = 0.5
+    recognise_every_s: Annotated[float, Within(0.0, 3600.0)] = 0.5
     """How often an unidentified track is sent to recognition (each takes ~50-120 ms on one core)."""
-    faces_hz: float = 15.0
+    faces_hz: Annotated[float, Within(1.0, 240.0)] = 15.0
     """Rate of ``vision.faces`` messages (>= 10)."""
-    preview_every_s: float = 1.0
+    preview_every_s: Annotated[float, Within(0.0, 3600.0)] = 1.0
     """Period of the JPEG preview for the status page; 0 disables it."""
-    preview_width: int = 320
+    preview_width: Annotated[int, Within(16, 7680)] = 320
     """Width of the preview image."""
     sim_scene: Literal["backlit", "dim", "mixed", "plain"] = "backlit"
     """Scene of the simulated camera."""
     sim_faces_dir: str = ""
     """Folder of GRID clips the simulated camera cuts people from; empty: ../shared/data/talking/grid."""
-    sim_latency_frames: int = 2
+    sim_latency_frames: Annotated[int, Within(0, 30)] = 2
     """Control latency of the simulated camera, in frames."""
     sim_walk_file: str = ""
     """Simulated camera only: JSON keyframes ``[[t_s, x_m, distance_m], ...]`` of the person's path, times from when the
     file is written; re-read when it changes, so a scripted scene moves the visitor on cue (``[]``: nobody). Empty: the built-in walk."""
+    sim_device_node: str = ""
+    """Simulated camera only: the camera is plugged in while this file exists, as ``/dev/videoN`` exists while a USB
+    camera is (delete it to pull the cable, create it to plug back in). Empty: always plugged in."""
 
+
+    def __post_init__(self) -> None:
+        if self.exposure_min_s > self.exposure_max_s:
+            raise ValueError(f"exposure_min_s {self.exposure_min_s} is above exposure_max_s {self.exposure_max_s}")
+        if self.gain_min > self.gain_max:
+            raise ValueError(f"gain_min {self.gain_min} is above gain_max {self.gain_max}")
+        if self.engage_m >= self.release_m:
+            raise ValueError(f"engage_m {self.engage_m} must be below release_m {self.release_m} (the gap stops flapping)")
 
 class EmailSettings(Section):
     enabled: bool = False
@@ -411,7 +446,7 @@ class EmailSettings(Section):
     ``$CREDENTIALS_DIRECTORY`` (systemd ``LoadCredential=``). Passwords never go in this file or the logs."""
     imap_host: str = "localhost"
     """IMAP server."""
-    imap_port: int = 993
+    imap_port: Port = 993
     """IMAP port (993 for ``ssl``, 143 for ``starttls`` / ``none``)."""
     imap_tls: Literal["ssl", "starttls", "none"] = "ssl"
     """``ssl``: TLS from the first byte; ``starttls``: upgrade a plain connection; ``none``: only for loopback tests."""
@@ -419,7 +454,7 @@ class EmailSettings(Section):
     """Check the servers' certificates and host names (IMAP and SMTP). Off only for a lab server."""
     ca_file: str = ""
     """Extra CA bundle (PEM) to trust, e.g. for a private mail server; empty: the system store."""
-    timeout_s: float = 30.0
+    timeout_s: Annotated[float, Above(0.0, 3600.0)] = 30.0
     """Network timeout for connecting and for each IMAP/SMTP command."""
     inbox: str = "INBOX"
     """Folder watched for new mail."""
@@ -429,11 +464,11 @@ class EmailSettings(Section):
     """Where mail from unauthorised senders goes, untouched otherwise: never acted on, never deleted. Created if missing."""
     use_idle: bool = True
     """Use IMAP IDLE when the server offers it; otherwise (or when off) poll every ``poll_interval_s``."""
-    idle_renew_s: float = 300.0
+    idle_renew_s: Annotated[float, Within(1.0, 1740.0)] = 300.0
     """Re-issue IDLE this often (RFC 2177: servers may drop an IDLE after 30 min)."""
-    poll_interval_s: float = 15.0
+    poll_interval_s: Annotated[float, Above(0.0, 86400.0)] = 15.0
     """Polling period when IDLE is off or missing."""
-    reconnect_backoff_s: tuple[float, ...] = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+    reconnect_backoff_s: Annotated[tuple[Annotated[float, Within(0.0, 86400.0)], ...], msgspec.Meta(min_length=1)] = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
     """Delays before reconnecting after a network or server failure; the last repeats. Reset once logged in."""
     allowed_senders: tuple[str, ...] = ()
     """Who may instruct the kiosk: ``alice@example.com`` (one address), ``@example.com`` (a domain) or
@@ -445,20 +480,20 @@ class EmailSettings(Section):
     authserv_id: str = ""
     """Trust only Authentication-Results headers with this authserv-id (your server's name);
     empty: only the topmost header, the one your own server added last."""
-    max_message_bytes: int = 2_000_000
+    max_message_bytes: Annotated[int, Within(1000, 1_000_000_000)] = 2_000_000
     """At most this much of a mail is fetched and parsed; the rest is ignored and the text marked truncated."""
-    max_text_chars: int = 20_000
+    max_text_chars: Annotated[int, Within(1, 10_000_000)] = 20_000
     """Longest text passed to the brain; longer texts are cut and marked truncated."""
-    max_parts: int = 100
+    max_parts: Annotated[int, Within(1, 10000)] = 100
     """MIME parts looked at per mail; more are ignored (a mail bomb with thousands of parts stays cheap)."""
-    redeliver_after_s: float = 60.0
+    redeliver_after_s: Annotated[float, Above(0.0, 86400.0)] = 60.0
     """Publish an unacknowledged mail again after this long (the brain was down or the ack was lost)."""
     store_path: str = ""
     """SQLite file of handled mails and the outbox; empty: ``$STATE_DIRECTORY/email.sqlite`` (systemd),
     else ``~/.local/state/assistant/email.sqlite``."""
     smtp_host: str = "localhost"
     """SMTP server for outgoing mail."""
-    smtp_port: int = 587
+    smtp_port: Port = 587
     """SMTP port (587 for ``starttls``, 465 for ``ssl``)."""
     smtp_tls: Literal["starttls", "ssl", "none"] = "starttls"
     """``starttls``: upgrade a plain connection (required, not opportunistic); ``ssl``: TLS from the first byte; ``none``: loopback tests."""
@@ -468,9 +503,9 @@ class EmailSettings(Section):
     """File holding the SMTP password (like ``password_file``); empty: ``password_file``."""
     from_address: str = ""
     """Sender of outgoing mail; empty: ``username`` when it is an address."""
-    send_backoff_s: tuple[float, ...] = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0)
+    send_backoff_s: Annotated[tuple[Annotated[float, Within(0.0, 86400.0)], ...], msgspec.Meta(min_length=1)] = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0)
     """Delays between sending attempts while the SMTP server is unreachable or answers 4xx; the last repeats."""
-    send_give_up_s: float = 86_400.0
+    send_give_up_s: Annotated[float, Above(0.0, 31536000.0)] = 86_400.0
     """A mail still unsent after this long fails for good (``email.failed`` with ``permanent``)."""
 
 
@@ -481,7 +516,7 @@ class BrainSettings(Section):
     """Language of the replies passed to the voice; empty: the voice's default."""
     knowledge_file: str = ""
     """Operator's questions and answers (TOML, or YAML with PyYAML); empty: the sample in ``services/brain/knowledge.toml``."""
-    knowledge_threshold: float = 0.5
+    knowledge_threshold: Annotated[float, Within(0.0, 1.0)] = 0.5
     """Least cosine similarity (0..1) for a knowledge answer; below it the brain says it does not know. Paraphrases score 0.6-0.85 with MiniLM, unrelated questions 0.1-0.35."""
     address_book: dict[str, str] = {}
     """Who visitors may send messages to: ``name = "address"`` (a ``[brain.address_book]`` table)."""
@@ -489,33 +524,35 @@ class BrainSettings(Section):
     """Address book name the brain offers to email unanswered questions to; empty: it tells visitors how to send a message themselves."""
     store_path: str = ""
     """sqlite file for received mail and the outbox; empty: ``$STATE_DIRECTORY/brain.sqlite`` (systemd), else ``$XDG_STATE_HOME`` or ``~/.local/state`` ``/assistant/brain.sqlite``."""
-    greet_wait_s: float = 1.0
+    greet_wait_s: Annotated[float, Within(0.0, 60.0)] = 1.0
     """How long an engaged visitor's greeting waits for face recognition before a polite unnamed one."""
-    filler_after_s: float = 0.7
+    filler_after_s: Annotated[float, Within(0.0, 60.0)] = 0.7
     """Say a short filler when an answer takes longer than this."""
     filler: str = "Let me see."
     """The filler."""
-    min_confidence: float = 0.15
+    min_confidence: Annotated[float, Within(0.0, 1.0)] = 0.15
     """Transcripts less confident than this get "sorry, I didn't catch that" (0 disables)."""
-    max_question_words: int = 60
+    max_question_words: Annotated[int, Within(1, 10000)] = 60
     """Longer utterances (a monologue) are not looked up; the brain asks for a short question."""
-    confirm_timeout_s: float = 20.0
+    confirm_timeout_s: Annotated[float, Above(0.0, 3600.0)] = 20.0
     """A yes/no question (send this message?) expires after this long."""
-    max_spoken_chars: int = 300
+    max_spoken_chars: Annotated[int, Within(20, 100_000)] = 300
     """Mail text read aloud is cut to this many characters."""
-    announcement_max_age_s: float = 86400.0
+    announcement_max_age_s: Annotated[float, Above(0.0, 31536000.0)] = 86400.0
     """Announcements older than this are no longer spoken."""
-    phrases_every_s: float = 30.0
+    announcement_retry_s: Annotated[float, Within(1.0, 86400.0)] = 30.0
+    """An announcement the voice could not speak (speaker gone) is tried again after this long, not at once."""
+    phrases_every_s: Annotated[float, Above(0.0, 86400.0)] = 30.0
     """How often the STT phrase list is re-published (also sent when hearing becomes ready)."""
-    outbox_retry_s: float = 30.0
+    outbox_retry_s: Annotated[float, Above(0.0, 86400.0)] = 30.0
     """How often unconfirmed send requests are published again (sending is idempotent per id)."""
-    trace_timeout_s: float = 5.0
+    trace_timeout_s: Annotated[float, Above(0.0, 600.0)] = 5.0
     """A latency trace is published incomplete when first sound or mouth has not come this long after the reply."""
     chat_url: str = ""
     """OpenAI-compatible endpoint for open questions, e.g. ``http://127.0.0.1:8080/v1``; empty: off."""
     chat_model: str = ""
     """Model name sent to the chat endpoint."""
-    chat_timeout_s: float = 4.0
+    chat_timeout_s: Annotated[float, Above(0.0, 600.0)] = 4.0
     """Give up on the chat endpoint after this long and answer with the fallback."""
     chat_api_key_env: str = ""
     """Environment variable holding the chat endpoint's API key (keys never go in the config file)."""
@@ -526,14 +563,14 @@ class OpsSettings(Section):
 
     host: str = "127.0.0.1"
     """Address of the status page. Loopback by default; any other address needs ``token_file``."""
-    port: int = 8790
+    port: Port = 8790
     """Port of the status page (``/``), its JSON (``/api/status``) and Prometheus metrics (``/metrics``); 0 picks a free one."""
     token_file: str = ""
     """File holding an access token (first line); when set, every request needs ``Authorization: Bearer TOKEN``
     or ``?token=TOKEN``. A relative name is looked up in ``$CREDENTIALS_DIRECTORY``. Empty: no token (loopback only)."""
-    history: int = 20
+    history: Annotated[int, Within(1, 10000)] = 20
     """Transcripts, replies and turn latencies kept for the page."""
-    stale_after_s: float = 3.0
+    stale_after_s: Annotated[float, Above(0.0, 3600.0)] = 3.0
     """A service whose last heartbeat is older than this is shown (and exported) as down."""
 
 
@@ -550,3 +587,9 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=Tr
     email: EmailSettings = EmailSettings()
     brain: BrainSettings = BrainSettings()
     ops: OpsSettings = OpsSettings()
+
+    def __post_init__(self) -> None:
+        wd, hb = self.supervisor.watchdog_s, self.service.heartbeat_s
+        if wd and wd < 2 * hb:
+            raise ValueError(f"supervisor.watchdog_s {wd} is under two heartbeats (service.heartbeat_s {hb}): "
+                             "healthy services would be killed; make it longer, or 0 to turn the watchdog off")
