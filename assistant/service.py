@@ -45,9 +45,11 @@ import zmq
 
 from assistant.bus import BusClient, BusError
 from assistant.config import Config, ConfigError, load
+from assistant.errors import EXIT_SETUP, SetupError  # noqa: F401 - part of the service API
 from assistant.messages import Command, Heartbeat, Message, Received, SystemState
 
 log = logging.getLogger(__name__)
+
 
 M = TypeVar("M", bound=Message)
 Handler = Callable[[Any, Received], None]
@@ -246,6 +248,10 @@ class Service:
             log.error("%s", exc)
             self._shutdown("failed", str(exc))
             return 1
+        except SetupError as exc:
+            log.error("%s cannot start: %s", self.name, exc)
+            self._shutdown("failed", str(exc))
+            return EXIT_SETUP
         except Exception as exc:  # noqa: BLE001 - report any start-up failure in one place
             log.error("%s failed to start: %s", self.name, exc)
             log.debug("start-up failure", exc_info=True)

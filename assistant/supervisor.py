@@ -8,6 +8,7 @@ For development and the demo; production runs the same modules under systemd. Li
 from __future__ import annotations
 
 import logging
+import math
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 
 from assistant.config import Config
+from assistant.errors import EXIT_SETUP
 from assistant.watchdog import HeartbeatWatchdog
 
 log = logging.getLogger(__name__)
@@ -151,9 +153,15 @@ class Supervisor:
             child.exits.append(code)
             uptime = now - child.started
             child.failures_in_row = 1 if uptime > _STABLE_S else child.failures_in_row + 1
-            child.next_start = now + self._backoff(child)
-            log.warning("%s exited with %s after %.1f s; restarting in %.1f s", child.name, code, uptime, child.next_start - now)
             child.proc = None
+            if code == EXIT_SETUP:
+                # It cannot run as configured (its own line above says why): restarting cannot help.
+                child.next_start = math.inf
+                log.error("%s cannot run as configured (see its error above); not restarting it until "
+                          "the setting is fixed and assistant up is restarted", child.name)
+            else:
+                child.next_start = now + self._backoff(child)
+                log.warning("%s exited with %s after %.1f s; restarting in %.1f s", child.name, code, uptime, child.next_start - now)
             self.watchdog.stopped(child.name)
         if child.proc is None and now >= child.next_start:
             child.restarts += 1

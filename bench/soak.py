@@ -49,6 +49,11 @@ def _usage(pids: list[int]) -> tuple[int, int]:
     return rss, fds
 
 
+def _by_service(kiosk: Kiosk) -> dict[str, float]:
+    """RSS (MiB) of each service process, by name."""
+    return {name: round(_usage([pid])[0] / 2**20, 1) for name, pid in sorted(kiosk.pids.items())}
+
+
 def main() -> int:
     minutes = float(os.environ.get("SOAK_MINUTES", "10"))
     warmup_s = min(30.0, max(5.0, minutes * 60 * 0.1))
@@ -74,6 +79,7 @@ def main() -> int:
         children = _children(up_pid)
         rss0, fds0 = _usage(children)
         restarts0 = sum(kiosk.restarts.values())
+        by0 = _by_service(kiosk)
         print(f"soak: warm-up done ({i} turns); {len(children)} processes, RSS {rss0 / 2**20:.0f} MiB, {fds0} fds", file=sys.stderr)
         t1 = time.monotonic()
         next_report = t1 + 60
@@ -83,8 +89,9 @@ def main() -> int:
             if time.monotonic() >= next_report:
                 next_report += 60
                 rss, fds = _usage(_children(up_pid))
+                grown = {n: round(m - by0.get(n, m), 1) for n, m in _by_service(kiosk).items()}
                 print(f"soak: {(time.monotonic() - t1) / 60:.0f} min, {i} turns, RSS {rss / 2**20:.0f} MiB, {fds} fds, "
-                      f"{len(kiosk.replies)} replies", file=sys.stderr)
+                      f"{len(kiosk.replies)} replies; MiB grown by service {grown}", file=sys.stderr)
         kiosk.wait(lambda: all(t in kiosk.replies for t in asked), 20, "the last replies") if asked else None
         end_children = _children(up_pid)
         rss1, fds1 = _usage(end_children)
@@ -106,6 +113,7 @@ def main() -> int:
             "turns": len(asked),
             "mails": len(mails),
             "rss_mib": [round(rss0 / 2**20, 1), round(rss1 / 2**20, 1)],
+            "rss_mib_by_service": {n: [by0.get(n), m] for n, m in _by_service(kiosk).items()},
             "services": SERVICES,
         }
     finally:

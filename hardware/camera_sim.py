@@ -318,8 +318,11 @@ class SimulatedCamera:
 
     def __init__(self, scene: Scene, *, fps: float = 30.0, limits: ControlLimits | None = None, mains_hz: int = 50,
                  latency_frames: int = 2, realtime: bool = True, seed: int = 1, exposure_s: float = 0.005, gain: float = 1.0,
-                 jpeg_quality: int = 80, walk_file: str | Path | None = None) -> None:
+                 jpeg_quality: int = 80, walk_file: str | Path | None = None,
+                 device_node: str | Path | None = None) -> None:
         self.scene = scene
+        # Plugged in while this file exists, as /dev/videoN exists while a USB camera is plugged in.
+        self.device_node = Path(device_node) if device_node else None
         # A scripted scene steers the first person through this file (see ``_follow_walk_file``).
         self.walk_file = Path(walk_file) if walk_file else None
         self._walk_sprite = scene.walks[0].sprite if scene.walks else None
@@ -356,10 +359,18 @@ class SimulatedCamera:
         """The next ``frames`` frames arrive damaged (a truncated MJPEG: the lower part grey)."""
         self._corrupt += frames
 
+    def _present(self) -> bool:
+        return self.plugged and (self.device_node is None or self.device_node.exists())
+
+    def _gone(self) -> CameraError:
+        if self.plugged and self.device_node is not None:
+            return CameraError(f"{self.device_node} does not exist (simulated camera unplugged)")
+        return CameraError("simulated camera is unplugged")
+
     # --- Camera interface -------------------------------------------------------------------
     def open(self) -> None:
-        if not self.plugged:
-            raise CameraError("simulated camera is unplugged")
+        if not self._present():
+            raise self._gone()
         self.is_open = True
         if self.t0 == 0.0:
             self.t0 = time.monotonic()
@@ -386,8 +397,11 @@ class SimulatedCamera:
         return self.index / self.fps
 
     def read(self) -> Frame:
-        if not (self.plugged and self.is_open):
-            raise CameraError("simulated camera is unplugged" if not self.plugged else "simulated camera is not open")
+        if not self._present():
+            self.is_open = False
+            raise self._gone()
+        if not self.is_open:
+            raise CameraError("simulated camera is not open")
         while self._pending and self._pending[0][0] <= self.index:
             _, self.exposure_s, self.gain = self._pending.pop(0)
         t = self.time_s

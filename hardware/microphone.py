@@ -128,14 +128,21 @@ class FileMicrophone(Microphone):
     that appears there (write it elsewhere and rename it in, so it is never read half-written) is
     spoken into the room from that time, or at once when the time has passed or the name has no
     time. Each file is heard once; an unreadable one is logged and counted in ``errors``.
+
+    ``device_node``: the microphone is plugged in while this file exists (as a sound card's
+    device node does). While it is missing nothing is captured (that audio is lost, as with a
+    real device) and the capture checks again every ``retry_s``; its return counts in ``reopens``.
     """
 
     name = "file"
 
     def __init__(self, path: str | Path | None, *, lead_s: float = 0.5, chunk_ms: int = 20,
                  start_at_ns: int = 0, noise_dbfs: float = -70.0, speaker_leak_db: float | None = None,
-                 cue_dir: str | Path | None = None) -> None:
+                 cue_dir: str | Path | None = None, device_node: str | Path | None = None,
+                 retry_s: float = 0.5) -> None:
         super().__init__()
+        self.device_node = Path(device_node) if device_node else None
+        self.retry_s = retry_s
         self.cue_dir = Path(cue_dir) if cue_dir else None
         self._cued: list[tuple[int, np.ndarray]] = []  # (start_ns, pcm) spoken into the room on cue
         self._cue_seen: set[str] = set()
@@ -232,9 +239,25 @@ class FileMicrophone(Microphone):
             wait = (t_chunk + self.chunk * 1_000_000_000 // RATE - time.monotonic_ns()) / 1e9
             if wait > 0 and self._stop.wait(wait):
                 break
+            if self.device_node is not None and not self.device_node.exists():
+                pos = self._unplugged(t0)
+                continue
             self._poll_cues(t_chunk)
             on_chunk(AudioChunk(self._sample(pos, self.chunk, rng, t_chunk), t_chunk))
             pos += self.chunk
+
+    def _unplugged(self, t0: int) -> int:
+        """Wait while the device node is missing; returns the stream position to go on from
+        (the audio of the gap is lost, as with a real device)."""
+        self.errors += 1
+        lost = time.monotonic()
+        log.error("microphone %s is gone (unplugged?); retrying every %.1f s", self.device_node, self.retry_s)
+        while not self._stop.wait(self.retry_s):
+            if self.device_node.exists():
+                self.reopens += 1
+                log.warning("microphone %s back after %.1f s", self.device_node, time.monotonic() - lost)
+                break
+        return (time.monotonic_ns() - t0) * RATE // 1_000_000_000 // self.chunk * self.chunk
 
     @property
     def duration_s(self) -> float:
@@ -284,6 +307,9 @@ class PyAudioMicrophone(Microphone):
     def _open(self):
         import pyaudio
 
+        from .portaudio_quiet import quiet
+
+        quiet()
         pa = pyaudio.PyAudio()
         try:
             info = self.find_device(pa, self.device)

@@ -51,6 +51,9 @@ class PyAudioSpeaker(Speaker):
         # Held for a whole close-and-reopen, so the watchdog and discard() never reopen twice.
         self._device_lock = threading.Lock()
         self._watchdog: threading.Thread | None = None
+        self.last_error = ""
+        """Why the device could not be opened last time; empty once it plays."""
+        self._failing = False  # a failure was logged: the retries stay quiet until it works
 
     @property
     def output_latency_s(self) -> float:
@@ -74,8 +77,15 @@ class PyAudioSpeaker(Speaker):
         raise DeviceNotFound(f"no output device {self.device!r}; outputs are: {names}")
 
     def start(self, source: Source) -> None:
+        """Open the device and play. A device that is not there (yet) is not fatal: it is
+        retried every ``retry_every_s`` (``available`` is false, ``last_error`` says why)."""
         self._source = source
-        self._open()
+        try:
+            self._open()
+        except Exception as exc:  # noqa: BLE001 - not plugged in yet, sound server not up yet...
+            self.last_error = str(exc)
+            self._failing = True
+            log.error("speaker unavailable: %s; retrying every %.1f s", exc, self.retry_every_s)
         self._watchdog = threading.Thread(target=self._watch, name="speaker-watchdog", daemon=True)
         self._watchdog.start()
 
@@ -83,6 +93,9 @@ class PyAudioSpeaker(Speaker):
         import pyaudio
 
         with self._lock:
+            from .portaudio_quiet import quiet
+
+            quiet()
             self._pa = pyaudio.PyAudio()  # a fresh PortAudio instance re-lists devices
             try:
                 index = self._index = self.find_device(self._pa)
@@ -151,6 +164,10 @@ class PyAudioSpeaker(Speaker):
             except Exception as exc:  # noqa: BLE001 - closing a dead device may fail any way
                 log.debug("closing speaker: %s", exc)
 
+    @property
+    def available(self) -> bool:
+        return self._healthy()
+
     def _healthy(self) -> bool:
         with self._lock:
             stream = self._stream
@@ -163,20 +180,29 @@ class PyAudioSpeaker(Speaker):
         return active and time.monotonic_ns() - self._last_callback_ns < self.reopen_after_s * 1e9
 
     def _watch(self) -> None:
+        # The device lock is held for one attempt, never across the wait between attempts: a stop
+        # (``discard``) during an outage must not block until the device is back.
         while not self._stop.wait(0.1):
             with self._device_lock:
                 if self._healthy():
                     continue
-                log.warning("speaker lost (no audio callback for %.1f s); reopening", self.reopen_after_s)
+                if not self._failing and self._stream is not None:
+                    log.warning("speaker lost (no audio callback for %.1f s); reopening", self.reopen_after_s)
                 self._close_stream()
-                while not self._stop.is_set():
-                    try:
-                        self._open()
-                        self.reopened += 1
-                        break
-                    except Exception as exc:  # noqa: BLE001 - keep trying until the device is back
-                        log.warning("speaker reopen failed: %s; retrying in %.1f s", exc, self.retry_every_s)
-                        self._stop.wait(self.retry_every_s)
+                try:
+                    self._open()
+                except Exception as exc:  # noqa: BLE001 - keep trying until the device is back
+                    self.last_error = str(exc)
+                    if not self._failing:  # one line per outage, not one per retry
+                        log.error("speaker unavailable: %s; retrying every %.1f s", exc, self.retry_every_s)
+                        self._failing = True
+                else:
+                    self.reopened += 1
+                    if self._failing:
+                        log.warning("speaker back")
+                    self._failing, self.last_error = False, ""
+                    continue
+            self._stop.wait(self.retry_every_s)
 
     def close(self) -> None:
         self._stop.set()

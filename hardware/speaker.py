@@ -39,6 +39,13 @@ class Speaker(ABC):
     """Samples per block asked from the source."""
     underruns: int = 0
     """Blocks the source delivered too late (heard as a gap)."""
+    reopened: int = 0
+    """Times the device came back after it was lost."""
+
+    @property
+    def available(self) -> bool:
+        """The device is there and playing (False while it is unplugged or being reopened)."""
+        return True
 
     @abstractmethod
     def start(self, source: Source) -> None:
@@ -73,12 +80,19 @@ class WavSinkSpeaker(Speaker):
     buffer (where ``discard`` can still silence them) until they have played; only then are they
     written to the file. A late source is an underrun: the device re-anchors its clock (a gap in
     time, none in the file), as hardware does.
+
+    ``device_node``: the speaker is plugged in while this file exists (as a sound card's device
+    node does). While it is missing the device asks for no audio and plays none, and what it
+    held is lost; when the file is back it starts again with a fresh clock (``reopened``).
     """
 
     def __init__(self, path: str | Path, sample_rate: int = 24000, block_frames: int = 120,
-                 latency_s: float = 0.010) -> None:
+                 latency_s: float = 0.010, device_node: str | Path | None = None) -> None:
         import soundfile as sf
 
+        self.device_node = Path(device_node) if device_node else None
+        self._present = True
+        self.reopened = 0
         self.path = Path(path)
         self.sample_rate = sample_rate
         self.block_frames = block_frames
@@ -98,15 +112,40 @@ class WavSinkSpeaker(Speaker):
     def output_latency_s(self) -> float:
         return self.latency_s
 
+    @property
+    def available(self) -> bool:
+        return self._present
+
     def start(self, source: Source) -> None:
         self._thread = threading.Thread(target=self._run, args=(source,), name="wav-speaker", daemon=True)
         self._thread.start()
+
+    def _unplugged(self) -> None:
+        """The device node is gone: hold nothing, play nothing, until it is back."""
+        self._present = False
+        with self._lock:
+            self._held.clear()  # the audio in a vanished device's buffer is never heard
+        lost = time.monotonic()
+        log.error("speaker %s is gone (unplugged?); waiting for it", self.device_node)
+        while not self._stop.wait(0.1):
+            if self.device_node.exists():
+                self.reopened += 1
+                log.warning("speaker %s back after %.1f s", self.device_node, time.monotonic() - lost)
+                self._present = True
+                return
 
     def _run(self, source: Source) -> None:
         lat_ns = int(self.latency_s * 1e9)
         anchor = time.monotonic_ns() + lat_ns  # leave time of block 0
         j = 0
+        checked = 0
         while not self._stop.is_set():
+            if self.device_node is not None and time.monotonic_ns() - checked > 20_000_000:
+                checked = time.monotonic_ns()
+                if not self.device_node.exists():
+                    self._unplugged()
+                    anchor, j = time.monotonic_ns() + lat_ns, 0
+                    continue
             leave = anchor + (j * self.block_frames * 1_000_000_000) // self.sample_rate
             wake = leave - lat_ns
             now = time.monotonic_ns()

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from assistant.bus import BusClient
 from assistant.config import BusSettings
-from assistant.messages import EmailAck, EmailSend, EmailSent, Heartbeat, Person, Reply, Speech, SystemState, Transcript
+from assistant.messages import Done, EmailAck, Say, EmailSend, EmailSent, Heartbeat, Person, Reply, Speech, SystemState, Transcript
 
 from . import mailservers
 
@@ -48,12 +48,20 @@ class Kiosk:
 
     def __init__(self, folder: Path | None = None, *, mail: bool = True, watchdog_s: float = 10.0) -> None:
         self.dir = Path(folder or tempfile.mkdtemp(prefix="kiosk-"))
+        self.dir.mkdir(parents=True, exist_ok=True)
         self.runtime = self.dir / "run"
         self.dovecot = self.smtp = None
         self.mail = mail and mailservers.dovecot_available()
         config = self.dir / "assistant.toml"
         config.write_text(BRAIN_CONFIG.format(store=self.dir / "brain.sqlite"))
         self.ops_port = free_port()
+        # The simulated devices are plugged in while these exist (``unplug`` / ``plug``).
+        self.nodes = {name: self.dir / "dev" / name for name in ("video0", "mic", "speaker")}
+        self.plug()
+        self.cues = self.dir / "mic-cues"  # speech dropped here is heard by the simulated microphone
+        # Nobody walks through the simulated camera's view: the visitor is scripted on the bus, and
+        # a greeting for someone the camera saw must not talk over a scripted turn.
+        (self.dir / "walk.json").write_text("[]")
         self.env = {
             **os.environ, "PYTHONUNBUFFERED": "1",
             "ASSISTANT_BUS__RUNTIME_DIR": str(self.runtime),
@@ -67,6 +75,12 @@ class Kiosk:
             "ASSISTANT_RENDERER__SCREEN": '"null"',
             "ASSISTANT_RENDERER__CACHE_DIR": str(self.dir / "avatars"),
             "ASSISTANT_CAMERA__GALLERY_DIR": str(self.dir / "faces"),
+            "ASSISTANT_CAMERA__SIM_DEVICE_NODE": str(self.nodes["video0"]),
+            "ASSISTANT_CAMERA__SIM_WALK_FILE": str(self.dir / "walk.json"),
+            "ASSISTANT_HEARING__MIC_SIM_DEVICE_NODE": str(self.nodes["mic"]),
+            "ASSISTANT_HEARING__MIC_SIM_CUE_DIR": str(self.cues),
+            "ASSISTANT_HEARING__MIC_RETRY_S": "0.2",
+            "ASSISTANT_VOICE__SPEAKER__WAV_DEVICE_NODE": str(self.nodes["speaker"]),
             "ASSISTANT_OPS__PORT": str(self.ops_port),
             # A mail whose ack died with a killed brain comes again after this (60 s in production).
             "ASSISTANT_EMAIL__REDELIVER_AFTER_S": "5.0",
@@ -86,6 +100,10 @@ class Kiosk:
         self.sends: list[EmailSend] = []
         self.acks: list[str] = []
         self.restarts: dict[str, int] = {}
+        self.counters: dict[str, dict[str, float]] = {}
+        self.dones: dict[str, list[Done]] = {}
+        self.speaking: dict[str, float] = {}  # say_id -> when asked, until its last voice.done
+        self.heard: list[str] = []
 
     # --- life ---------------------------------------------------------------------------
     def start(self, timeout: float = 90.0) -> "Kiosk":
@@ -96,7 +114,7 @@ class Kiosk:
             assert self.up.poll() is None and time.monotonic() < deadline, "assistant up did not start the bus"
             time.sleep(0.05)
         self.bus = BusClient(BusSettings(runtime_dir=str(self.runtime)), "visitor",
-                             [Heartbeat.TYPE, SystemState.TYPE, Reply.TYPE, EmailAck.TYPE, EmailSend.TYPE])
+                             [Heartbeat.TYPE, SystemState.TYPE, Reply.TYPE, EmailAck.TYPE, EmailSend.TYPE, Done.TYPE, Transcript.TYPE, Say.TYPE])
         self.bus.wait_live(20)
         self.wait(lambda: set(SERVICES) <= self.ready, timeout, "every service ready")
         return self
@@ -137,6 +155,7 @@ class Kiosk:
             if old is not None and old != msg.pid:
                 self.restarts[msg.service] = self.restarts.get(msg.service, 0) + 1
             self.pids[msg.service] = msg.pid
+            self.counters[msg.service] = dict(msg.counters)
             (self.ready.add if msg.state == "ready" else self.ready.discard)(msg.service)
         elif isinstance(msg, SystemState) and msg.state != "ready":
             self.ready.discard(msg.service)
@@ -146,6 +165,14 @@ class Kiosk:
             self.sends.append(msg)
         elif isinstance(msg, EmailAck):
             self.acks.append(msg.mail_id)
+        elif isinstance(msg, Say):
+            self.speaking[msg.say_id] = time.monotonic()
+        elif isinstance(msg, Done):
+            self.dones.setdefault(rx.header.turn, []).append(msg)
+            if msg.last:
+                self.speaking.pop(msg.say_id, None)
+        elif isinstance(msg, Transcript) and rx.header.source == "hearing":
+            self.heard.append(msg.text)
 
     def wait(self, predicate, timeout: float, what: str) -> float:
         t0 = time.monotonic()
@@ -155,11 +182,47 @@ class Kiosk:
             self.pump(0.05)
         return time.monotonic() - t0
 
+    def silent(self, for_s: float = 1.0, timeout: float = 30.0) -> None:
+        """Wait until the kiosk has said nothing for ``for_s`` (so a visitor is not talked over)."""
+        quiet_since = [time.monotonic()]
+
+        def quiet() -> bool:
+            # A say whose voice was SIGKILLed never gets its voice.done: forget it after a while.
+            for say_id in [k for k, t in self.speaking.items() if time.monotonic() - t > 30]:
+                del self.speaking[say_id]
+            if self.speaking:
+                quiet_since[0] = time.monotonic()
+            return time.monotonic() - quiet_since[0] >= for_s
+        self.wait(quiet, timeout, "the kiosk to stop speaking")
+
+    def counter(self, service: str, name: str) -> float:
+        return self.counters.get(service, {}).get(name, 0)
+
+    # --- the devices --------------------------------------------------------------------
+    def unplug(self, *names: str) -> None:
+        for name in names or self.nodes:
+            self.nodes[name].unlink(missing_ok=True)
+
+    def plug(self, *names: str) -> None:
+        for name in names or self.nodes:
+            self.nodes[name].parent.mkdir(parents=True, exist_ok=True)
+            self.nodes[name].touch()
+
+    def say_into_mic(self, wav: Path) -> None:
+        """The visitor speaks into the simulated microphone now."""
+        self.cues.mkdir(exist_ok=True)
+        tmp = self.cues / f".{wav.name}.tmp"
+        tmp.write_bytes(wav.read_bytes())
+        tmp.rename(self.cues / f"{time.monotonic_ns()}_{wav.name}")
+
     # --- the visitor --------------------------------------------------------------------
     def engage(self, track_id: int = 7, identity: str = "alice") -> None:
         self.bus.publish(Person(event="arrived", track_id=track_id))
         self.bus.publish(Person(event="engaged", track_id=track_id, distance_m=0.8))
         self.bus.publish(Person(event="recognised", track_id=track_id, identity=identity))
+
+    def leave(self, track_id: int = 7) -> None:
+        self.bus.publish(Person(event="left", track_id=track_id))
 
     def ask(self, text: str) -> str:
         """The visitor says ``text`` (as hearing would report it); returns the turn id."""

@@ -82,7 +82,7 @@ def test_a_missing_password_file_stops_start_up_with_the_fix(procs, dovecot, tmp
     env = {**service_env(dovecot, tmp_path), "ASSISTANT_EMAIL__PASSWORD_FILE": "email-password", "CREDENTIALS_DIRECTORY": str(tmp_path / "creds")}
     proc = procs.start("services.email", env=env)
     _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 1
+    assert proc.returncode == 2
     assert "email.password_file" in err and str(tmp_path / "creds" / "email-password") in err
 
 

@@ -133,5 +133,5 @@ def test_missing_vosk_model_fails_with_the_install_hint(procs):
     procs.broker()
     proc = procs.start("services.hearing", env={"ASSISTANT_HEARING__ENGINE": "vosk"})
     _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 1
+    assert proc.returncode == 2
     assert "hearing.vosk_model" in err and "alphacephei.com/vosk/models" in err

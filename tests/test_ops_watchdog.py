@@ -134,3 +134,21 @@ def test_services_do_not_outlive_a_killed_supervisor(procs):
                 alive.discard(pid)
         time.sleep(0.1)
     assert not alive, f"still running after their supervisor died: {alive}"
+
+
+def test_a_service_that_cannot_run_as_configured_is_not_restarted_in_a_loop(procs, tmp_path):
+    """Exit 2 (a setting to fix) is reported once and left down; the others keep running."""
+    up = procs.start("assistant", "up", env={
+        "ASSISTANT_SUPERVISOR__SERVICES": '["echo", "camera"]', "ASSISTANT_SUPERVISOR__RESTART_BACKOFF_S": "[0.1]",
+        "ASSISTANT_CAMERA__SIM_FACES_DIR": str(tmp_path / "no-faces"), "ASSISTANT_CAMERA__GALLERY_DIR": str(tmp_path / "g"),
+    })
+    watcher = procs.client([Heartbeat.TYPE, SystemState.TYPE])
+    wait_for(watcher, lambda rx: isinstance(rx.msg, SystemState) and rx.msg.service == "camera" and rx.msg.state == "failed", 30)
+    _ready(watcher, "echo")
+    time.sleep(3.0)  # with back-off 0.1 s, a restart loop would have started it a dozen times
+    up.send_signal(signal.SIGTERM)
+    _, err = up.communicate(timeout=15)
+    assert up.returncode == 0
+    assert err.count("started camera") == 1, err[-3000:]
+    assert err.count("camera cannot start: ") == 1 and "camera.sim_faces_dir" in err
+    assert "camera cannot run as configured" in err and "not restarting" in err

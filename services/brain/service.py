@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 from concurrent.futures import Future
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from assistant.messages import (
     Done, EmailFailed, EmailReceived, EmailSent, FaceLandmarks, Person, Received, Speech, SystemState,
     Transcript, Utterance, VoiceError,
 )
-from assistant.service import Service, on
+from assistant.service import Service, SetupError, on
 
 from .conversation import Brain, Job, Out
 from .mailstore import MailStore
@@ -54,7 +55,13 @@ class BrainService(Service):
 
     def setup(self) -> None:
         s = self.config.brain
-        self.store = MailStore(store_path(s))
+        path = store_path(s)
+        try:
+            self.store = MailStore(path)
+        except (OSError, sqlite3.Error) as exc:
+            # Never replaced or repaired here: it may hold mail nobody has read yet.
+            raise SetupError(f"brain.store_path: cannot use {path} as the mail store ({type(exc).__name__}: {exc}); "
+                             "point it at a writable file, or move a damaged one aside") from None
         kb = load_knowledge(s)
         if kb is None:
             self.count("knowledge_off")

@@ -87,7 +87,9 @@ class Gallery:
                     raise ValueError(f"embeddings of shape {emb.shape}")
                 self.people[path.stem] = emb
             except Exception as exc:  # noqa: BLE001 - a broken file must not hide the others
-                log.warning("skipping gallery file %s: %s", path, exc)
+                reason = "not a readable .npz archive" if isinstance(exc, (ValueError, OSError, EOFError)) and "shape" not in str(exc) else str(exc)
+                log.warning("skipping gallery file %s (%s): %s is not recognised; enrol them again with "
+                            "'assistant enroll %s PHOTO...'", path, reason, path.stem, path.stem)
 
     def add(self, name: str, embeddings: np.ndarray) -> Path:
         """Add embeddings to ``name`` (created if new); written atomically."""

@@ -12,7 +12,7 @@ import threading
 import time
 
 from assistant.messages import Command, Exposure, Faces, Preview, Received
-from assistant.service import Service, on
+from assistant.service import Service, SetupError, on
 from hardware.camera import CameraError, open_camera
 
 from .pipeline import CameraPipeline, Result, preview_jpeg
@@ -31,7 +31,10 @@ class CameraService(Service):
         cv2.setNumThreads(1)  # one core for the pipeline; the other serves recognition and the rest
         s = self.config.camera
         self.settings = s
-        self.camera = open_camera(s)
+        try:
+            self.camera = open_camera(s)  # not opened yet: a camera not plugged in is waited for
+        except CameraError as exc:
+            raise SetupError(f"camera.device {s.device!r}: {exc}") from None
         self.recognizer = None
         try:
             from .recognition import Gallery, Recognizer
@@ -107,7 +110,7 @@ class CameraService(Service):
                         warned = True
                     self.count("camera_open_failures")
                     self._stop.wait(backoff)
-                    backoff = min(5.0, backoff * 2)
+                    backoff = min(1.0, backoff * 2)  # opening a missing device costs nothing: notice it back soon
                     continue
             try:
                 frame = self.camera.read()

@@ -7,8 +7,10 @@ import ssl
 from pathlib import Path
 from typing import Mapping
 
+from assistant.errors import SetupError
 
-class CredentialError(RuntimeError):
+
+class CredentialError(SetupError):
     """A password file is missing or unreadable; the message names the file and the setting, never its content."""
 
 

@@ -8,12 +8,13 @@ network connection; this loop only hands them acks and send requests (store writ
 from __future__ import annotations
 
 import logging
+import sqlite3
 
 from assistant.config import EmailSettings
 from assistant.messages import EmailAck, EmailFailed, EmailReceived, EmailSend, EmailSent, Received
-from assistant.service import Service, on
+from assistant.service import Service, SetupError, on
 
-from .credentials import CredentialError, read_secret
+from .credentials import read_secret
 from .store import MailStore, default_path
 
 log = logging.getLogger(__name__)
@@ -43,11 +44,14 @@ class EmailService(Service):
         authoriser = Authoriser(s.allowed_senders, require_dkim=s.require_dkim, require_spf=s.require_spf, authserv_id=s.authserv_id)
         if authoriser.empty:
             log.warning("email.allowed_senders is empty: every mail will be quarantined")
+        read_secret(s.password_file, "password_file")  # fail at start, with the fix, not at first login (exit 2)
+        path = default_path(s.store_path)
         try:
-            read_secret(s.password_file, "password_file")  # fail at start, with the fix, not at first login
-        except CredentialError as exc:
-            raise RuntimeError(str(exc)) from None
-        self.store = MailStore(default_path(s.store_path))
+            self.store = MailStore(path)
+        except (OSError, sqlite3.Error) as exc:
+            # Never replaced or repaired here: it may hold mail not handed on yet.
+            raise SetupError(f"email.store_path: cannot use {path} as the mail store ({type(exc).__name__}: {exc}); "
+                             "point it at a writable file, or move a damaged one aside") from None
         intake = Intake(self.store, authoriser, max_text_chars=s.max_text_chars, max_parts=s.max_parts, redeliver_after_s=s.redeliver_after_s)
         self.watcher = MailboxWatcher(s, intake, self._deliver)
         self.outbox = Outbox(s, self.store, self._sent, self._failed)

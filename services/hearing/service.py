@@ -26,11 +26,11 @@ def make_microphone(s) -> Microphone:
     """The device ``hearing.mic_device`` names: the simulated twin for ``sim``, else PortAudio."""
     if s.mic_device == "sim":
         leak = s.mic_sim_leak_db if s.mic_sim_speaker else None
-        cues = s.mic_sim_cue_dir or None
+        twin = dict(chunk_ms=s.mic_chunk_ms, start_at_ns=s.mic_start_at_ns, speaker_leak_db=leak,
+                    cue_dir=s.mic_sim_cue_dir or None, device_node=s.mic_sim_device_node or None, retry_s=s.mic_retry_s)
         if not s.mic_file:
-            return FileMicrophone(None, chunk_ms=s.mic_chunk_ms, start_at_ns=s.mic_start_at_ns, speaker_leak_db=leak, cue_dir=cues)
-        return FileMicrophone(s.mic_file, lead_s=s.mic_lead_s, chunk_ms=s.mic_chunk_ms, start_at_ns=s.mic_start_at_ns,
-                              speaker_leak_db=leak, cue_dir=cues)
+            return FileMicrophone(None, **twin)
+        return FileMicrophone(s.mic_file, lead_s=s.mic_lead_s, **twin)
     return PyAudioMicrophone(s.mic_device, rate=s.mic_rate, channels=s.mic_channels, chunk_ms=s.mic_chunk_ms, retry_s=s.mic_retry_s)
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from assistant.errors import SetupError
 from assistant.face.geometry import MOUTH, apply_affine, invert_affine, similarity_to_canonical
 
 from .mesh import EyeMesh, LowerFaceMesh, eye_mesh, lower_face_mesh
@@ -36,7 +37,7 @@ MIN_SIDE = 128
 MIN_EYE_DISTANCE_PX = 24  # below this the mouth is a few pixels wide: nothing to animate
 
 
-class AvatarError(Exception):
+class AvatarError(SetupError):
     """The portrait cannot become an avatar; the message says why and what to do."""
 
 

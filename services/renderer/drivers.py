@@ -17,6 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
+from assistant.errors import SetupError
 from assistant.face.driver import MouthDriver
 from assistant.face.energy import EnergyDriver
 from assistant.face.visemes import VisemeDriver
@@ -27,7 +28,7 @@ log = logging.getLogger(__name__)
 MAX_UTTERANCE_S = 120.0  # one sentence; anything longer is a bug upstream, not speech to animate
 
 
-class DriverError(Exception):
+class DriverError(SetupError):
     """The configured driver cannot run; the message says what to do."""
 
 

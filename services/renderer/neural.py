@@ -27,6 +27,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from assistant.errors import SetupError
 from assistant.face.geometry import MOUTH, apply_affine
 from assistant.face.mouth_crop import blend_mask, draw_mouth, image_to_crop, invert, warp_to_crop
 
@@ -38,7 +39,7 @@ AVATAR_VERSION = 1
 """Version of the avatar folder layout (``avatar.json`` ``version``)."""
 
 
-class NeuralAvatarError(Exception):
+class NeuralAvatarError(SetupError):
     """An avatar folder that cannot be used; the message says what to do."""
 
 

@@ -51,8 +51,6 @@ class RendererService(Service):
         from .timeline import TimelineSettings
 
         s = self.settings = self.config.renderer
-        if not (16 <= s.width <= 1920 and 16 <= s.height <= 1080):
-            raise ValueError(f"renderer.width x height = {s.width}x{s.height}: use at most 1920x1080")
         cv2.setNumThreads(max(1, s.render_threads))
         kinds = screen_kinds(s.screen)
         portrait, lstm_model, neural = s.portrait or None, s.lstm_model, None

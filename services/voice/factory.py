@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 from assistant.config.schema import VoiceCacheSettings, VoiceSettings, VoiceSpeakerSettings
+from assistant.errors import SetupError
 
 from .cache import AudioCache, CacheSettings
 from .loudness import LoudnessSettings
@@ -61,8 +62,12 @@ def build_synthesizer(cfg: VoiceSettings, engines: list[TtsEngine] | None = None
     cache = None
     if cfg.cache.max_bytes > 0:
         folder = cache_directory(cfg.cache)
-        cache = AudioCache(CacheSettings(directory=folder, max_bytes=cfg.cache.max_bytes))
-        log.info("audio cache in %s: %d entries, %.1f MiB", folder, len(cache), cache.total_bytes / 2**20)
+        try:
+            cache = AudioCache(CacheSettings(directory=folder, max_bytes=cfg.cache.max_bytes))
+        except OSError as exc:  # the voice works without it, only slower on repeated phrases
+            log.error("voice.cache.directory: cannot use %s (%s); speaking without the audio cache", folder, exc.strerror or exc)
+        else:
+            log.info("audio cache in %s: %d entries, %.1f MiB", folder, len(cache), cache.total_bytes / 2**20)
     ld = cfg.loudness
     return Synthesizer(chain, cache, LoudnessSettings(target_lufs=ld.target_lufs, peak_dbfs=ld.peak_dbfs, enabled=ld.enabled))
 
@@ -74,8 +79,12 @@ def open_speaker(cfg: VoiceSpeakerSettings):
 
         path = Path(cfg.wav_path) if cfg.wav_path else Path(tempfile.gettempdir()) / "assistant-voice.wav"
         log.info("speaker: WAV twin %s at %d Hz", path, cfg.sample_rate)
-        return WavSinkSpeaker(path, sample_rate=cfg.sample_rate, block_frames=cfg.block_frames,
-                              latency_s=cfg.wav_latency_s)
+        try:
+            return WavSinkSpeaker(path, sample_rate=cfg.sample_rate, block_frames=cfg.block_frames,
+                                  latency_s=cfg.wav_latency_s, device_node=cfg.wav_device_node or None)
+        except (OSError, RuntimeError) as exc:  # soundfile raises LibsndfileError (a RuntimeError)
+            raise SetupError(f"voice.speaker.wav_path: cannot write the WAV twin's recording to {path} ({exc}); "
+                             "point it at a writable file") from None
     from hardware.pyaudio_speaker import PyAudioSpeaker
 
     device = cfg.device if cfg.device != "" else None

@@ -85,6 +85,8 @@ class SpeechScheduler:
         self._prefix = f"{os.getpid():x}"
         self._closed = False
         self.engines_used: dict[str, int] = {}
+        self.unavailable = ""
+        """Why nothing can be played now (the speaker is gone); requests fail with it meanwhile."""
         self._thread = threading.Thread(target=self._run, name="speech", daemon=True)
         self._thread.start()
 
@@ -95,6 +97,9 @@ class SpeechScheduler:
         if len(say.text) > self.settings.max_text_chars:
             self._fail(_Request(say, turn), f"text too long: {len(say.text)} characters, the limit is "
                                             f"{self.settings.max_text_chars} (voice.max_text_chars)")
+            return
+        if self.unavailable:
+            self._fail(_Request(say, turn), self.unavailable)  # said now, not played stale when it is back
             return
         if say.interrupt:
             self.stop("interrupted by a new voice.say")

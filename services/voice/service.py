@@ -37,6 +37,12 @@ class VoiceService(Service):
             gap_s=cfg.sentence_gap_ms / 1000, max_chars=cfg.max_chars, synth_ahead=cfg.synth_ahead,
             max_text_chars=cfg.max_text_chars))
         self.every(cfg.playback_period_s, self._report_playback)
+        self._speaker_lost = False
+        self.every(0.1, self._watch_speaker)
+        if cfg.loudness.enabled:
+            from . import loudness
+
+            self.submit(loudness.preload)
         if cfg.cache.prewarm and self.synth.cache is not None:
             self.submit(self.synth.prewarm, cfg.cache.prewarm, cfg.lang, then=self._prewarmed)
 
@@ -65,9 +71,25 @@ class VoiceService(Service):
         if report is not None:
             self.publish(report[0], turn=report[1])
 
+    def _watch_speaker(self) -> None:
+        """A speaker that vanishes stops what was playing (reported interrupted) and fails new
+        replies at once, rather than playing them stale when it comes back."""
+        available = self.speaker.available
+        if not available and not self._speaker_lost:
+            self._speaker_lost = True
+            self.count("speaker_lost")
+            log.error("no speaker: playback stopped; replies fail until it is back")
+            self.scheduler.unavailable = "the speaker is gone (unplugged?); nothing can be played"
+            self.scheduler.stop("speaker lost")
+        elif available and self._speaker_lost:
+            self._speaker_lost = False
+            self.scheduler.unavailable = ""
+            log.warning("speaker back: replies play again")
+
     def heartbeat_counters(self) -> dict[str, float]:
         cache = self.synth.cache
-        extra = {"underruns": self.speaker.underruns}
+        extra = {"underruns": self.speaker.underruns, "speaker_reopened": self.speaker.reopened,
+                 "speaker_available": int(self.speaker.available)}
         if cache is not None:
             extra.update(cache_hits=cache.hits, cache_misses=cache.misses)
         extra.update({f"spoke_{name}": n for name, n in self.scheduler.engines_used.items()})

@@ -6,8 +6,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from assistant.errors import SetupError
 
-class EngineError(Exception):
+
+class EngineError(SetupError):
     """The engine cannot be loaded; the message names what is missing and how to install it."""
 
 

@@ -1,0 +1,135 @@
+"""Bad input sweep over real service processes: hostile settings, broken media and stores.
+
+Each case starts one service (all at once, on one broker) with one bad thing in its way. A
+service either keeps running and says what is wrong in one warning or error line, or, when it
+cannot run as configured, says so in one line and exits with 2 (not restarted in a loop). Never a
+traceback, never a dozen lines of library noise. Fuzzed bus frames and hostile mail are swept in
+``test_ops_faults`` and ``test_email_*``; hostile numbers in the config in ``test_config``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import time
+from dataclasses import dataclass
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+@dataclass
+class Case:
+    id: str
+    service: str
+    env: dict[str, str]
+    needle: str  # the one line mentions this
+    exits: int | None = None  # None: keeps running
+
+
+def _cases(tmp, busy: socket.socket) -> list[Case]:
+    (tmp / "garbage.wav").write_bytes(os.urandom(3000))
+    (tmp / "truncated.wav").write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt ")
+    (tmp / "gallery").mkdir()
+    (tmp / "gallery" / "alice.npz").write_bytes(os.urandom(300))
+    (tmp / "not-a-db.sqlite").write_bytes(b"this is no database " * 100)
+    (tmp / "knowledge.toml").write_text("[[entry]\nquestion = 'unclosed")
+    return [
+        Case("camera-absent-device", "camera", {"ASSISTANT_CAMERA__DEVICE": "/dev/video99"}, "/dev/video99"),
+        Case("camera-no-sim-faces", "camera", {"ASSISTANT_CAMERA__SIM_FACES_DIR": str(tmp / "nope")}, "camera.sim_faces_dir", 2),
+        Case("camera-corrupt-gallery", "camera", {"ASSISTANT_CAMERA__GALLERY_DIR": str(tmp / "gallery")}, "alice.npz"),
+        Case("hearing-garbage-wav", "hearing", {"ASSISTANT_HEARING__MIC_FILE": str(tmp / "garbage.wav")}, "garbage.wav"),
+        Case("hearing-truncated-wav", "hearing", {"ASSISTANT_HEARING__MIC_FILE": str(tmp / "truncated.wav")}, "truncated.wav"),
+        Case("hearing-absent-mic", "hearing", {"ASSISTANT_HEARING__MIC_DEVICE": "no such mic"}, "no such mic"),
+        Case("voice-absent-speaker", "voice", {"ASSISTANT_VOICE__SPEAKER__KIND": "pyaudio",
+                                               "ASSISTANT_VOICE__SPEAKER__DEVICE": "no such speaker"}, "no such speaker"),
+        Case("voice-unwritable-twin", "voice", {"ASSISTANT_VOICE__SPEAKER__WAV_PATH": "/proc/nope/speaker.wav"}, "voice.speaker.wav_path", 2),
+        Case("voice-unwritable-cache", "voice", {"ASSISTANT_VOICE__CACHE__DIRECTORY": "/proc/nope"}, "voice.cache.directory"),
+        Case("renderer-missing-avatar", "renderer", {"ASSISTANT_RENDERER__NEURAL__AVATAR": "no-such-avatar"}, "no-such-avatar", 2),
+        Case("brain-unwritable-store", "brain", {"ASSISTANT_BRAIN__STORE_PATH": "/proc/nope/brain.sqlite"}, "brain.store_path", 2),
+        Case("brain-corrupt-store", "brain", {"ASSISTANT_BRAIN__STORE_PATH": str(tmp / "not-a-db.sqlite")}, "brain.store_path", 2),
+        Case("brain-broken-knowledge", "brain", {"ASSISTANT_BRAIN__KNOWLEDGE_FILE": str(tmp / "knowledge.toml")}, "knowledge.toml"),
+        Case("email-corrupt-store", "email", {"ASSISTANT_EMAIL__ENABLED": "true", "ASSISTANT_EMAIL__USERNAME": "kiosk",
+                                              "ASSISTANT_EMAIL__PASSWORD_FILE": str(tmp / "knowledge.toml"),
+                                              "ASSISTANT_EMAIL__STORE_PATH": str(tmp / "not-a-db.sqlite")}, "email.store_path", 2),
+        Case("ops-port-taken", "ops", {"ASSISTANT_OPS__PORT": str(busy.getsockname()[1])}, "ops.port", 1),
+    ]
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory, shared_data):
+    """Every case started at once on one broker; each one's output once it has had its say."""
+    from .procs import Procs
+
+    tmp = tmp_path_factory.mktemp("bad")
+    procs = Procs(tmp / "run")
+    base = {"ASSISTANT_VOICE__ENGINES": '["espeak-ng"]', "ASSISTANT_VOICE__SPEAKER__KIND": "wav",
+            "ASSISTANT_VOICE__CACHE__DIRECTORY": str(tmp / "cache"), "ASSISTANT_RENDERER__SCREEN": '"null"',
+            "ASSISTANT_RENDERER__CACHE_DIR": str(tmp / "avatars"), "ASSISTANT_CAMERA__GALLERY_DIR": str(tmp / "faces"),
+            "ASSISTANT_BRAIN__STORE_PATH": str(tmp / "brain.sqlite"), "ASSISTANT_EMAIL__STORE_PATH": str(tmp / "mail.sqlite"),
+            "ASSISTANT_SHARED_DATA": str(shared_data)}
+    busy = socket.socket()  # a port someone else holds
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    try:
+        procs.broker()
+        cases = _cases(tmp, busy)
+        started = {}
+        for i, case in enumerate(cases):
+            env = {**base, "ASSISTANT_VOICE__SPEAKER__WAV_PATH": str(tmp / f"speaker{i}.wav"), **case.env}
+            started[case.id] = (case, procs.start(f"services.{case.service}", env=env, start_new_session=True))
+        # Generous: fifteen services load their models at once on a small machine.
+        time.sleep(12)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and any(p.poll() is None and c.exits is not None for c, p in started.values()):
+            time.sleep(0.2)
+        out = {}
+        for case, proc in started.values():
+            alive = proc.poll() is None
+            if alive:
+                proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=30)
+            out[case.id] = (case, alive, proc.returncode, err)
+        yield out
+    finally:
+        procs.cleanup()
+        busy.close()
+
+
+CASE_IDS = ["camera-absent-device", "camera-no-sim-faces", "camera-corrupt-gallery", "hearing-garbage-wav",
+            "hearing-truncated-wav", "hearing-absent-mic", "voice-absent-speaker", "voice-unwritable-twin",
+            "voice-unwritable-cache", "renderer-missing-avatar", "brain-unwritable-store", "brain-corrupt-store",
+            "brain-broken-knowledge", "email-corrupt-store", "ops-port-taken"]
+
+
+@pytest.mark.parametrize("case_id", CASE_IDS)
+def test_bad_input_gives_one_clear_line_and_no_death(swept, case_id):
+    case, alive, code, err = swept[case_id]
+    lines = err.splitlines()
+    problems = [line for line in lines if line.startswith(("WARNING", "ERROR", "CRITICAL"))]
+    about = [line for line in problems if case.needle in line]
+    assert "Traceback" not in err, err[-3000:]
+    assert not [line for line in lines if line.startswith(("ALSA lib", "jack", "Cannot connect to server"))], "library noise:\n" + err[-2000:]
+    if case.exits is None:
+        assert alive and code == 0, f"{case.service} died ({code}):\n{err[-3000:]}"
+    else:
+        assert not alive and code == case.exits, f"{case.service}: alive={alive} exit {code}, expected {case.exits}:\n{err[-3000:]}"
+    # One line says what is wrong (the service's own "cannot start" line may carry the same reason).
+    assert 1 <= len(about) <= (2 if case.exits else 1), f"lines about {case.needle!r}: {about}\n{err[-3000:]}"
+
+
+def test_the_sweep_covers_every_case(swept):
+    assert sorted(swept) == sorted(CASE_IDS)
+
+
+def test_nothing_was_replaced_or_repaired(swept, tmp_path_factory):
+    """A store that could not be opened is left exactly as it was: it may hold unread mail."""
+    case, *_ = swept["brain-corrupt-store"]
+    path = case.env["ASSISTANT_BRAIN__STORE_PATH"]
+    with open(path, "rb") as f:
+        assert f.read() == b"this is no database " * 100
+    with pytest.raises(sqlite3.DatabaseError):
+        sqlite3.connect(path).execute("select 1 from sqlite_master").fetchall()
