@@ -103,6 +103,11 @@ class Microphone:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    @property
+    def available(self) -> bool:
+        """The device is there and capturing."""
+        return True
+
     def start(self, on_chunk: Callable[[AudioChunk], None]) -> None:
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, args=(on_chunk,), name=f"mic-{self.name}", daemon=True)
@@ -143,6 +148,7 @@ class FileMicrophone(Microphone):
         super().__init__()
         self.device_node = Path(device_node) if device_node else None
         self.retry_s = retry_s
+        self._gone = False
         self.cue_dir = Path(cue_dir) if cue_dir else None
         self._cued: list[tuple[int, np.ndarray]] = []  # (start_ns, pcm) spoken into the room on cue
         self._cue_seen: set[str] = set()
@@ -250,14 +256,20 @@ class FileMicrophone(Microphone):
         """Wait while the device node is missing; returns the stream position to go on from
         (the audio of the gap is lost, as with a real device)."""
         self.errors += 1
+        self._gone = True
         lost = time.monotonic()
         log.error("microphone %s is gone (unplugged?); retrying every %.1f s", self.device_node, self.retry_s)
         while not self._stop.wait(self.retry_s):
             if self.device_node.exists():
+                self._gone = False
                 self.reopens += 1
                 log.warning("microphone %s back after %.1f s", self.device_node, time.monotonic() - lost)
                 break
         return (time.monotonic_ns() - t0) * RATE // 1_000_000_000 // self.chunk * self.chunk
+
+    @property
+    def available(self) -> bool:
+        return not self._gone
 
     @property
     def duration_s(self) -> float:
@@ -282,6 +294,10 @@ class PyAudioMicrophone(Microphone):
         self.chunk_ms = chunk_ms
         self.retry_s = retry_s
         self.connected = threading.Event()
+
+    @property
+    def available(self) -> bool:
+        return self.connected.is_set()
 
     @staticmethod
     def find_device(pa, device: str) -> dict:

@@ -22,6 +22,14 @@ def kiosk(tmp_path_factory, shared_data):
         k.close()
 
 
+def _status(kiosk) -> dict:
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{kiosk.ops_port}/api/status", timeout=5) as r:
+        return json.load(r)
+
+
 def _answered(kiosk, question="what time is it", timeout=15.0):
     kiosk.engage()
     turn = kiosk.ask(question)
@@ -118,6 +126,9 @@ def test_camera_mic_and_speaker_unplugged_and_plugged_back_are_recovered(kiosk, 
     kiosk.unplug()
     kiosk.wait(lambda: c("camera", "camera_lost") > was["lost"] and c("hearing", "mic_errors") > was["mic_errors"]
                and c("voice", "speaker_available") == 0, 5, "every device noticed gone")
+    # The operator sees it on the status page.
+    kiosk.wait(lambda: _status(kiosk)["devices"] == {"camera": False, "microphone": False, "speaker": False}, 5,
+               "the status page to show the devices missing")
     # Meanwhile the kiosk goes on: the brain answers, and the voice fails that reply at once
     # instead of playing it stale when the speaker is back.
     kiosk.engage()
@@ -134,6 +145,8 @@ def test_camera_mic_and_speaker_unplugged_and_plugged_back_are_recovered(kiosk, 
                    and c("voice", "speaker_reopened") > was["speaker_reopened"] and c("voice", "speaker_available") == 1,
                    10, "every device back")
     kiosk.wait(lambda: c("camera", "frames") > frames + 10, 5, "frames again")
+    kiosk.wait(lambda: _status(kiosk)["devices"] == {"camera": True, "microphone": True, "speaker": True}, 5,
+               "the status page to show the devices back")
     # The microphone: nobody engaged (so nothing is said over the speech), speech heard again.
     kiosk.leave()
     kiosk.silent(1.0, timeout=90)

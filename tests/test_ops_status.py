@@ -65,6 +65,21 @@ def test_board_counts_restarts_marks_silent_services_down_and_exports_metrics():
     assert 'assistant_turn_latency_seconds{stage="reply"} 0.3' in text and "first_sound" not in text
 
 
+def test_board_shows_which_devices_are_there():
+    board = StatusBoard(stale_after_s=3.0)
+    beat = lambda name, counters: _rx(Heartbeat(service=name, state="ready", pid=1, started_ns=0, counters=counters))  # noqa: E731
+    board.ingest(beat("camera", {"camera_available": 1}), now_ns=int(1e9))
+    board.ingest(beat("voice", {"speaker_available": 0}), now_ns=int(1e9))
+    board.ingest(beat("hearing", {"mic_available": 1}), now_ns=int(1e9))
+    assert board.snapshot(now_ns=int(2e9))["devices"] == {"camera": True, "microphone": True, "speaker": False}
+    text = board.metrics(now_ns=int(2e9))
+    _check_exposition(text)
+    assert 'assistant_device_available{device="speaker"} 0' in text and 'assistant_device_available{device="camera"} 1' in text
+    # A device whose service has gone silent is unknown, not "there".
+    board.ingest(beat("voice", {"speaker_available": 1}), now_ns=int(3e9))
+    assert board.snapshot(now_ns=int(5e9))["devices"] == {"camera": None, "microphone": None, "speaker": True}
+
+
 def test_board_survives_a_landmark_payload_that_does_not_match_its_shape():
     board = StatusBoard()
     board.ingest(_rx(FaceLandmarks(frame=1, shown_ns=0, shape=(68, 2), points=b"\0" * 10)))

@@ -35,6 +35,7 @@ class CameraService(Service):
             self.camera = open_camera(s)  # not opened yet: a camera not plugged in is waited for
         except CameraError as exc:
             raise SetupError(f"camera.device {s.device!r}: {exc}") from None
+        self._camera_open = False
         self.recognizer = None
         try:
             from .recognition import Gallery, Recognizer
@@ -58,7 +59,7 @@ class CameraService(Service):
             self.camera.close()
 
     def heartbeat_counters(self) -> dict[str, float]:
-        out = dict(self.counters)
+        out = dict(self.counters, camera_available=int(self._camera_open))
         if self.pipeline is not None:
             out.update(self.pipeline.counters)
         return out
@@ -101,6 +102,7 @@ class CameraService(Service):
                 try:
                     self._open()
                     opened, backoff = True, 0.5
+                    self._camera_open = True
                     self.count("camera_opened")
                     log.info("camera open: %dx%d at %g fps", self.camera.width, self.camera.height, self.camera.fps)
                     warned = False
@@ -116,6 +118,7 @@ class CameraService(Service):
                 frame = self.camera.read()
             except CameraError as exc:
                 log.warning("camera lost: %s", exc)
+                self._camera_open = False
                 self.count("camera_lost")
                 self.camera.close()
                 opened = False

@@ -81,7 +81,9 @@ class HearingService(Service):
             dropped_chunks=st.dropped_chunks, audio_gaps=st.gaps,
         )
         if self.mic is not None:
-            self.counters.update(mic_reopens=self.mic.reopens, mic_errors=self.mic.errors)
+            self.counters.update(mic_reopens=self.mic.reopens, mic_errors=self.mic.errors, mic_available=int(self.mic.available))
+        else:
+            self.counters["mic_available"] = 0
         return self.counters
 
     # --- pipeline -> bus (called on the pipeline thread; publish is thread-safe) -----------

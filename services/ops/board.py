@@ -20,6 +20,10 @@ from assistant.messages import (Exposure, FaceLandmarks, Faces, Heartbeat, Previ
 #: Message types the board reads.
 WATCHED = (Heartbeat, SystemState, Transcript, Reply, TurnTrace, Preview, Faces, Exposure, FaceLandmarks, RendererStats)
 
+#: device -> (service, heartbeat counter that is 1 while the device is there)
+DEVICES = {"camera": ("camera", "camera_available"), "microphone": ("hearing", "mic_available"),
+           "speaker": ("voice", "speaker_available")}
+
 _STAGES = (("transcript", "transcript_ns"), ("reply", "reply_ns"), ("first_sound", "first_sound_ns"), ("first_mouth", "first_mouth_ns"))
 
 
@@ -130,8 +134,14 @@ class StatusBoard:
             if self._renderer is not None:
                 r = self._renderer
                 face.update(width=r.width, height=r.height, fps=round(r.fps, 1), av_offset_ms=round(r.av_offset_ms, 1), dropped=r.dropped_frames, driver=r.driver)
+            devices: dict[str, bool | None] = {}
+            for device, (service, counter) in DEVICES.items():
+                row = next((r for r in services if r["name"] == service), None)
+                value = row["counters"].get(counter) if row and row["up"] else None
+                devices[device] = None if value is None else bool(value)  # None: unknown (its service is not up)
             return {
                 "services": services,
+                "devices": devices,
                 "transcripts": list(self.transcripts)[::-1],
                 "replies": list(self.replies)[::-1],
                 "turns": list(self.turns)[::-1],
@@ -163,6 +173,9 @@ class StatusBoard:
                 out.add("assistant_service_uptime_seconds", "Seconds since the process started", "gauge", labels, row["uptime_s"])
             for key, value in sorted(row["counters"].items()):
                 out.add("assistant_service_counter", "A counter from the service's heartbeat (resets when it restarts)", "gauge", {**labels, "name": key}, value)
+        for device, there in snap["devices"].items():
+            if there is not None:
+                out.add("assistant_device_available", "1 while the device is there (0: unplugged or failed)", "gauge", {"device": device}, there)
         with self._lock:
             turns_total = self.turns_total
         out.add("assistant_turns_total", "Conversation turns traced by the brain", "counter", {}, turns_total)
