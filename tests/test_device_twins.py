@@ -94,3 +94,11 @@ def test_speaker_twin_takes_no_audio_while_gone_and_plays_when_back(tmp_path):
     pcm, rate, leave = read_recording(tmp_path / "out.wav")
     assert rate == 16000 and np.all(pcm == 1000)
     assert np.diff(leave).max() > 0.25e9, "the gap is in the device's time line"
+    # The time line is kept as runs of blocks on one clock, not a row per block (which grew by
+    # 0.8 MiB a minute): a new run only where the clock restarted.
+    rows = spk.timeline
+    # Blocks held by the device when it vanished were never heard, nor the last one at close.
+    assert len(calls) - 4 <= len(rows) <= len(calls)
+    assert len(spk._runs) <= 1 + spk.reopened + spk.underruns, (len(spk._runs), spk.reopened, spk.underruns)
+    steps = np.diff(rows[:, 1])
+    assert np.sum(steps != 10_000_000) == len(spk._runs) - 1  # 160 samples at 16 kHz = 10 ms, but at the restarts

@@ -435,7 +435,11 @@ class Brain:
                 return self.say(text, "messages", visitor=v, mail_ids=[m.mail_id for m in shown])
         if self.sessions.present:
             now = self.clock_ns()
-            for mail in self.store.pending_announcements(self.s.announcement_max_age_s):
+            pending = self.store.pending_announcements(self.s.announcement_max_age_s)
+            if self._announce_not_before:  # forget retries of announcements that have expired meanwhile
+                ids = {m.mail_id for m in pending}
+                self._announce_not_before = {k: t for k, t in self._announce_not_before.items() if k in ids}
+            for mail in pending:
                 if mail.mail_id not in self._announcing and self._announce_not_before.get(mail.mail_id, 0) <= now:
                     self._announce_not_before.pop(mail.mail_id, None)
                     self._announcing.add(mail.mail_id)
