@@ -96,13 +96,12 @@ class CameraService(Service):
             cam.set_exposure(self.pipeline.exposure.exposure_s, self.pipeline.exposure.gain)
 
     def _capture(self) -> None:
-        backoff, opened, warned = 0.5, False, False
+        backoff, warned = 0.5, False
         while not self.stopping:
-            if not opened:
+            if not self._camera_open:
                 try:
                     self._open()
-                    opened, backoff = True, 0.5
-                    self._camera_open = True
+                    self._camera_open, backoff = True, 0.5
                     self.count("camera_opened")
                     log.info("camera open: %dx%d at %g fps", self.camera.width, self.camera.height, self.camera.fps)
                     warned = False
@@ -118,10 +117,9 @@ class CameraService(Service):
                 frame = self.camera.read()
             except CameraError as exc:
                 log.warning("camera lost: %s", exc)
-                self._camera_open = False
                 self.count("camera_lost")
                 self.camera.close()
-                opened = False
+                self._camera_open = False
                 if self.pipeline is not None:
                     for ev in self.pipeline.reset():
                         self.publish(ev)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,20 +19,13 @@ if importlib.util.find_spec("pyloudnorm") is None:  # pragma: no cover - depends
 
 log = logging.getLogger(__name__)
 
-_pyloudnorm = None
-_import_lock = threading.Lock()
-
-
 def preload():
     """Import pyloudnorm (~1 s of scipy on a small machine). The voice does it on a worker thread
-    after start-up, so a restarted voice is back at once and the first reply does not pay for it."""
-    global _pyloudnorm
-    with _import_lock:
-        if _pyloudnorm is None:
-            import pyloudnorm
+    after start-up, so a restarted voice is back at once and the first reply does not pay for it;
+    Python's import lock makes a reply that needs it meanwhile wait for that one import."""
+    import pyloudnorm
 
-            _pyloudnorm = pyloudnorm
-    return _pyloudnorm
+    return pyloudnorm
 
 
 @dataclass(frozen=True)

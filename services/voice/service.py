@@ -37,7 +37,6 @@ class VoiceService(Service):
             gap_s=cfg.sentence_gap_ms / 1000, max_chars=cfg.max_chars, synth_ahead=cfg.synth_ahead,
             max_text_chars=cfg.max_text_chars))
         self.every(cfg.playback_period_s, self._report_playback)
-        self._speaker_lost = False
         self.every(0.1, self._watch_speaker)
         if cfg.loudness.enabled:
             from . import loudness
@@ -74,15 +73,13 @@ class VoiceService(Service):
     def _watch_speaker(self) -> None:
         """A speaker that vanishes stops what was playing (reported interrupted) and fails new
         replies at once, rather than playing them stale when it comes back."""
-        available = self.speaker.available
-        if not available and not self._speaker_lost:
-            self._speaker_lost = True
+        available, lost = self.speaker.available, bool(self.scheduler.unavailable)
+        if not available and not lost:
             self.count("speaker_lost")
             log.error("no speaker: playback stopped; replies fail until it is back")
             self.scheduler.unavailable = "the speaker is gone (unplugged?); nothing can be played"
             self.scheduler.stop("speaker lost")
-        elif available and self._speaker_lost:
-            self._speaker_lost = False
+        elif available and lost:
             self.scheduler.unavailable = ""
             log.warning("speaker back: replies play again")
 
