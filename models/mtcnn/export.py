@@ -31,9 +31,8 @@ def export(name: str, out_dir: Path, data: Path | None = None) -> float:
     out_dir.mkdir(parents=True, exist_ok=True)
     axes = {0: "n", 2: "h", 3: "w"} if name == "pnet" else {0: "n"}
     out_axes = {0: "n", 1: "h", 2: "w"} if name == "pnet" else {0: "n"}
-    box_axes = {0: "n", 2: "h", 3: "w"} if name == "pnet" else {0: "n"}
     torch.onnx.export(net, (torch.zeros(SHAPES[name][0]),), str(out), input_names=["image"], output_names=["prob", "box"],
-                      dynamic_axes={"image": axes, "prob": out_axes, "box": box_axes}, opset_version=17, dynamo=False)
+                      dynamic_axes={"image": axes, "prob": out_axes, "box": axes}, opset_version=17, dynamo=False)
     sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(0)
     worst = 0.0

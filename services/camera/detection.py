@@ -35,6 +35,16 @@ def iou(a: Box, b: Box) -> float:
     return inter / union if union > 0 else 0.0
 
 
+
+def refine_window(box: Box, shape: tuple[int, ...]) -> tuple[int, int, int, int] | None:
+    """``(x0, y0, x1, y1)`` of the window twice the size of ``box`` around it, clipped to the
+    image; None when too little of it is left to search (under 16 px)."""
+    x, y, w, h = box
+    m = 0.5 * w
+    x0, y0 = int(max(0, x - m)), int(max(0, y - m))
+    x1, y1 = int(min(shape[1], x + w + m)), int(min(shape[0], y + h + m))
+    return None if x1 - x0 < 16 or y1 - y0 < 16 else (x0, y0, x1, y1)
+
 class HaarFaceDetector:
     """Haar cascade (OpenCV 4.x ships it) with a cheap full-frame search and a cheaper local one."""
 
@@ -74,12 +84,10 @@ class HaarFaceDetector:
         """The face near ``box`` (searched in a window twice its size), or None."""
         cv2 = self.cv2
         x, y, w, h = box
-        H, W = image.shape[:2]
-        m = 0.5 * w
-        x0, y0 = int(max(0, x - m)), int(max(0, y - m))
-        x1, y1 = int(min(W, x + w + m)), int(min(H, y + h + m))
-        if x1 - x0 < 16 or y1 - y0 < 16:
+        window = refine_window(box, image.shape)
+        if window is None:
             return None
+        x0, y0, x1, y1 = window
         roi = self._gray(image[y0:y1, x0:x1])
         s = _REFINE_PX / max(w, 1.0)
         roi = cv2.resize(roi, (max(1, int(roi.shape[1] * s)), max(1, int(roi.shape[0] * s))), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)

@@ -72,16 +72,16 @@ def _regress(b: np.ndarray, reg: np.ndarray) -> np.ndarray:
 class MtcnnDetector:
     """Faces in BGR images, as face boxes (x, y, w, h) with the Haar cascade's size convention."""
 
-    def __init__(self, min_face_px: int = 32, weights: str | Path = "", threads: int = 1, clahe: bool = True) -> None:
+    def __init__(self, min_face_px: int = 32) -> None:
         import cv2
 
         try:
             import onnxruntime as ort
         except ImportError as exc:  # pragma: no cover - the cpu/gpu extra provides it
             raise MtcnnError("onnxruntime is not installed (extra: cpu)") from exc
-        folder = Path(weights) if weights else WEIGHTS
+        folder = WEIGHTS
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
+        opts.intra_op_num_threads = 1
         opts.inter_op_num_threads = 1
         self.cv2 = cv2
         self.sessions = {}
@@ -94,8 +94,8 @@ class MtcnnDetector:
         # Veiling glare (a bright window, a smudged cover glass) lifts a backlit face's shadows and
         # leaves it a few grey levels of contrast: MTCNN, unlike a Haar cascade, does not
         # normalise each window's contrast, so local contrast is equalised first (luma only).
-        self.clahe = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8)) if clahe else None
-        self.clahe_roi = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(2, 2)) if clahe else None
+        self.clahe = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8))
+        self.clahe_roi = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(2, 2))
 
     # --- the camera's interface ---------------------------------------------------------------
     def search(self, image: np.ndarray) -> list[Box]:
@@ -106,13 +106,13 @@ class MtcnnDetector:
 
     def refine(self, image: np.ndarray, box: Box) -> Box | None:
         """The face near ``box`` (a search in a window twice its size, at 0.7-1.45 x its size), or None."""
+        from .detection import refine_window
+
         x, y, w, h = box
-        H, W = image.shape[:2]
-        m = 0.5 * w
-        x0, y0 = int(max(0, x - m)), int(max(0, y - m))
-        x1, y1 = int(min(W, x + w + m)), int(min(H, y + h + m))
-        if x1 - x0 < 16 or y1 - y0 < 16:
+        window = refine_window(box, image.shape)
+        if window is None:
             return None
+        x0, y0, x1, y1 = window
         roi = self._rgb(image[y0:y1, x0:x1], self.clahe_roi)
         found = self.detect(roi, 0.7 * w * WIDTH_RATIO, 1.45 * w * WIDTH_RATIO)
         if not found.size:
@@ -124,8 +124,6 @@ class MtcnnDetector:
 
     def _rgb(self, bgr: np.ndarray, clahe) -> np.ndarray:
         cv2 = self.cv2
-        if clahe is None:
-            return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         ycc = cv2.cvtColor(bgr, cv2.COLOR_BGR2YCrCb)
         ycc[..., 0] = clahe.apply(np.ascontiguousarray(ycc[..., 0]))
         return cv2.cvtColor(ycc, cv2.COLOR_YCrCb2RGB)

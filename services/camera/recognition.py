@@ -83,13 +83,15 @@ class Gallery:
             try:
                 with np.load(path, allow_pickle=False) as data:
                     emb = np.asarray(data["embeddings"], dtype=np.float32)
-                if emb.ndim != 2 or emb.shape[1] != 128 or not np.isfinite(emb).all():
-                    raise ValueError(f"embeddings of shape {emb.shape}")
-                self.people[path.stem] = emb
             except Exception as exc:  # noqa: BLE001 - a broken file must not hide the others
-                reason = "not a readable .npz archive" if isinstance(exc, (ValueError, OSError, EOFError)) and "shape" not in str(exc) else str(exc)
-                log.warning("skipping gallery file %s (%s): %s is not recognised; enrol them again with "
-                            "'assistant enroll %s PHOTO...'", path, reason, path.stem, path.stem)
+                reason = f"not a readable gallery archive: {type(exc).__name__}"
+            else:
+                if emb.ndim == 2 and emb.shape[1] == 128 and np.isfinite(emb).all():
+                    self.people[path.stem] = emb
+                    continue
+                reason = f"embeddings of shape {emb.shape}, or not finite"
+            log.warning("skipping gallery file %s (%s): %s is not recognised; enrol them again with "
+                        "'assistant enroll %s PHOTO...'", path, reason, path.stem, path.stem)
 
     def add(self, name: str, embeddings: np.ndarray) -> Path:
         """Add embeddings to ``name`` (created if new); written atomically."""
