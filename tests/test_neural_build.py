@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -102,7 +101,6 @@ def test_a_small_build_on_grid_clips(built):
 def test_a_build_resumes_and_refuses_other_settings(built, shared_data):
     root, _ = built
     grid = shared_data / "talking" / "grid"
-    t = time.monotonic()
     r = avatar_cli(grid / "bbaf2n.mpg", grid / "lwbsza.mpg", "--name", "pair", "--out", root, *SMALL, "--no-compare")
     assert r.returncode == 2 and "other settings (compare)" in r.stderr and "--restart" in r.stderr
     r = avatar_cli(grid / "bbaf2n.mpg", grid / "lwbsza.mpg", "--name", "pair", "--out", root, *SMALL)
@@ -110,7 +108,6 @@ def test_a_build_resumes_and_refuses_other_settings(built, shared_data):
     assert "resuming the build" in r.stderr
     assert "[2/6 extract] bbaf2n" not in r.stderr  # cached: no face tracking again
     assert "step 1/12" not in r.stderr  # trained: no training again
-    assert time.monotonic() - t < 120
 
 
 @pytest.mark.slow

@@ -44,7 +44,6 @@ class _Named(torch.nn.Module):
 def export(g: UNetGenerator, crop: dict, out: Path, extra: dict | None = None, fp16: bool = False) -> float:
     """Write ``out``; return the max |onnx - torch| on random inputs (batch 1 and 3)."""
     import onnx
-    import onnxruntime as ort
 
     g.eval()
     s = g.cfg.size
@@ -67,7 +66,6 @@ def export(g: UNetGenerator, crop: dict, out: Path, extra: dict | None = None, f
 
         half = convert_float_to_float16(onnx.load(str(out)), keep_io_types=True)
         onnx.save(half, str(fp16_path(out)))
-    del ort
     return worst
 
 

@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 
 from assistant.errors import SetupError
+from assistant.face.lstm_driver import providers
 from assistant.face.geometry import MOUTH, apply_affine
 from assistant.face.mouth_crop import blend_mask, draw_mouth, image_to_crop, invert, warp_to_crop
 
@@ -65,13 +66,6 @@ class CropGeometry:
 
     def alpha(self) -> np.ndarray:
         return blend_mask(self.size, self.mask_rx, self.mask_ry, self.mask_cy, self.feather)
-
-
-def providers(prefer_gpu: bool = True) -> list[str]:
-    import onnxruntime as ort
-
-    available = ort.get_available_providers()
-    return (["CUDAExecutionProvider"] if prefer_gpu and "CUDAExecutionProvider" in available else []) + ["CPUExecutionProvider"]
 
 
 class MouthGenerator:
