@@ -45,7 +45,7 @@ import zmq
 
 from assistant.bus import BusClient, BusError
 from assistant.config import Config, ConfigError, load
-from assistant.errors import EXIT_SETUP, SetupError  # noqa: F401 - part of the service API
+from assistant.errors import EXIT_SETUP, SetupError
 from assistant.messages import Command, Heartbeat, Message, Received, SystemState
 
 log = logging.getLogger(__name__)
@@ -192,6 +192,9 @@ class Service:
             "out": self.bus.pub.sent,
             "malformed": self.bus.sub.stats.malformed + self.bus.sub.stats.unknown,
             "gaps": self.bus.sub.gaps,
+            # Broker outages ridden out, and messages dropped because more than hold_max piled up meanwhile.
+            "bus_outages": self.bus.pub.outages,
+            "bus_held_dropped": self.bus.pub.lost,
             **self.heartbeat_counters(),
         }
         self.publish(Heartbeat(service=self.name, state=self.state, pid=os.getpid(), started_ns=self.started_ns, counters=counters))

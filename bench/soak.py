@@ -92,7 +92,8 @@ def main() -> int:
                 grown = {n: round(m - by0.get(n, m), 1) for n, m in _by_service(kiosk).items()}
                 print(f"soak: {(time.monotonic() - t1) / 60:.0f} min, {i} turns, RSS {rss / 2**20:.0f} MiB, {fds} fds, "
                       f"{len(kiosk.replies)} replies; MiB grown by service {grown}", file=sys.stderr)
-        kiosk.wait(lambda: all(t in kiosk.replies for t in asked), 20, "the last replies") if asked else None
+        if asked:
+            kiosk.wait(lambda: all(t in kiosk.replies for t in asked), 20, "the last replies")
         end_children = _children(up_pid)
         rss1, fds1 = _usage(end_children)
         unanswered = [t for t in asked if t not in kiosk.replies]

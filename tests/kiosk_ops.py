@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,7 +18,7 @@ from pathlib import Path
 
 from assistant.bus import BusClient
 from assistant.config import BusSettings
-from assistant.messages import Done, EmailAck, Say, EmailSend, EmailSent, Heartbeat, Person, Reply, Speech, SystemState, Transcript
+from assistant.messages import Done, Heartbeat, Person, Reply, Say, Speech, SystemState, Transcript
 
 from . import mailservers
 
@@ -37,12 +36,6 @@ bob_smith = "bob@example.com"
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Kiosk:
     """``assistant up`` with every service, its bus, mail servers, and a visitor on the bus."""
 
@@ -54,7 +47,7 @@ class Kiosk:
         self.mail = mail and mailservers.dovecot_available()
         config = self.dir / "assistant.toml"
         config.write_text(BRAIN_CONFIG.format(store=self.dir / "brain.sqlite"))
-        self.ops_port = free_port()
+        self.ops_port = mailservers.free_port()
         # The simulated devices are plugged in while these exist (``unplug`` / ``plug``).
         self.nodes = {name: self.dir / "dev" / name for name in ("video0", "mic", "speaker")}
         self.plug()
@@ -97,8 +90,6 @@ class Kiosk:
         self.ready: set[str] = set()
         self.turns = 0
         self.replies: dict[str, Reply] = {}
-        self.sends: list[EmailSend] = []
-        self.acks: list[str] = []
         self.restarts: dict[str, int] = {}
         self.counters: dict[str, dict[str, float]] = {}
         self.dones: dict[str, list[Done]] = {}
@@ -114,7 +105,7 @@ class Kiosk:
             assert self.up.poll() is None and time.monotonic() < deadline, "assistant up did not start the bus"
             time.sleep(0.05)
         self.bus = BusClient(BusSettings(runtime_dir=str(self.runtime)), "visitor",
-                             [Heartbeat.TYPE, SystemState.TYPE, Reply.TYPE, EmailAck.TYPE, EmailSend.TYPE, Done.TYPE, Transcript.TYPE, Say.TYPE])
+                             [Heartbeat.TYPE, SystemState.TYPE, Reply.TYPE, Done.TYPE, Transcript.TYPE, Say.TYPE])
         self.bus.wait_live(20)
         self.wait(lambda: set(SERVICES) <= self.ready, timeout, "every service ready")
         return self
@@ -161,10 +152,6 @@ class Kiosk:
             self.ready.discard(msg.service)
         elif isinstance(msg, Reply):
             self.replies[rx.header.turn] = msg
-        elif isinstance(msg, EmailSend):
-            self.sends.append(msg)
-        elif isinstance(msg, EmailAck):
-            self.acks.append(msg.mail_id)
         elif isinstance(msg, Say):
             self.speaking[msg.say_id] = time.monotonic()
         elif isinstance(msg, Done):

@@ -4,7 +4,6 @@ Prometheus metrics, and the page itself rendered by headless Chromium (screensho
 import json
 import re
 import shutil
-import socket
 import subprocess
 import time
 import urllib.error
@@ -17,6 +16,7 @@ from assistant.messages import (Exposure, Face, FaceLandmarks, Faces, Header, He
                                 Reply, SystemState, Transcript, TurnTrace)
 from services.ops.board import StatusBoard
 
+from .mailservers import free_port
 from .procs import wait_for
 
 SAMPLE = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="(\\.|[^"\\])*",?)*\})? -?[0-9.e+-]+$')
@@ -88,12 +88,6 @@ def test_board_survives_a_landmark_payload_that_does_not_match_its_shape():
     _check_exposition(board.metrics())
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _get(url, token=None, timeout=5.0):
     req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
     with urllib.request.urlopen(req, timeout=timeout) as r:
@@ -131,7 +125,7 @@ def _start_ops(procs, port, **env):
 
 def test_status_page_serves_live_bus_data_json_preview_and_metrics(procs, jpeg):
     procs.broker()
-    port = _free_port()
+    port = free_port()
     watcher = _start_ops(procs, port)
     _feed(watcher, jpeg)
     base = f"http://127.0.0.1:{port}"
@@ -158,7 +152,7 @@ def test_status_page_serves_live_bus_data_json_preview_and_metrics(procs, jpeg):
 
 def test_a_token_is_required_when_set_and_a_public_address_needs_one(procs, tmp_path):
     procs.broker()
-    port = _free_port()
+    port = free_port()
     (tmp_path / "token").write_text("s3cret-token\n")
     _start_ops(procs, port, ASSISTANT_OPS__TOKEN_FILE=str(tmp_path / "token"))
     for path in ("/", "/api/status", "/metrics", "/preview.jpg"):
@@ -169,7 +163,7 @@ def test_a_token_is_required_when_set_and_a_public_address_needs_one(procs, tmp_
             _get(f"http://127.0.0.1:{port}{path}", token="wrong")
     assert _get(f"http://127.0.0.1:{port}/metrics", token="s3cret-token")[0] == 200
     assert _get(f"http://127.0.0.1:{port}/api/status?token=s3cret-token")[0] == 200
-    public = procs.start("services.ops", env={"ASSISTANT_OPS__HOST": "0.0.0.0", "ASSISTANT_OPS__PORT": str(_free_port())})
+    public = procs.start("services.ops", env={"ASSISTANT_OPS__HOST": "0.0.0.0", "ASSISTANT_OPS__PORT": str(free_port())})
     _, err = public.communicate(timeout=30)
     assert public.returncode == 1
     assert "needs a token" in err and "ops.token_file" in err and "Traceback" not in err
@@ -180,7 +174,7 @@ def test_headless_chromium_renders_the_page(procs, jpeg, tmp_path):
     import cv2
 
     procs.broker()
-    port = _free_port()
+    port = free_port()
     watcher = _start_ops(procs, port)
     _feed(watcher, jpeg)
     url = f"http://127.0.0.1:{port}/"

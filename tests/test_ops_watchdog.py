@@ -113,6 +113,7 @@ def test_services_ride_out_a_restarted_bus_without_losing_a_message(procs, down_
         pytest.fail(f"{watcher.sub.gaps} lost; echo said: {echo.communicate()[1][-2000:]}")
     assert last.msg.pid == first.msg.pid == echo.pid  # the same process, its state kept
     assert last.msg.counters["out"] > first.msg.counters["out"] + 2 * down_s / 0.05
+    assert last.msg.counters["bus_outages"] >= 2 and last.msg.counters["bus_held_dropped"] == 0, last.msg.counters
 
 
 def test_services_do_not_outlive_a_killed_supervisor(procs):

@@ -70,10 +70,6 @@ class Publisher:
         self.outages = 0
         self.lost = 0
 
-    @property
-    def link_up(self) -> bool:
-        return self._down_since is None
-
     def publish(self, msg: Message, *, turn: str = "") -> None:
         with self._lock:
             seq = self._seq.get(msg.TYPE, 0)
