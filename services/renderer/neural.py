@@ -242,8 +242,9 @@ class NeuralSynth:
 
     def mouth_crop(self, mouth_offset: np.ndarray | None, head: HeadPose = REST) -> tuple[np.ndarray, np.ndarray]:
         """(generated crop, frame -> crop affine) for one mouth."""
-        m = self._to_crop(head)
+        # One landmark pass: the crop is placed by the eyes, which the mouth does not move.
         lm = self.base.landmarks(mouth_offset, 0.0, head)
+        m = image_to_crop(lm, self.crop.centre, self.crop.half, self.crop.size)
         drawing = draw_mouth(apply_affine(m, lm[MOUTH]), self.crop.size)
         out = self.generator(drawing, self._previous, self.reference)
         self._previous = out
