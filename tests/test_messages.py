@@ -62,9 +62,17 @@ def test_unknown_and_malformed_are_counted_not_raised():
 
 
 def test_newer_sender_with_extra_fields_still_decodes():
-    body = msgspec.msgpack.encode((("voice.say", 2, 0, 0, "s", ""), {"text": "hi", "emotion": "happy"}))
+    body = msgspec.msgpack.encode((("voice.say", 1, 0, 0, "s", ""), {"text": "hi", "emotion": "happy"}))
     rx = decode([b"voice.say", body])
-    assert rx is not None and rx.msg.text == "hi" and rx.header.v == 2
+    assert rx is not None and rx.msg.text == "hi" and rx.header.v == 1
+
+
+@pytest.mark.parametrize("v", [0, 2, 99, -1])
+def test_unknown_major_version_is_a_counted_drop(v):
+    stats = DecodeStats()
+    body = msgspec.msgpack.encode((("voice.say", v, 0, 0, "s", ""), {"text": "hi"}))
+    assert decode([b"voice.say", body], stats) is None
+    assert stats.as_dict() == {"received": 0, "malformed": 0, "unknown": 1}
 
 
 def test_registry_refuses_duplicates_and_bad_payloads():

@@ -30,7 +30,9 @@ class Message(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """Base of every message. Subclasses are registered with ``@message(type, v)``."""
 
     TYPE: ClassVar[str] = ""
-    #: Schema version of this type. Evolve additively: new fields get defaults.
+    #: Major schema version of this type. Evolve additively under one version (new fields get
+    #: defaults, receivers ignore fields they do not know); bump it only for a change old
+    #: receivers cannot read, which they then drop and count.
     VERSION: ClassVar[int] = 1
     #: Names of the ``bytes`` fields sent as separate frames, in frame order.
     PAYLOADS: ClassVar[tuple[str, ...]] = ()
@@ -42,7 +44,7 @@ class Header(msgspec.Struct, frozen=True, array_like=True):
     type: str
     """Namespaced message type, e.g. ``voice.utterance``; equals the topic frame."""
     v: int
-    """Schema version the sender used for this type."""
+    """Major schema version the sender used for this type; a receiver drops (and counts) any other."""
     seq: int
     """Sequence number per sender and message type, starting at 0, to detect gaps."""
     ts_ns: int
@@ -163,6 +165,11 @@ def decode_header(frames: list[Any], stats: DecodeStats | None = None) -> tuple[
     cls = REGISTRY.get(env.header.type)
     if cls is None:
         stats.drop("unknown", f"unknown type {env.header.type[:64]!r} from {env.header.source[:64]!r}")
+        return None
+    if env.header.v != cls.VERSION:
+        # The version is the schema's major version: fields are only ever added with defaults
+        # under one version, so a different number means a layout this process cannot read.
+        stats.drop("unknown", f"{cls.TYPE} version {env.header.v} from {env.header.source[:64]!r}, this process reads {cls.VERSION}")
         return None
     if topic != cls.TYPE.encode():
         stats.drop("malformed", f"topic {topic[:64]!r} does not match type {cls.TYPE!r}")
