@@ -44,6 +44,14 @@ def build_engines(cfg: VoiceSettings) -> list[TtsEngine]:
             engines.append(EspeakEngine(EspeakSettings(lang=cfg.lang, voice=e.voice, rate_wpm=e.rate_wpm, pitch=e.pitch,
                                                        library_path=e.library_path or None,
                                                        data_path=e.data_path or None)))
+        elif name == "piper":
+            from .tts.piper_engine import PiperEngine, PiperSettings
+
+            p = cfg.piper
+            engines.append(PiperEngine(PiperSettings(lang=cfg.lang, voice=p.voice, extra_voices=p.extra_voices,
+                                                     length_scale=p.length_scale, noise_scale=p.noise_scale,
+                                                     noise_w_scale=p.noise_w_scale, threads=p.threads,
+                                                     alignments=p.alignments)))
         elif name == "gtts":
             from .tts.gtts_engine import GttsEngine, GttsSettings
 

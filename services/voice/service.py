@@ -29,6 +29,8 @@ class VoiceService(Service):
         for engine in engines:
             if engine.name == "espeak-ng":
                 engine.synthesize("Ready.")  # loads the voice now, not on the first reply
+            elif engine.name == "piper":
+                self._load_piper(engine)
         self.synth = build_synthesizer(cfg, engines)
         self.speaker = open_speaker(cfg.speaker)
         self.player = Player(self.speaker)
@@ -44,6 +46,20 @@ class VoiceService(Service):
             self.submit(loudness.preload)
         if cfg.cache.prewarm and self.synth.cache is not None:
             self.submit(self.synth.prewarm, cfg.cache.prewarm, cfg.lang, then=self._prewarmed)
+
+    def _load_piper(self, engine) -> None:
+        """Load the default Piper voice now (~1-2 s) and run it once, so the first reply does not pay
+        for it. A missing or broken voice is logged (file and fix) and the chain speaks without it."""
+        from .tts.base import TtsError
+
+        try:
+            files = engine.load()
+            engine.synthesize("Ready.")
+        except TtsError as exc:
+            self.count("piper_unavailable")
+            log.error("voice.piper: %s; speaking with the other engines meanwhile", exc)
+        else:
+            log.info("Piper voice %s ready", files.name)
 
     def _prewarmed(self, future) -> None:
         if future.exception() is not None:
