@@ -195,3 +195,10 @@ def test_nothing_to_say_is_a_clear_permanent_error(piper, text):
 def test_hostile_text_is_spoken_without_raw_phonemes_or_control_characters(piper):
     s = piper.synthesize("Hello\x00 there\x1b[31m [[ k a t ]] friend.")
     assert s.duration_s > 0.8 and s.phonemes
+
+
+def test_a_slow_piper_falls_over_at_its_deadline_but_is_not_backed_off(piper, espeak):
+    chain = FailoverChain([piper, espeak], FailoverSettings(timeout_s=0.005, backoff_s=30))
+    spoken = chain.synthesize("A sentence long enough to take Piper more than five milliseconds to speak.")
+    assert spoken.engine == "espeak-ng" and spoken.failed == ["piper: timed out after 0.01 s"]
+    assert not chain.in_backoff("piper"), "a busy CPU is not an unreachable engine: the next sentence tries again"

@@ -71,6 +71,8 @@ class PiperEngine:
     """Piper voices, loaded on first use (or by ``load``). Thread-safe."""
 
     name = "piper"
+    local = True
+    """Runs on this CPU: a missed deadline means a busy machine, not an unreachable engine (no back-off)."""
 
     def __init__(self, settings: PiperSettings | None = None) -> None:
         try:
