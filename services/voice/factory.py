@@ -48,6 +48,12 @@ def build_engines(cfg: VoiceSettings) -> list[TtsEngine]:
             from .tts.piper_engine import PiperEngine, PiperSettings
 
             p = cfg.piper
+            try:
+                import piper  # noqa: F401 - import check only
+            except ImportError:  # the kiosk keeps speaking with the rest of the chain
+                log.error("voice.engines names piper but piper-tts is not installed "
+                          "(pip install --no-deps piper-tts==1.8.0; make setup does): speaking without it")
+                continue
             engines.append(PiperEngine(PiperSettings(lang=cfg.lang, voice=p.voice, extra_voices=p.extra_voices,
                                                      length_scale=p.length_scale, noise_scale=p.noise_scale,
                                                      noise_w_scale=p.noise_w_scale, threads=p.threads,
@@ -59,6 +65,9 @@ def build_engines(cfg: VoiceSettings) -> list[TtsEngine]:
             engines.append(GttsEngine(GttsSettings(lang=cfg.lang, tld=g.tld, timeout_s=g.timeout_s, slow=g.slow)))
         else:  # the config schema only lets the names above through
             raise ValueError(f"unknown TTS engine {name!r}")
+    if not engines:
+        raise SetupError(f"voice.engines = {list(cfg.engines)}: none of them is installed; add espeak-ng "
+                         "or install piper-tts (make setup)")
     return engines
 
 

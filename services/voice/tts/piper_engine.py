@@ -78,7 +78,8 @@ class PiperEngine:
         try:
             import piper  # noqa: F401 - import check only
         except ImportError as exc:  # pragma: no cover - depends on the install
-            raise ImportError("Piper needs the voice extra: pip install 'embodied-assistant[voice]'") from exc
+            raise ImportError("Piper is not installed: pip install --no-deps piper-tts==1.8.0 and "
+                              "'embodied-assistant[voice]' (make setup does both)") from exc
         self.settings = settings or PiperSettings()
         self._voices: dict[str, _Loaded] = {}
         self._files: dict[str, VoiceFiles] = {}  # spec -> files, found once
