@@ -58,7 +58,7 @@ REPLIES = [
 
 NUMBERS = ("one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
            "seventeen eighteen nineteen twenty").split()
-TWELVE_WORDS = "Welcome visitor {n}, your badge is ready at the front desk now."
+TWELVE_WORDS = "Badge number {n} is waiting for you at the front desk today."  # one clause: no early piece
 #: What a kiosk says (no digits: the recogniser's number formatting is not what is measured).
 KIOSK_REPLIES = [
     "Good morning, welcome to the front desk.",

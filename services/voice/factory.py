@@ -33,6 +33,12 @@ def cache_directory(settings: VoiceCacheSettings, environ=os.environ) -> Path:
     return base / "assistant" / "voice"
 
 
+def _deadline(cfg: VoiceSettings, name: str) -> float:
+    """The failover deadline engine ``name`` gets (the last engine has the longer one)."""
+    f = cfg.failover
+    return f.last_timeout_s if cfg.engines[-1] == name else f.timeout_s
+
+
 def build_engines(cfg: VoiceSettings) -> list[TtsEngine]:
     """The engines of ``cfg.engines``, in chain order."""
     engines: list[TtsEngine] = []
@@ -57,7 +63,8 @@ def build_engines(cfg: VoiceSettings) -> list[TtsEngine]:
             engines.append(PiperEngine(PiperSettings(lang=cfg.lang, voice=p.voice, extra_voices=p.extra_voices,
                                                      length_scale=p.length_scale, noise_scale=p.noise_scale,
                                                      noise_w_scale=p.noise_w_scale, threads=p.threads,
-                                                     alignments=p.alignments)))
+                                                     alignments=p.alignments,
+                                                     deadline_s=_deadline(cfg, name))))
         elif name == "gtts":
             from .tts.gtts_engine import GttsEngine, GttsSettings
 

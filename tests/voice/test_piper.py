@@ -202,3 +202,15 @@ def test_a_slow_piper_falls_over_at_its_deadline_but_is_not_backed_off(piper, es
     spoken = chain.synthesize("A sentence long enough to take Piper more than five milliseconds to speak.")
     assert spoken.engine == "espeak-ng" and spoken.failed == ["piper: timed out after 0.01 s"]
     assert not chain.in_backoff("piper"), "a busy CPU is not an unreachable engine: the next sentence tries again"
+
+
+def test_a_synthesis_past_its_deadline_is_stopped_not_left_running(joe):
+    engine = PiperEngine(PiperSettings(voice=str(joe.model), deadline_s=0.05))
+    engine.load()
+    t0 = time.monotonic()
+    with pytest.raises(TtsError, match="gave up after 0.05 s"):
+        engine.synthesize("This long sentence keeps the neural voice busy for a good while, long past the deadline "
+                          "it was given, so the run must be stopped rather than left to finish on its own.")
+    assert time.monotonic() - t0 < 0.5, "onnxruntime stopped at the deadline"
+    engine.settings = PiperSettings(voice=str(joe.model))  # no deadline: the same voice speaks again
+    assert engine.synthesize("Still here.").duration_s > 0.3

@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 import threading
 import unicodedata
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -57,6 +59,25 @@ class PiperSettings:
     """onnxruntime threads per synthesis."""
     alignments: bool = True
     """Phoneme timings for the face (needs the ``onnx`` package to patch the model in memory)."""
+    deadline_s: float = 0.0
+    """Abandon a synthesis (stop onnxruntime) after this long; 0: never. The failover chain stops
+    waiting at its own deadline anyway; this frees the CPU too, so runs the chain gave up on do not
+    pile up on a busy machine."""
+
+
+class _CancellableSession:
+    """An ``InferenceSession`` whose runs take the calling thread's ``RunOptions`` (Piper passes none),
+    so a synthesis past its deadline can be terminated from a timer."""
+
+    def __init__(self, session) -> None:
+        self._session = session
+        self.local = threading.local()
+
+    def run(self, outputs, feeds, run_options=None):
+        return self._session.run(outputs, feeds, getattr(self.local, "options", None) or run_options)
+
+    def __getattr__(self, name):
+        return getattr(self._session, name)
 
 
 @dataclass
@@ -171,6 +192,7 @@ class PiperEngine:
         pcm: list[np.ndarray] = []
         phonemes: list[Phoneme] | None = [] if loaded.timed else None
         offset = 0
+        timer = self._arm_deadline(loaded)
         try:
             for chunk in loaded.voice.synthesize(text, syn_config=cfg, include_alignments=loaded.timed):
                 audio = chunk.audio_int16_array
@@ -184,7 +206,13 @@ class PiperEngine:
                 pcm.append(audio)
                 offset += len(audio)
         except Exception as exc:  # noqa: BLE001 - onnxruntime and the phonemizer raise many types
+            if timer is not None and timer.finished.is_set():
+                raise TtsError(f"Piper gave up after {s.deadline_s:.2f} s (a busy CPU?)") from None
             raise TtsError(f"Piper voice {files.name} failed: {type(exc).__name__}: {str(exc)[:160]}") from exc
+        finally:
+            if timer is not None:
+                timer.cancel()
+                loaded.voice.session.local.options = None
         out = np.concatenate(pcm) if pcm else np.zeros(0, np.int16)
         if out.size == 0 or not np.any(out):
             raise TtsError(f"Piper produced no audio for {text[:40]!r} with voice {files.name}")
@@ -193,13 +221,27 @@ class PiperEngine:
                          alphabet="ipa" if phonemes else "")
 
 
+    def _arm_deadline(self, loaded: _Loaded) -> threading.Timer | None:
+        """This thread's onnxruntime runs stop at ``deadline_s`` from now (``None``: no deadline)."""
+        if self.settings.deadline_s <= 0:
+            return None
+        import onnxruntime
+
+        options = onnxruntime.RunOptions()
+        loaded.voice.session.local.options = options
+        timer = threading.Timer(self.settings.deadline_s, setattr, (options, "terminate", True))
+        timer.daemon = True
+        timer.start()
+        return timer
+
+
 def _open(files: VoiceFiles, settings: PiperSettings) -> _Loaded:
     """Load a voice into onnxruntime, patched to give alignments when ``onnx`` is installed."""
     import onnxruntime
     from piper import PiperVoice
     from piper.config import PiperConfig
 
-    model: str | bytes = str(files.model)
+    model = str(files.model)
     timed = False
     if settings.alignments:
         try:
@@ -212,7 +254,11 @@ def _open(files: VoiceFiles, settings: PiperSettings) -> _Loaded:
             try:
                 proto = onnx.load(str(files.model))
                 add_alignment_output(proto)
-                model, timed = proto.SerializeToString(), True
+                model, timed = _write_temporary(proto), True
+                del proto
+            except OSError as exc:  # no room for the patched copy: speak anyway, without timings
+                log.warning("Piper voice %s: no phoneme timings, the patched model cannot be written (%s)",
+                            files.name, exc)
             except ValueError as exc:  # already patched on disk, or no duration tensor to expose
                 timed = "already" in str(exc)
                 log.info("Piper voice %s: not patched for alignments (%s)", files.name, exc)
@@ -230,9 +276,24 @@ def _open(files: VoiceFiles, settings: PiperSettings) -> _Loaded:
         raise VoiceFileError(f"Piper voice model {files.model} cannot be loaded ({type(exc).__name__}: "
                              f"{str(exc)[:120]}): the file is damaged or not a Piper voice; reinstall the voice "
                              "package or replace the .onnx") from None
+    finally:
+        if timed and model != str(files.model):
+            Path(model).unlink(missing_ok=True)
     log.info("Piper voice %s (%s, %d Hz) from %s%s", files.name, files.language, files.sample_rate, files.model,
              "" if timed else ", without phoneme timings")
-    return _Loaded(files, PiperVoice(session=session, config=config), timed)
+    return _Loaded(files, PiperVoice(session=_CancellableSession(session), config=config), timed)
+
+
+def _write_temporary(proto) -> str:
+    """The patched model in a temporary file, loaded from there: onnxruntime then holds one copy of
+    the weights instead of three (bytes, proto and its own; ~90 MB less resident)."""
+    with tempfile.NamedTemporaryFile(prefix="piper-", suffix=".onnx", delete=False) as tmp:
+        try:
+            tmp.write(proto.SerializeToString())
+        except BaseException:
+            Path(tmp.name).unlink(missing_ok=True)
+            raise
+    return tmp.name
 
 
 def timed_phonemes(aligned: Sequence[tuple[str, int]], rate: int, offset: int = 0) -> list[Phoneme]:
