@@ -214,3 +214,18 @@ def test_a_synthesis_past_its_deadline_is_stopped_not_left_running(joe):
     assert time.monotonic() - t0 < 0.5, "onnxruntime stopped at the deadline"
     engine.settings = PiperSettings(voice=str(joe.model))  # no deadline: the same voice speaks again
     assert engine.synthesize("Still here.").duration_s > 0.3
+
+
+def test_silent_lead_in_and_tail_are_cut_and_the_timings_move_along():
+    from assistant.messages.voice import Phoneme
+    from services.voice.tts.piper_engine import trim_silence
+
+    rate = 1000
+    pcm = np.zeros(1000, np.int16)
+    pcm[300:700] = (8000 * np.sin(np.arange(400))).astype(np.int16)
+    ph = [Phoneme("_", 0.0, 0.3), Phoneme("a", 0.3, 0.4), Phoneme("_", 0.7, 0.3)]
+    out, moved = trim_silence(pcm, ph, rate, keep_s=0.01)
+    assert len(out) == 420 and np.array_equal(out[10:410], pcm[300:700])
+    assert [(p.label, round(p.start_s, 3), round(p.dur_s, 3)) for p in moved] == [
+        ("_", 0.0, 0.01), ("a", 0.01, 0.4), ("_", 0.41, 0.01)]
+    assert trim_silence(pcm[300:700], None, rate)[0].size == 400, "nothing to cut: unchanged"

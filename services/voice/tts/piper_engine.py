@@ -216,6 +216,7 @@ class PiperEngine:
         out = np.concatenate(pcm) if pcm else np.zeros(0, np.int16)
         if out.size == 0 or not np.any(out):
             raise TtsError(f"Piper produced no audio for {text[:40]!r} with voice {files.name}")
+        out, phonemes = trim_silence(out, phonemes, files.sample_rate)
         return Synthesis(pcm=out.astype(np.int16, copy=False), sample_rate=files.sample_rate, engine=self.name,
                          voice=self.voice_id(lang, voice), phonemes=phonemes or [],
                          alphabet="ipa" if phonemes else "")
@@ -297,6 +298,32 @@ def _write_temporary(proto) -> str:
             Path(tmp.name).unlink(missing_ok=True)
             raise
     return tmp.name
+
+
+def trim_silence(pcm: np.ndarray, phonemes: list[Phoneme] | None, rate: int,
+                 keep_s: float = 0.010) -> tuple[np.ndarray, list[Phoneme] | None]:
+    """Cut Piper's silent lead-in and tail (~40-80 ms each) down to ``keep_s``, timings moved along.
+
+    The lead-in is dead air before the first sound of every reply; the scheduler puts its own
+    pause between sentences (``voice.sentence_gap_ms``).
+    """
+    level = np.abs(pcm.astype(np.int32))
+    loud = np.flatnonzero(level > max(64, int(level.max()) // 100))  # 40 dB under the peak
+    if loud.size == 0:
+        return pcm, phonemes
+    keep = int(keep_s * rate)
+    a, b = max(0, int(loud[0]) - keep), min(len(pcm), int(loud[-1]) + 1 + keep)
+    if (a, b) == (0, len(pcm)):
+        return pcm, phonemes
+    if phonemes is not None:
+        t0, t1 = a / rate, b / rate
+        moved = []
+        for p in phonemes:
+            start, end = max(p.start_s, t0), min(p.start_s + p.dur_s, t1)
+            if end > start:
+                moved.append(Phoneme(p.label, start - t0, end - start))
+        phonemes = moved
+    return pcm[a:b], phonemes
 
 
 def timed_phonemes(aligned: Sequence[tuple[str, int]], rate: int, offset: int = 0) -> list[Phoneme]:
