@@ -222,7 +222,7 @@ def test_silent_lead_in_and_tail_are_cut_and_the_timings_move_along():
 
     rate = 1000
     pcm = np.zeros(1000, np.int16)
-    pcm[300:700] = (8000 * np.sin(np.arange(400))).astype(np.int16)
+    pcm[300:700] = np.where(np.arange(400) % 2, 8000, -8000)
     ph = [Phoneme("_", 0.0, 0.3), Phoneme("a", 0.3, 0.4), Phoneme("_", 0.7, 0.3)]
     out, moved = trim_silence(pcm, ph, rate, keep_s=0.01)
     assert len(out) == 420 and np.array_equal(out[10:410], pcm[300:700])
