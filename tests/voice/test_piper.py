@@ -229,3 +229,38 @@ def test_silent_lead_in_and_tail_are_cut_and_the_timings_move_along():
     assert [(p.label, round(p.start_s, 3), round(p.dur_s, 3)) for p in moved] == [
         ("_", 0.0, 0.01), ("a", 0.01, 0.4), ("_", 0.41, 0.01)]
     assert trim_silence(pcm[300:700], None, rate)[0].size == 400, "nothing to cut: unchanged"
+
+
+def test_the_face_closes_the_lips_on_piper_bilabials_and_opens_them_on_vowels(piper):
+    """Piper's IPA timings through the renderer's viseme driver (what ``renderer.driver = auto`` uses)."""
+    from assistant.face.geometry import mouth_opening
+    from assistant.face.visemes import VisemeDriver, viseme_of
+
+    s = piper.synthesize("Bob, my mom paid a big bill.")
+    assert {viseme_of(p.label, "ipa") for p in s.phonemes} >= {"PP", "aa", "sil", "DD"}
+    fps = 100.0
+    opening = mouth_opening(VisemeDriver().drive(s.pcm, s.sample_rate, fps, s.phonemes, s.alphabet))
+
+    def at(p):  # the opening at the middle of a phoneme
+        return opening[min(len(opening) - 1, int((p.start_s + p.dur_s / 2) * fps))]
+
+    closed = [at(p) for p in s.phonemes if viseme_of(p.label, "ipa") == "PP"]
+    open_ = [at(p) for p in s.phonemes if viseme_of(p.label, "ipa") in ("aa", "ae", "oh")]
+    assert len(closed) >= 5 and len(open_) >= 3
+    assert max(closed) < min(open_), (closed, open_)
+
+
+def test_the_first_sentence_is_ready_while_the_rest_are_still_being_synthesised(piper):
+    from services.voice.reply import ReplyStream
+
+    long = ("The meeting rooms on the third floor are booked all afternoon, but the small room next to the "
+            "kitchen is free until five, and I can reserve it for you and your guests right away if you like.")
+    t0 = time.monotonic()
+    stream = ReplyStream(Synthesizer(FailoverChain([piper])), f"Hello. {long} {long}", ahead=1)
+    times, pieces = [], []
+    for piece in stream:
+        times.append(time.monotonic() - t0)
+        pieces.append(piece)
+    assert [p.text for p in pieces][0] == "Hello." and len(pieces) == 3
+    assert all(p.spoken.engine == "piper" and p.spoken.synthesis.phonemes for p in pieces)
+    assert times[0] < 0.5 * times[-1], f"first piece after {times[0]:.2f} s of {times[-1]:.2f} s"
