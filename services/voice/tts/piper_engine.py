@@ -21,7 +21,7 @@ import logging
 import tempfile
 import threading
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -83,9 +83,9 @@ class _CancellableSession:
 @dataclass
 class _Loaded:
     files: VoiceFiles
-    voice: object  # piper.PiperVoice
+    voice: object  # piper.PiperVoice, on a _CancellableSession
     timed: bool
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    """The model gives phoneme durations (patched for alignments)."""
 
 
 class PiperEngine:
@@ -155,8 +155,8 @@ class PiperEngine:
     def voice_id(self, lang: str = "", voice: str = "") -> str:
         """The voice's name, plus the synthesis scales when not the defaults (they change the audio)."""
         files = self._choose(lang, voice)
-        s = self.settings
-        if (s.length_scale, s.noise_scale, s.noise_w_scale) == (1.0, 0.667, 0.8):
+        s, d = self.settings, PiperSettings()
+        if (s.length_scale, s.noise_scale, s.noise_w_scale) == (d.length_scale, d.noise_scale, d.noise_w_scale):
             return files.name
         return f"{files.name}@{s.length_scale:g},{s.noise_scale:g},{s.noise_w_scale:g}"
 
