@@ -25,6 +25,9 @@ class VoiceService(Service):
 
     def setup(self) -> None:
         cfg = self.config.voice
+        # The speaker first: a device that cannot work is a setup error to report at once, not
+        # after loading the voices (Piper takes seconds).
+        self.speaker = open_speaker(cfg.speaker)
         engines = build_engines(cfg)
         for engine in engines:
             if engine.name == "espeak-ng":
@@ -32,7 +35,6 @@ class VoiceService(Service):
             elif engine.name == "piper":
                 self._load_piper(engine)
         self.synth = build_synthesizer(cfg, engines)
-        self.speaker = open_speaker(cfg.speaker)
         self.player = Player(self.speaker)
         self.scheduler = SpeechScheduler(self.synth, self.player, self._publish, SchedulerSettings(
             lang=cfg.lang, lead_s=cfg.lead_ms / 1000, announce_ahead_s=cfg.announce_ahead_s,
