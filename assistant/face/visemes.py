@@ -8,7 +8,8 @@ and blends across short ones instead of snapping; bilabials (p b m) and labioden
 dominate strongly, so lips still close for them inside fast speech.
 
 Alphabets: ``arpabet`` (pocketsphinx, CMUdict; stress digits ignored), ``espeak`` (espeak-ng
-phoneme mnemonics as its phoneme events give them, any language), ``sampa`` (MBROLA voices).
+phoneme mnemonics as its phoneme events give them, any language), ``sampa`` (MBROLA voices),
+``ipa`` (Piper voices: espeak-ng's IPA, one phoneme per label, stress marks already folded in).
 An empty alphabet guesses from the labels.
 """
 
@@ -77,6 +78,26 @@ _SAMPA = {
 }
 _VOWEL_LETTERS = set("aeiouAEIOUV@3{&0y")
 
+# IPA as Piper's phonemizer (espeak-ng) writes it. Affricates are two labels (t + ʃ), which the
+# dominance model blends; diphthongs arrive as two vowels (a + ɪ) and glide the same way.
+_IPA = {
+    "_": "sil", "p": "PP", "b": "PP", "m": "PP", "ɱ": "FF", "f": "FF", "v": "FF", "ʋ": "FF", "ɸ": "FF",
+    "β": "FF", "θ": "TH", "ð": "TH", "t": "DD", "d": "DD", "n": "DD", "l": "DD", "ɾ": "DD", "ɫ": "DD",
+    "ɬ": "DD", "ɮ": "DD", "ʈ": "DD", "ɖ": "DD", "ɳ": "DD", "ɭ": "DD", "ʔ": "DD", "ɲ": "YY", "ʎ": "YY",
+    "k": "kk", "ɡ": "kk", "g": "kk", "ŋ": "kk", "x": "kk", "ɣ": "kk", "q": "kk", "ɢ": "kk", "ɴ": "kk",
+    "c": "kk", "ɟ": "kk", "χ": "kk", "ʁ": "RR", "ʀ": "RR", "ʃ": "CH", "ʒ": "CH", "ɕ": "CH", "ʑ": "CH",
+    "ç": "CH", "ʂ": "CH", "ʐ": "CH", "ʧ": "CH", "ʤ": "CH", "s": "SS", "z": "SS", "ʦ": "SS", "ɹ": "RR",
+    "r": "RR", "ɻ": "RR", "ɽ": "RR", "w": "WW", "ʍ": "WW", "ɥ": "WW", "j": "YY", "ʝ": "YY", "h": "HH",
+    "ɦ": "HH", "ħ": "HH", "a": "aa", "ɑ": "aa", "ɐ": "aa", "æ": "ae", "e": "E", "ɛ": "E", "ɪ": "ih",
+    "ɨ": "ih", "ᵻ": "ih", "i": "iy", "y": "uw", "ʏ": "uw", "o": "oh", "ɔ": "oh", "ɒ": "oh", "ø": "oh",
+    "œ": "oh", "ɶ": "oh", "ɵ": "oh", "u": "uw", "ʊ": "uw", "ʉ": "uw", "ɯ": "uw", "ə": "@", "ʌ": "@",
+    "ɘ": "@", "ɤ": "@", "ɞ": "@", "ɚ": "er", "ɝ": "er", "ɜ": "er", "tʃ": "CH", "dʒ": "CH", "ts": "SS",
+    "dz": "SS",
+}
+_IPA_VOWELS = set("aeiouyæɑɐɛɪɨᵻɔɒøœɶɵʊʉɯəʌɘɤɞɚɝɜ")
+# Stress, length, tone and diacritics: they change a phoneme's timing or quality, not its viseme.
+_IPA_MARKS = re.compile(r"[ˈˌːˑ˞ʰʲʷˤ\u0300-\u036f↑↓#\d]")
+
 
 def guess_alphabet(labels: Sequence[str]) -> str:
     """``arpabet`` when every label is an ARPAbet symbol (stress digits allowed), else ``espeak``."""
@@ -91,6 +112,11 @@ def viseme_of(label: str, alphabet: str) -> str:
         if lab.startswith("+") or lab in ("SIL", "SP", "<S>", "</S>", "<SIL>"):
             return "sil"
         return ARPABET.get(lab, "DD")
+    if alphabet == "ipa":
+        lab = _IPA_MARKS.sub("", label.strip())
+        if not lab or lab[0] in "_^$ .,;:!?-":
+            return "sil"
+        return _IPA.get(lab[:2]) or _IPA.get(lab[0], "@" if lab[0] in _IPA_VOWELS else "DD")
     lab = re.sub(r"[ˈˌ'\",%=:;!^|#*~-]", "", label.strip()) or "_"
     if lab.startswith("_") or not lab:
         return "sil"

@@ -97,7 +97,8 @@ services = {json.dumps(list(self.services))}
 stop_timeout_s = 10.0
 
 [voice]
-engines = ["espeak-ng"]
+# The product's chain: Google cannot be reached from the demo's machine, so Piper speaks.
+engines = ["gtts", "piper", "espeak-ng"]
 [voice.cache]
 directory = "{w / 'voice-cache'}"
 [voice.speaker]

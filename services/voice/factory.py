@@ -33,6 +33,12 @@ def cache_directory(settings: VoiceCacheSettings, environ=os.environ) -> Path:
     return base / "assistant" / "voice"
 
 
+def _deadline(cfg: VoiceSettings, name: str) -> float:
+    """The failover deadline engine ``name`` gets (the last engine has the longer one)."""
+    f = cfg.failover
+    return f.last_timeout_s if cfg.engines[-1] == name else f.timeout_s
+
+
 def build_engines(cfg: VoiceSettings) -> list[TtsEngine]:
     """The engines of ``cfg.engines``, in chain order."""
     engines: list[TtsEngine] = []
@@ -44,6 +50,21 @@ def build_engines(cfg: VoiceSettings) -> list[TtsEngine]:
             engines.append(EspeakEngine(EspeakSettings(lang=cfg.lang, voice=e.voice, rate_wpm=e.rate_wpm, pitch=e.pitch,
                                                        library_path=e.library_path or None,
                                                        data_path=e.data_path or None)))
+        elif name == "piper":
+            from .tts.piper_engine import PiperEngine, PiperSettings
+
+            p = cfg.piper
+            try:
+                import piper  # noqa: F401 - import check only
+            except ImportError:  # the kiosk keeps speaking with the rest of the chain
+                log.error("voice.engines names piper but piper-tts is not installed "
+                          "(pip install --no-deps piper-tts==1.8.0; make setup does): speaking without it")
+                continue
+            engines.append(PiperEngine(PiperSettings(lang=cfg.lang, voice=p.voice, extra_voices=p.extra_voices,
+                                                     length_scale=p.length_scale, noise_scale=p.noise_scale,
+                                                     noise_w_scale=p.noise_w_scale, threads=p.threads,
+                                                     alignments=p.alignments,
+                                                     deadline_s=_deadline(cfg, name))))
         elif name == "gtts":
             from .tts.gtts_engine import GttsEngine, GttsSettings
 
@@ -51,6 +72,9 @@ def build_engines(cfg: VoiceSettings) -> list[TtsEngine]:
             engines.append(GttsEngine(GttsSettings(lang=cfg.lang, tld=g.tld, timeout_s=g.timeout_s, slow=g.slow)))
         else:  # the config schema only lets the names above through
             raise ValueError(f"unknown TTS engine {name!r}")
+    if not engines:
+        raise SetupError(f"voice.engines = {list(cfg.engines)}: none of them is installed; add espeak-ng "
+                         "or install piper-tts (make setup)")
     return engines
 
 

@@ -25,12 +25,16 @@ class VoiceService(Service):
 
     def setup(self) -> None:
         cfg = self.config.voice
+        # The speaker first: a device that cannot work is a setup error to report at once, not
+        # after loading the voices (Piper takes seconds).
+        self.speaker = open_speaker(cfg.speaker)
         engines = build_engines(cfg)
         for engine in engines:
             if engine.name == "espeak-ng":
                 engine.synthesize("Ready.")  # loads the voice now, not on the first reply
+            elif engine.name == "piper":
+                self._load_piper(engine)
         self.synth = build_synthesizer(cfg, engines)
-        self.speaker = open_speaker(cfg.speaker)
         self.player = Player(self.speaker)
         self.scheduler = SpeechScheduler(self.synth, self.player, self._publish, SchedulerSettings(
             lang=cfg.lang, lead_s=cfg.lead_ms / 1000, announce_ahead_s=cfg.announce_ahead_s,
@@ -44,6 +48,20 @@ class VoiceService(Service):
             self.submit(loudness.preload)
         if cfg.cache.prewarm and self.synth.cache is not None:
             self.submit(self.synth.prewarm, cfg.cache.prewarm, cfg.lang, then=self._prewarmed)
+
+    def _load_piper(self, engine) -> None:
+        """Load the default Piper voice now (~1-2 s) and run it once, so the first reply does not pay
+        for it. A missing or broken voice is logged (file and fix) and the chain speaks without it."""
+        from .tts.base import TtsError
+
+        try:
+            files = engine.load()
+            engine.synthesize("Ready.")
+        except TtsError as exc:
+            self.count("piper_unavailable")
+            log.error("voice.piper: %s; speaking with the other engines meanwhile", exc)
+        else:
+            log.info("Piper voice %s ready", files.name)
 
     def _prewarmed(self, future) -> None:
         if future.exception() is not None:

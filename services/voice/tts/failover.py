@@ -3,7 +3,9 @@
 Each attempt runs in its own daemon thread and the chain stops waiting at the deadline: a TTS
 call stuck in a DNS lookup or a dropped TCP connection cannot be interrupted, but it must not
 hold the reply. An engine that timed out or could not be reached is skipped for ``backoff_s`` so
-the next sentences go straight to the next engine.
+the next sentences go straight to the next engine. A local engine (``local = True``: it runs on
+this CPU, nothing to be unreachable) that misses its deadline is not backed off: it was slow
+once, under load, and speaks the next sentence again; one that cannot load its voice is.
 """
 
 from __future__ import annotations
@@ -95,7 +97,10 @@ class FailoverChain:
             except TtsError as exc:
                 failed.append(f"{engine.name}: {exc}")
                 permanent = permanent and exc.permanent
-                if isinstance(exc, (EngineUnavailable, _Timeout)):
+                # A network engine that timed out is likely unreachable; a local one (``local = True``,
+                # Piper) was only slow on a busy CPU, so its next sentence gets its chance again.
+                if isinstance(exc, EngineUnavailable) or (
+                        isinstance(exc, _Timeout) and not getattr(engine, "local", False)):
                     self._back_off(engine)
                 continue
             with self._lock:
