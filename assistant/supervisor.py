@@ -187,7 +187,18 @@ class Supervisor:
 
 
 def run_service(name: str, argv: list[str]) -> int:
-    """Run one service in this process (``assistant run NAME``)."""
-    import importlib
+    """Run one service in this process (``assistant run NAME``), exactly as ``python -m services.NAME``
+    would: the module (or the package's ``__main__``) runs as ``__main__`` with ``argv``."""
+    import runpy
 
-    return importlib.import_module(module_for(name)).main(argv)
+    module = module_for(name)
+    saved = sys.argv
+    sys.argv = [module, *argv]
+    try:
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+    except SystemExit as exc:
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
+    finally:
+        sys.argv = saved
+    return 0
