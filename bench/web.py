@@ -1,0 +1,116 @@
+"""The kiosk page, measured: a talking kiosk (real services on one bus) and 3 headless Chromium
+pages; the first talks through its microphone (open-mic mode, Chromium's fake microphone playing
+a spoken sentence every ~4.5 s), all three watch and listen.
+
+Prints one JSON object (last line):
+- ``mic_to_transcript_ms_p50``: end of speech (the hearing service's VAD, on the browser's audio)
+  to the final transcript on the bus;
+- ``first_sound_to_page_audio_ms_p50``: the voice's first sample (``play_at``) to the moment the
+  page starts it on its audio clock (the page's jitter delay ``renderer.web_delay_ms`` included);
+- ``page_av_offset_ms_p95``: |frame time - time of the sound heard| at each frame the pages draw
+  while speech plays, measured in the pages against their Web Audio clock;
+- ``viewers``: pages watching at once; ``fps_at_page``: frames the pages drew per second (median
+  of their per-second reports).
+
+Floors (issue 19): page A/V offset p95 <= 60 ms, fps at the page >= 24, mic -> transcript p50 <= 600 ms.
+
+    python bench/web.py [--seconds 40] [--viewers 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path[0] = str(Path(__file__).resolve().parents[1])  # the repo, not bench/ (bench/email.py would shadow the stdlib)
+
+from bench.kiosk_page import Browser, Kiosk  # noqa: E402
+
+SENTENCE = "what time is it"
+
+
+def speech_wav(folder: Path) -> Path:
+    """The visitor's sentence (espeak-ng, MBROLA us2 when installed) at 48 kHz with 0.5 s before and 3 s after."""
+    import soundfile as sf
+
+    raw = folder / "sentence.wav"
+    for voice in ("mb-us2", "en-us"):
+        out = subprocess.run(["espeak-ng", "-v", voice, "-w", str(raw), SENTENCE], capture_output=True, timeout=60)
+        if out.returncode == 0 and raw.exists() and raw.stat().st_size > 1000:
+            break
+    pcm, rate = sf.read(str(raw), dtype="float32")
+    import soxr
+
+    pcm = soxr.resample(pcm, rate, 48000)
+    pcm = np.concatenate([np.zeros(24000, np.float32), pcm, np.zeros(144000, np.float32)])
+    path = folder / "visitor.wav"
+    sf.write(str(path), pcm, 48000, subtype="PCM_16")
+    return path
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seconds", type=float, default=40.0)
+    ap.add_argument("--viewers", type=int, default=3)
+    ap.add_argument("--width", type=int, default=640)
+    ap.add_argument("--height", type=int, default=360)
+    args = ap.parse_args()
+
+    from assistant.bus import BusClient
+    from assistant.config import BusSettings
+    from assistant.messages import Transcript
+
+    work = Path(tempfile.mkdtemp(prefix="bench-web-"))
+    wav = speech_wav(work)
+    kiosk = Kiosk(work, width=args.width, height=args.height)
+    kiosk.start()
+    client = BusClient(BusSettings(runtime_dir=str(kiosk.runtime_dir)), "bench-web", [Transcript.TYPE])
+    client.wait_live(10)
+    # One browser per viewer: a headless browser draws only its front tab (background tabs get no
+    # animation frames), and a kiosk's viewers are separate screens anyway.
+    browsers = [Browser(kiosk.url + "?mic=open", wav=wav)] + [Browser(kiosk.url) for _ in range(args.viewers - 1)]
+    heard: list[tuple[str, float]] = []
+    viewers = 0
+    try:
+        deadline = time.monotonic() + args.seconds
+        while time.monotonic() < deadline:
+            rx = client.recv(timeout_ms=200)
+            if rx is not None and isinstance(rx.msg, Transcript) and rx.msg.engine != "typed":
+                heard.append((rx.msg.text, (rx.header.ts_ns - rx.msg.speech_end_ns) / 1e6))
+            viewers = max(viewers, kiosk.stats()["viewers"])
+        stats = kiosk.stats()
+    finally:
+        for browser in browsers:
+            browser.close()
+        client.close()
+        kiosk.stop()
+    for text, ms in heard:
+        print(f"heard {text!r} {ms:.0f} ms after the end of speech", file=sys.stderr)
+    starts = [(page - play_at) for _, play_at, page in stats["audio_starts"]]
+    offsets = np.abs(np.array(stats["av_offset_ms"], dtype=float))
+    fps = np.array(stats["fps"][len(stats["fps"]) // 4:], dtype=float)  # after the pages' start-up
+    result = {
+        "mic_to_transcript_ms_p50": round(float(np.median([ms for _, ms in heard])), 1) if heard else None,
+        "first_sound_to_page_audio_ms_p50": round(float(np.median(starts)), 1) if starts else None,
+        "page_av_offset_ms_p95": round(float(np.percentile(offsets, 95)), 1) if len(offsets) else None,
+        "viewers": viewers,
+        "fps_at_page": round(float(np.median(fps)), 1) if len(fps) else None,
+        "transcripts": len(heard),
+        "recognised": sum(t == SENTENCE for t, _ in heard),
+        "page_audio_starts": len(starts),
+        "av_samples": int(len(offsets)),
+        "frames_dropped_for_slow_viewers": stats["frames_dropped"],
+    }
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
