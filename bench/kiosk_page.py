@@ -57,7 +57,7 @@ class Kiosk:
                     "ASSISTANT_VOICE__SPEAKER__KIND": "wav", "ASSISTANT_VOICE__SPEAKER__WAV_PATH": str(self.workdir / "voice.wav"),
                     "ASSISTANT_VOICE__ENGINES": '["espeak-ng"]', "ASSISTANT_VOICE__CACHE__PREWARM": "[]",
                     "ASSISTANT_CAMERA__GALLERY_DIR": str(self.workdir / "faces"),
-                    "ASSISTANT_BRAIN__STORE_PATH": str(self.workdir / "brain.sqlite"),
+                    "ASSISTANT_BRAIN__STORE_PATH": str(self.workdir / "brain.sqlite"), "ASSISTANT_BRAIN__ALWAYS_LISTEN": "true",
                     **(extra_env or {})}
         self.env.pop("NOTIFY_SOCKET", None)
         self.services = services

@@ -541,6 +541,9 @@ class BrainSettings(Section):
     """Say a short filler when an answer takes longer than this."""
     filler: str = "Let me see."
     """The filler."""
+    always_listen: bool = False
+    """Answer what is heard even when the camera sees nobody engaged: visitors on the kiosk page
+    (``assistant talk``), or a kiosk without a camera. Off: speech is answered only while someone faces the kiosk."""
     min_confidence: Annotated[float, Within(0.0, 1.0)] = 0.15
     """Transcripts less confident than this get "sorry, I didn't catch that" (0 disables)."""
     max_question_words: Annotated[int, Within(1, 10000)] = 60
