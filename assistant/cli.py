@@ -1,4 +1,4 @@
-"""The ``assistant`` command: up, run, status, say, tail, enroll, avatar build, install.
+"""The ``assistant`` command: up, talk, run, status, say, tail, devices, enroll, avatar build, install.
 
 Exit codes: 0 success, 1 runtime failure (bus unreachable, service missing), 2 bad usage or config.
 """
@@ -231,6 +231,36 @@ def cmd_avatar_build(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_devices(config: Config, args: argparse.Namespace) -> int:
+    from assistant.devices import report
+
+    text, _ = report()
+    print(text)
+    return 0
+
+
+#: What ``assistant talk`` changes: the face and voice go to the page, the page's microphone and
+#: text box are the hearing, and speech is answered without a visitor in front of the camera.
+TALK_OVERRIDES = {"ASSISTANT_RENDERER__SCREEN": '["web"]', "ASSISTANT_HEARING__MIC_DEVICE": "web",
+                  "ASSISTANT_BRAIN__ALWAYS_LISTEN": "true", "ASSISTANT_VOICE__SPEAKER__KIND": "wav"}
+
+
+def cmd_talk(config: Config, args: argparse.Namespace) -> int:
+    """``assistant up`` with the kiosk page as the face, the voice and the microphone."""
+    from assistant.supervisor import Supervisor
+
+    overrides = dict(TALK_OVERRIDES)
+    if args.speaker:
+        overrides.pop("ASSISTANT_VOICE__SPEAKER__KIND")  # the configured sound card plays the voice too
+    for key, value in overrides.items():
+        os.environ[key] = value  # the children read the same config with these on top
+    config = load(args.config)
+    r = config.renderer
+    print(f"assistant: talk to it at http://{r.web_host}:{r.web_port}/ (press Talk, or type); "
+          f"status page http://{config.ops.host}:{config.ops.port}/; Ctrl-C stops", flush=True)
+    return Supervisor(config, args.config).run()
+
+
 def cmd_install(config: Config, args: argparse.Namespace) -> int:
     from assistant.install import run
 
@@ -255,6 +285,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.add_argument("service_args", nargs=argparse.REMAINDER, help="arguments for the service")
     p.set_defaults(fn=cmd_run)
+    p = sub.add_parser("talk", help="run the kiosk with its web page: face, voice, microphone and text box in your browser")
+    p.add_argument("--speaker", action="store_true", help="also play the voice on the configured speaker (voice.speaker)")
+    p.set_defaults(fn=cmd_talk)
+    p = sub.add_parser("devices", help="list cameras, microphones and speakers with the config line that selects each")
+    p.set_defaults(fn=cmd_devices)
     p = sub.add_parser("status", help="table of services from their heartbeats; exit 1 if one is missing")
     p.add_argument("--wait", type=float, default=2.5, help="seconds to listen for heartbeats")
     p.set_defaults(fn=cmd_status)
