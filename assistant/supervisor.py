@@ -70,7 +70,11 @@ class Child:
     abort_sent: float | None = None  # when the watchdog sent SIGABRT to the current process
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(self.argv, start_new_session=False, preexec_fn=_die_with_parent)
+        # A process group of its own: Ctrl-C in the terminal reaches only the supervisor, which then
+        # stops the services first and the bus last (a group-wide SIGINT stopped the bus with them,
+        # and every service logged that it had lost the broker). PR_SET_PDEATHSIG still ends the
+        # children if the supervisor dies.
+        self.proc = subprocess.Popen(self.argv, process_group=0, preexec_fn=_die_with_parent)
         self.started = time.monotonic()
         self.abort_sent = None
         log.info("started %s (pid %d)", self.name, self.proc.pid)
