@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,29 +30,7 @@ import numpy as np
 
 sys.path[0] = str(Path(__file__).resolve().parents[1])  # the repo, not bench/ (bench/email.py would shadow the stdlib)
 
-from bench.kiosk_page import Browser, Kiosk  # noqa: E402
-
-SENTENCE = "what time is it"
-
-
-def speech_wav(folder: Path) -> Path:
-    """The visitor's sentence (espeak-ng, MBROLA us2 when installed) at 48 kHz with 0.5 s before and 3 s after."""
-    import soundfile as sf
-
-    raw = folder / "sentence.wav"
-    for voice in ("mb-us2", "en-us"):
-        out = subprocess.run(["espeak-ng", "-v", voice, "-w", str(raw), SENTENCE], capture_output=True, timeout=60)
-        if out.returncode == 0 and raw.exists() and raw.stat().st_size > 1000:
-            break
-    pcm, rate = sf.read(str(raw), dtype="float32")
-    import soxr
-
-    pcm = soxr.resample(pcm, rate, 48000)
-    pcm = np.concatenate([np.zeros(24000, np.float32), pcm, np.zeros(144000, np.float32)])
-    path = folder / "visitor.wav"
-    sf.write(str(path), pcm, 48000, subtype="PCM_16")
-    return path
-
+from tests.kiosk_page import SENTENCE, Browser, Kiosk, speech_wav  # noqa: E402
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])

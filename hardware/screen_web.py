@@ -57,7 +57,7 @@ class WebScreen:
         self.viewers_max = 0
         self.frames_sent = 0
         self.frames_dropped = 0
-        self._page_stats: dict[str, list] = {"av_offset_ms": [], "audio_start_error_ms": [], "fps": [], "audio_starts": []}
+        self._page_stats: dict[str, list] = {"av_offset_ms": [], "audio_start_error_ms": [], "fps": [], "audio_starts": [], "looks": []}
         self._stats_lock = threading.Lock()
         self._page = resources.files("hardware").joinpath("kiosk.html").read_bytes()
         self.web = WebServer("kiosk page", self._routes, host=host, port=port, token=token, limits=limits)
@@ -217,6 +217,9 @@ class WebScreen:
                 else:
                     await ws.send_str(msg)
 
+        seq, t_ns, jpeg = self._jpeg
+        if jpeg:  # something to show at once, before the next frame is drawn
+            queue.put_nowait(_pack({"kind": "frame", "t_ms": t_ns / 1e6, "seq": seq}, jpeg))
         task = asyncio.ensure_future(sender())
         try:
             async for msg in ws:
@@ -248,6 +251,10 @@ class WebScreen:
                     kept = self._page_stats[key]
                     kept.extend(v for v in values[:500] if isinstance(v, (int, float, list)))
                     del kept[:-_STATS_KEPT]
+            looks = data.get("looks")
+            if isinstance(looks, list) and len(looks) == 2 and all(isinstance(v, (int, float)) for v in looks):
+                self._page_stats["looks"].append([float(looks[0]), float(looks[1])])
+                del self._page_stats["looks"][:-_STATS_KEPT]
             fps = data.get("fps")
             if isinstance(fps, (int, float)) and fps >= 0:
                 self._page_stats["fps"].append(float(fps))

@@ -11,8 +11,7 @@ import pytest
 from assistant.bus import BusClient
 from assistant.config import BusSettings
 from assistant.messages import Reply, Transcript, Utterance
-from bench.kiosk_page import Browser, Kiosk, chromium
-from bench.web import SENTENCE, speech_wav
+from .kiosk_page import Browser, Kiosk, chromium, speech_wav
 
 pytestmark = pytest.mark.skipif(chromium() is None, reason="chromium is not installed (apt-get install chromium)")
 

@@ -28,6 +28,29 @@ CHROMIUM_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-
                   "--disable-renderer-backgrounding", "--disable-background-timer-throttling", "--disable-backgrounding-occluded-windows"]
 
 
+SENTENCE = "what time is it"
+
+
+def speech_wav(folder: Path) -> Path:
+    """The visitor's sentence (espeak-ng, MBROLA us2 when installed) at 48 kHz with 0.5 s before and 3 s after."""
+    import numpy as np
+    import soundfile as sf
+
+    raw = folder / "sentence.wav"
+    for voice in ("mb-us2", "en-us"):
+        out = subprocess.run(["espeak-ng", "-v", voice, "-w", str(raw), SENTENCE], capture_output=True, timeout=60)
+        if out.returncode == 0 and raw.exists() and raw.stat().st_size > 1000:
+            break
+    pcm, rate = sf.read(str(raw), dtype="float32")
+    import soxr
+
+    pcm = soxr.resample(pcm, rate, 48000)
+    pcm = np.concatenate([np.zeros(24000, np.float32), pcm, np.zeros(144000, np.float32)])
+    path = folder / "visitor.wav"
+    sf.write(str(path), pcm, 48000, subtype="PCM_16")
+    return path
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
