@@ -79,6 +79,7 @@ def main() -> int:
         "page_av_offset_ms_p95": round(float(np.percentile(offsets, 95)), 1) if len(offsets) else None,
         "viewers": viewers,
         "fps_at_page": round(float(np.median(fps)), 1) if len(fps) else None,
+        "page_delay_ms_p50": round(float(np.median(stats["delay_ms"])), 1) if stats["delay_ms"] else None,
         "transcripts": len(heard),
         "recognised": sum(t == SENTENCE for t, _ in heard),
         "page_audio_starts": len(starts),

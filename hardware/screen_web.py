@@ -57,7 +57,7 @@ class WebScreen:
         self.viewers_max = 0
         self.frames_sent = 0
         self.frames_dropped = 0
-        self._page_stats: dict[str, list] = {"av_offset_ms": [], "audio_start_error_ms": [], "fps": [], "audio_starts": [], "looks": []}
+        self._page_stats: dict[str, list] = {"av_offset_ms": [], "audio_start_error_ms": [], "fps": [], "audio_starts": [], "looks": [], "delay_ms": []}
         self._stats_lock = threading.Lock()
         self._page = resources.files("hardware").joinpath("kiosk.html").read_bytes()
         self.web = WebServer("kiosk page", self._routes, host=host, port=port, token=token, limits=limits)
@@ -255,10 +255,11 @@ class WebScreen:
             if isinstance(looks, list) and len(looks) == 2 and all(isinstance(v, (int, float)) for v in looks):
                 self._page_stats["looks"].append([float(looks[0]), float(looks[1])])
                 del self._page_stats["looks"][:-_STATS_KEPT]
-            fps = data.get("fps")
-            if isinstance(fps, (int, float)) and fps >= 0:
-                self._page_stats["fps"].append(float(fps))
-                del self._page_stats["fps"][:-_STATS_KEPT]
+            for key in ("fps", "delay_ms"):
+                value = data.get(key)
+                if isinstance(value, (int, float)) and 0 <= value < 1e6:
+                    self._page_stats[key].append(float(value))
+                    del self._page_stats[key][:-_STATS_KEPT]
 
     def page_stats(self) -> dict:
         with self._stats_lock:
