@@ -235,7 +235,8 @@ class WavSinkSpeaker(Speaker):
             self._file.close()
             np.save(self.path.with_suffix(".times.npy"), self._rows())
         if self.underruns:
-            log.warning("wav speaker: %d underruns (gaps in the sound: the machine was too busy to feed the twin in time)", self.underruns)
+            log.warning("wav speaker: %d underruns: the simulated card's %.0f ms buffer ran dry while sound played "
+                        "(the machine was too busy to feed it in time; see docs/devices.md)", self.underruns, self.latency_s * 1000)
         if self.late_silent:
             log.debug("wav speaker: %d late wake-ups in silence (no sound was missing)", self.late_silent)
 
