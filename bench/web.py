@@ -42,18 +42,19 @@ def main() -> int:
 
     from assistant.bus import BusClient
     from assistant.config import BusSettings
-    from assistant.messages import Transcript
+    from assistant.messages import Heartbeat, Transcript
 
     work = Path(tempfile.mkdtemp(prefix="bench-web-"))
     wav = speech_wav(work)
     kiosk = Kiosk(work, width=args.width, height=args.height)
     kiosk.start()
-    client = BusClient(BusSettings(runtime_dir=str(kiosk.runtime_dir)), "bench-web", [Transcript.TYPE])
+    client = BusClient(BusSettings(runtime_dir=str(kiosk.runtime_dir)), "bench-web", [Transcript.TYPE, Heartbeat.TYPE])
     client.wait_live(10)
     # One browser per viewer: a headless browser draws only its front tab (background tabs get no
     # animation frames), and a kiosk's viewers are separate screens anyway.
     browsers = [Browser(kiosk.url + "?mic=open", wav=wav)] + [Browser(kiosk.url) for _ in range(args.viewers - 1)]
     heard: list[tuple[str, float]] = []
+    hearing: dict[str, float] = {}
     viewers = 0
     try:
         deadline = time.monotonic() + args.seconds
@@ -61,6 +62,8 @@ def main() -> int:
             rx = client.recv(timeout_ms=200)
             if rx is not None and isinstance(rx.msg, Transcript) and rx.msg.engine != "typed":
                 heard.append((rx.msg.text, (rx.header.ts_ns - rx.msg.speech_end_ns) / 1e6))
+            elif rx is not None and isinstance(rx.msg, Heartbeat) and rx.msg.service == "hearing":
+                hearing = rx.msg.counters  # its STT real-time factor and load: where mic -> transcript time goes
             viewers = max(viewers, kiosk.stats()["viewers"])
         stats = kiosk.stats()
     finally:
@@ -80,6 +83,8 @@ def main() -> int:
         "viewers": viewers,
         "fps_at_page": round(float(np.median(fps)), 1) if len(fps) else None,
         "page_delay_ms_p50": round(float(np.median(stats["delay_ms"])), 1) if stats["delay_ms"] else None,
+        "hearing_stt_rtf": hearing.get("rtf"), "hearing_pipeline_load": hearing.get("pipeline_load"),
+        "load_average_1min": round(__import__("os").getloadavg()[0], 1),
         "transcripts": len(heard),
         "recognised": sum(t == SENTENCE for t, _ in heard),
         "page_audio_starts": len(starts),
