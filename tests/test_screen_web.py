@@ -1,6 +1,6 @@
 """The kiosk page's server on its own: every viewer gets the frames (JPEG, with the time they
 belong to), the sound (PCM with its play time), barge-in stops and the running transcript; the
-clock answers pings; a viewer that cannot keep up loses frames, never sound."""
+clock answers pings; a viewer that cannot keep up loses frames (sound is never dropped)."""
 
 import asyncio
 import json
@@ -82,7 +82,7 @@ def test_viewers_get_frames_sound_stops_and_captions():
         web.close()
 
 
-def test_a_viewer_that_does_not_read_loses_frames_not_sound():
+def test_a_viewer_that_does_not_read_has_its_frames_dropped_not_queued_without_end():
     web = WebScreen(port=0, max_width=640)
     try:
         async def scene():
