@@ -6,9 +6,13 @@ mode, and ``{"type": "text"}`` lines from its text box (handed to ``on_text``). 
 wants to talk while one does gets ``{"type": "busy"}``; several pages may watch (that is the
 renderer's page, not this).
 
-Like every microphone it delivers a continuous 16 kHz stream in real time: the talker's audio
-when it arrives, stamped with its arrival time, and the quiet room's low noise in between (so the
-VAD's noise floor and end-of-speech timing work as for the shotgun microphone).
+Like every microphone it delivers a continuous 16 kHz stream in real time, as a sound card does:
+a capture clock of its own releases a chunk every ``chunk_ms``, filled from the talker's audio as
+it arrived (through a small jitter buffer, ``jitter_ms``) and with the quiet room's low noise
+where there is none. Timestamps therefore advance exactly with the kiosk's clock whatever the
+network does (a burst after a stall never stamps audio in the future), the buffer's delay is part
+of every measured latency, and the VAD's noise floor and end-of-speech timing work as for the
+shotgun microphone. A talker whose clock runs fast loses the oldest excess samples (counted).
 """
 
 from __future__ import annotations
@@ -30,7 +34,6 @@ log = logging.getLogger(__name__)
 NS = 1_000_000_000
 _MAX_CHUNK = RATE * 2  # samples per message: a page sends 20 ms; more than 2 s is not a microphone
 _MAX_TEXT = 2000
-_TALK_LAG_NS = 60_000_000  # while a talker streams, the quiet filler stays this far behind (network jitter)
 
 
 class WebMicrophone(Microphone):
@@ -39,7 +42,7 @@ class WebMicrophone(Microphone):
     name = "web"
 
     def __init__(self, host: str = "127.0.0.1", port: int = 8781, *, token: str = "", limits: WebLimits = WebLimits(),
-                 chunk_ms: int = 20, noise_dbfs: float = -70.0, token_key: str = "ops.token_file") -> None:
+                 chunk_ms: int = 20, noise_dbfs: float = -70.0, jitter_ms: int = 40, token_key: str = "ops.token_file") -> None:
         super().__init__()
         self.chunk = int(RATE * chunk_ms / 1000)
         self.noise_rms = 32768.0 * 10 ** (noise_dbfs / 20)
@@ -48,7 +51,9 @@ class WebMicrophone(Microphone):
         self._lock = threading.Lock()
         self._next_ns = 0  # the stream has been delivered up to here
         self._talker = None  # the WebSocket that talks now
-        self._talk_until_ns = 0  # while its audio flows, the filler lags behind
+        self.jitter_ns = jitter_ms * 1_000_000
+        self._buffer = np.zeros(0, np.int16)  # the talker's samples not yet delivered
+        self.overflow_samples = 0
         self._on_chunk: Callable[[AudioChunk], None] | None = None
         self._rng = np.random.default_rng(0)
         self.talkers = 0
@@ -80,35 +85,31 @@ class WebMicrophone(Microphone):
         return self._talker is not None
 
     def _run(self, on_chunk: Callable[[AudioChunk], None]) -> None:
-        """The quiet room between the talker's words, in real time."""
+        """The capture clock: every chunk period, deliver what is due (``jitter_ms`` behind real time)."""
         period = self.chunk / RATE
-        while not self._stop.wait(period):
-            now = time.monotonic_ns()
-            with self._lock:
-                lag = _TALK_LAG_NS if now < self._talk_until_ns else 0
-                self._fill_to(now - lag)
+        while not self._stop.wait(period / 2):
+            self._deliver_due(time.monotonic_ns())
 
-    def _fill_to(self, until_ns: int) -> None:
-        """Deliver quiet from where the stream is to ``until_ns`` (under the lock)."""
-        assert self._on_chunk is not None
-        while until_ns - self._next_ns >= self.chunk * NS // RATE:
-            noise = (self._rng.standard_normal(self.chunk) * self.noise_rms).astype(np.int16)
-            self._on_chunk(AudioChunk(noise, self._next_ns))
-            self._next_ns += self.chunk * NS // RATE
+    def _deliver_due(self, now_ns: int) -> None:
+        chunk_ns = self.chunk * NS // RATE
+        with self._lock:
+            while now_ns - self.jitter_ns - self._next_ns >= chunk_ns:
+                take = self._buffer[:self.chunk]
+                self._buffer = self._buffer[len(take):]
+                pcm = (self._rng.standard_normal(self.chunk) * self.noise_rms).astype(np.int16)
+                pcm[:len(take)] = take  # the talker's audio; the quiet room where there is none
+                assert self._on_chunk is not None
+                self._on_chunk(AudioChunk(pcm, self._next_ns))
+                self._next_ns += chunk_ns
 
     def _talk(self, pcm: np.ndarray) -> None:
-        """A chunk from the talker: it was captured just before it arrived."""
-        now = time.monotonic_ns()
-        dur = len(pcm) * NS // RATE
+        """A chunk from the talker: into the jitter buffer, which never holds more than 3 x ``jitter_ms``."""
+        limit = max(self.chunk, int(3 * self.jitter_ns * RATE // NS))
         with self._lock:
-            start = now - dur
-            if start > self._next_ns:
-                self._fill_to(start)  # a gap before it (the talk began, or the network paused): quiet
-            start = self._next_ns  # contiguous with what was delivered: the stream never overlaps itself
-            self._talk_until_ns = now + 200_000_000
-            if self._on_chunk is not None:
-                self._on_chunk(AudioChunk(pcm, start))
-            self._next_ns = start + dur
+            self._buffer = np.concatenate([self._buffer, pcm])
+            if len(self._buffer) > limit:
+                self.overflow_samples += len(self._buffer) - limit
+                self._buffer = self._buffer[-limit:]
 
     # --- the server -----------------------------------------------------------------------
     def _routes(self, app) -> None:
@@ -140,8 +141,6 @@ class WebMicrophone(Microphone):
         finally:
             if self._talker is ws:
                 self._talker = None
-                with self._lock:
-                    self._talk_until_ns = 0
             log.info("browser microphone: the talker left")
         return ws
 
@@ -155,8 +154,7 @@ class WebMicrophone(Microphone):
             return
         kind = data.get("type")
         if kind == "end":
-            with self._lock:
-                self._talk_until_ns = 0  # the talker let go: the quiet catches up at once
+            pass  # the talker let go: what it sent plays out, then the quiet room
         elif kind == "text":
             text = data.get("text")
             if not isinstance(text, str) or not text.strip() or len(text) > _MAX_TEXT or any(ord(c) < 32 and c not in "\t" for c in text):
