@@ -26,12 +26,13 @@ def make_microphone(s, config=None) -> Microphone:
     """The device ``hearing.mic_device`` names: the simulated twin for ``sim``, the kiosk page's
     browser microphone for ``web``, else PortAudio."""
     if s.mic_device == "web":
-        from assistant.web import read_token, web_limits
+        from assistant.web import WebLimits, read_token, web_limits
         from hardware.microphone_web import WebMicrophone
 
+        # The guards and the token of every web server (``[web]``, ``ops.token_file``).
         token = read_token(config.ops.token_file) if config is not None else ""
-        limits = web_limits(config) if config is not None else None
-        return WebMicrophone(s.web_host, s.web_port, token=token, chunk_ms=s.mic_chunk_ms, **({"limits": limits} if limits else {}))
+        limits = web_limits(config) if config is not None else WebLimits()
+        return WebMicrophone(s.web_host, s.web_port, token=token, limits=limits, chunk_ms=s.mic_chunk_ms)
     if s.mic_device == "sim":
         leak = s.mic_sim_leak_db if s.mic_sim_speaker else None
         twin = dict(chunk_ms=s.mic_chunk_ms, start_at_ns=s.mic_start_at_ns, speaker_leak_db=leak,

@@ -78,7 +78,7 @@ class RendererService(Service):
             synth,
             lambda: open_outputs(kinds, fps=s.fps, web_host=s.web_host, web_port=s.web_port,
                                  jpeg_quality=s.web_jpeg_quality, max_width=min(s.width, s.web_max_width), record_path=s.record_path,
-                                 web_options=self._web_options()),
+                                 web_options=self._web_options() if "web" in kinds else None),
             s.fps, IdleLife(seed=seed), TimelineSettings(lead_s=s.lead_s),
             on_frame=self._publish_frame, gaze_timeout_s=s.gaze_timeout_s)
         self.player.start()
