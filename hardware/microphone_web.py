@@ -118,7 +118,7 @@ class WebMicrophone(Microphone):
     async def _serve(self, request):
         from aiohttp import WSMsgType, web
 
-        ws = web.WebSocketResponse(heartbeat=10.0, max_msg_size=_MAX_CHUNK * 2 + 1024)
+        ws = web.WebSocketResponse(heartbeat=10.0, max_msg_size=_MAX_CHUNK * 2 + 1024, compress=False)
         await ws.prepare(request)
         if self._talker is not None and not self._talker.closed:
             self.busy_refusals += 1

@@ -199,7 +199,8 @@ class WebScreen:
 
         from aiohttp import WSMsgType, web
 
-        ws = web.WebSocketResponse(heartbeat=10.0, max_msg_size=1 << 16)
+        # No per-message deflate: JPEG and PCM do not shrink, and compressing costs CPU per viewer.
+        ws = web.WebSocketResponse(heartbeat=10.0, max_msg_size=1 << 16, compress=False)
         await ws.prepare(request)
         queue: asyncio.Queue = asyncio.Queue()
         entry = (ws, queue)
@@ -210,12 +211,15 @@ class WebScreen:
         log.info("kiosk page: a viewer joined (%d watching)", len(self._viewers))
 
         async def sender():
-            while True:
-                msg = await queue.get()
-                if isinstance(msg, bytes):
-                    await ws.send_bytes(msg)
-                else:
-                    await ws.send_str(msg)
+            try:
+                while not ws.closed:
+                    msg = await queue.get()
+                    if isinstance(msg, bytes):
+                        await ws.send_bytes(msg)
+                    else:
+                        await ws.send_str(msg)
+            except (ConnectionError, RuntimeError):
+                pass  # the viewer went away mid-send (aiohttp's reset error is a ConnectionResetError)
 
         seq, t_ns, jpeg = self._jpeg
         if jpeg:  # something to show at once, before the next frame is drawn
@@ -232,7 +236,11 @@ class WebScreen:
                 if not isinstance(data, dict):
                     continue
                 if data.get("type") == "ping":
-                    await ws.send_str(json.dumps({"type": "pong", "t": data.get("t"), "server_ms": time.monotonic_ns() / 1e6}))
+                    # At once, not behind queued frames: the page's clock estimate depends on it.
+                    try:
+                        await ws.send_str(json.dumps({"type": "pong", "t": data.get("t"), "server_ms": time.monotonic_ns() / 1e6}))
+                    except ConnectionError:
+                        break
                 elif data.get("type") == "stats":
                     self._take_stats(data)
         finally:
