@@ -249,16 +249,30 @@ def cmd_talk(config: Config, args: argparse.Namespace) -> int:
     """``assistant up`` with the kiosk page as the face, the voice and the microphone."""
     from assistant.supervisor import Supervisor
 
+    import shutil
+    import tempfile
+
     overrides = dict(TALK_OVERRIDES)
+    scratch = tempfile.mkdtemp(prefix="assistant-talk-")
     if args.speaker:
         overrides.pop("ASSISTANT_VOICE__SPEAKER__KIND")  # the configured sound card plays the voice too
+    else:
+        # The WAV twin records every sample (about 350 MB an hour): kept only while the session runs.
+        overrides["ASSISTANT_VOICE__SPEAKER__WAV_PATH"] = os.path.join(scratch, "voice.wav")
     for key, value in overrides.items():
         os.environ[key] = value  # the children read the same config with these on top
-    config = load(args.config)
-    r = config.renderer
-    print(f"assistant: talk to it at http://{r.web_host}:{r.web_port}/ (press Talk, or type); "
-          f"status page http://{config.ops.host}:{config.ops.port}/; Ctrl-C stops", flush=True)
-    return Supervisor(config, args.config).run()
+    try:
+        try:
+            config = load(args.config)
+        except ConfigError as exc:
+            print(f"assistant: config error: {exc}", file=sys.stderr)
+            return 2
+        r = config.renderer
+        print(f"assistant: talk to it at http://{r.web_host}:{r.web_port}/ (press Talk, or type); "
+              f"status page http://{config.ops.host}:{config.ops.port}/; Ctrl-C stops", flush=True)
+        return Supervisor(config, args.config).run()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def cmd_install(config: Config, args: argparse.Namespace) -> int:
