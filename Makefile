@@ -13,7 +13,15 @@ APT_PACKAGES := espeak-ng portaudio19-dev pulseaudio pulseaudio-utils libasound2
 ORT_EXTRA := $(shell nvidia-smi -L >/dev/null 2>&1 && echo gpu || echo cpu)
 PYTEST_ARGS ?=
 
-.PHONY: setup system-packages venv test demo bench clean install verify-units soak
+# Production (`make install`): only what a kiosk runs, from the committed lock files
+# (requirements/runtime.txt, all pinned with hashes; `make lock` remakes them with uv): no torch,
+# no test or training packages, no dovecot or test servers. `make setup` stays the dev environment.
+RUNTIME_APT_PACKAGES := espeak-ng portaudio19-dev libasound2-plugins pulseaudio-utils
+RUNTIME_EXTRAS := cpu voice hearing vision renderer email brain web
+RUNTIME_LOCKS := requirements/runtime.txt requirements/runtime-nodeps.txt
+UV ?= uv
+
+.PHONY: setup system-packages venv test demo bench clean install verify-units soak runtime-packages runtime-venv lock
 
 setup: system-packages venv
 
@@ -51,10 +59,32 @@ venv: $(VENV)/.stamp-$(ORT_EXTRA)
 test: setup verify-units
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# Production: the assistant user, /etc/assistant (config from the example), units installed and
-# enabled. Run as root from the code tree the units should run (/opt/assistant).
-install: setup
+# Production: the runtime set into .venv from the lock, then the assistant user, /etc/assistant
+# (config from the example), units installed and enabled. Run as root from the code tree the units
+# should run (/opt/assistant).
+install: runtime-packages runtime-venv
 	$(PY) -m assistant install
+
+runtime-packages:
+	@missing=$$(for p in $(RUNTIME_APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then echo "installing Debian packages: $$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
+
+# Exactly the locked versions and files (--require-hashes, --no-deps: nothing outside the lock).
+# face_recognition_models is an sdist whose setup imports pkg_resources: setuptools < 81, no isolation.
+runtime-venv: $(RUNTIME_LOCKS)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip "setuptools<81" wheel
+	$(PY) -m pip install -q --no-build-isolation --require-hashes --no-deps $(addprefix -r ,$(RUNTIME_LOCKS))
+	$(PY) -m pip install -q --no-build-isolation --no-deps -e .
+
+# Remake the lock files after a dependency changes in pyproject.toml (needs uv: pip install uv).
+lock:
+	$(UV) pip compile pyproject.toml $(addprefix --extra ,$(RUNTIME_EXTRAS)) --python-version 3.11 \
+		--python-platform x86_64-manylinux_2_28 --generate-hashes -o requirements/runtime.txt
+	@# The brain's embedding model without its declared torch stack (see the venv recipe above).
+	$(UV) pip compile requirements/runtime-nodeps.in --no-deps --python-version 3.11 \
+		--python-platform x86_64-manylinux_2_28 --generate-hashes -o requirements/runtime-nodeps.txt
 
 # CI: stage the units into a temporary root and fail on ANY systemd-analyze verify output
 # (it exits 0 on warnings).

@@ -1,4 +1,4 @@
-"""The ``assistant`` command: up, run, status, say, tail, enroll, avatar build, install.
+"""The ``assistant`` command: up, talk, run, status, say, tail, devices, enroll, avatar build, install.
 
 Exit codes: 0 success, 1 runtime failure (bus unreachable, service missing), 2 bad usage or config.
 """
@@ -83,13 +83,57 @@ def cmd_status(config: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_say(config: Config, args: argparse.Namespace) -> int:
-    from assistant.messages import Say
+    """Publish ``voice.say`` and wait until the voice starts playing it: exit 1 with one line when it
+    cannot (no speaker, no voice service, an engine error), so a script knows nothing was heard."""
+    import uuid
 
-    client = _client(config)
-    client.publish(Say(text=" ".join(args.text), lang=args.lang, interrupt=args.interrupt))
-    time.sleep(0.1)  # let the message leave before the socket closes
-    client.close()
-    return 0
+    from assistant.messages import Done, Heartbeat, Playback, Say, SystemState, VoiceError
+
+    say_id = f"cli-{uuid.uuid4().hex[:12]}"
+    client = _client(config, [Done.TYPE, VoiceError.TYPE, Playback.TYPE, Heartbeat.TYPE, SystemState.TYPE])
+    try:
+        client.publish(Say(text=" ".join(args.text), lang=args.lang, interrupt=args.interrupt, say_id=say_id), turn=say_id)
+        if args.no_wait:
+            time.sleep(0.1)  # let the message leave before the socket closes
+            return 0
+        return _await_speech(client, say_id, args.wait)
+    finally:
+        client.close()
+
+
+def _await_speech(client, say_id: str, wait_s: float) -> int:
+    from assistant.messages import Done, Heartbeat, Playback, SystemState, VoiceError
+
+    deadline = time.monotonic() + wait_s
+    voice_seen = False
+    ours: set[str] = set()  # utterance ids of this request
+    while time.monotonic() < deadline:
+        rx = client.recv(timeout_ms=100)
+        if rx is None:
+            continue
+        msg = rx.msg
+        if isinstance(msg, VoiceError) and msg.say_id == say_id:
+            print(f"assistant: the voice cannot say it: {msg.error}", file=sys.stderr)
+            return 1
+        if isinstance(msg, Done) and msg.say_id == say_id:
+            if msg.status == "failed":
+                print(f"assistant: the voice could not play it: {msg.detail or 'failed'}", file=sys.stderr)
+                return 1
+            ours.add(msg.utterance_id)
+            if msg.last:
+                return 0
+        elif isinstance(msg, Playback) and rx.header.turn == say_id:
+            return 0  # it is being heard now
+        elif isinstance(msg, (Heartbeat, SystemState)) and msg.service == "voice":
+            voice_seen = True
+            if msg.state == "degraded" or (isinstance(msg, Heartbeat) and msg.counters.get("speaker_available") == 0):
+                print("assistant: the voice cannot play: no speaker (check voice.speaker, `assistant devices`)", file=sys.stderr)
+                return 1
+    if not voice_seen:
+        print(f"assistant: no voice service answered within {wait_s:.0f} s (is it running? `assistant status`)", file=sys.stderr)
+    else:
+        print(f"assistant: nothing was played within {wait_s:.0f} s", file=sys.stderr)
+    return 1
 
 
 def _describe(rx) -> str:
@@ -187,22 +231,79 @@ def cmd_avatar_build(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_devices(config: Config, args: argparse.Namespace) -> int:
+    from assistant.devices import report
+
+    text, _ = report()
+    print(text)
+    return 0
+
+
+#: What ``assistant talk`` changes: the face and voice go to the page, the page's microphone and
+#: text box are the hearing, and speech is answered without a visitor in front of the camera.
+TALK_OVERRIDES = {"ASSISTANT_RENDERER__SCREEN": '["web"]', "ASSISTANT_HEARING__MIC_DEVICE": "web",
+                  "ASSISTANT_BRAIN__ALWAYS_LISTEN": "true", "ASSISTANT_VOICE__SPEAKER__KIND": "wav"}
+
+
+def cmd_talk(config: Config, args: argparse.Namespace) -> int:
+    """``assistant up`` with the kiosk page as the face, the voice and the microphone."""
+    from assistant.supervisor import Supervisor
+
+    import shutil
+    import tempfile
+
+    overrides = dict(TALK_OVERRIDES)
+    scratch = tempfile.mkdtemp(prefix="assistant-talk-")
+    if args.speaker:
+        overrides.pop("ASSISTANT_VOICE__SPEAKER__KIND")  # the configured sound card plays the voice too
+    else:
+        # The WAV twin records every sample (about 350 MB an hour): kept only while the session runs.
+        overrides["ASSISTANT_VOICE__SPEAKER__WAV_PATH"] = os.path.join(scratch, "voice.wav")
+    for key, value in overrides.items():
+        os.environ[key] = value  # the children read the same config with these on top
+    try:
+        try:
+            config = load(args.config)
+        except ConfigError as exc:
+            print(f"assistant: config error: {exc}", file=sys.stderr)
+            return 2
+        r = config.renderer
+        print(f"assistant: talk to it at http://{r.web_host}:{r.web_port}/ (press Talk, or type); "
+              f"status page http://{config.ops.host}:{config.ops.port}/; Ctrl-C stops", flush=True)
+        return Supervisor(config, args.config).run()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 def cmd_install(config: Config, args: argparse.Namespace) -> int:
     from assistant.install import run
 
     return run(args, list(config.supervisor.services))
 
 
+_CONFIG_HELP = "TOML config file (default: $ASSISTANT_CONFIG, else /etc/assistant/assistant.toml when present, else built-in defaults)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="assistant", description="Embodied kiosk assistant.")
-    parser.add_argument("--config", help="TOML config file (default: /etc/assistant/assistant.toml when present, else built-in defaults)")
+    parser.add_argument("--config", help=_CONFIG_HELP)
+    # --config is also accepted after the subcommand (SUPPRESS: absent there, the one before stays).
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", default=argparse.SUPPRESS, help=_CONFIG_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
+    _add = sub.add_parser
+    sub.add_parser = lambda *a, **kw: _add(*a, parents=[common], **kw)  # type: ignore[method-assign]
     p = sub.add_parser("up", help="run the bus and every enabled service; restart crashes; Ctrl-C stops all")
     p.set_defaults(fn=cmd_up)
     p = sub.add_parser("run", help="run one service (bus, voice, renderer, ...) in the foreground")
     p.add_argument("name")
     p.add_argument("service_args", nargs=argparse.REMAINDER, help="arguments for the service")
     p.set_defaults(fn=cmd_run)
+    p = sub.add_parser("talk", help="run the kiosk with its web page: face, voice, microphone and text box in your browser")
+    p.add_argument("--speaker", action="store_true", help="also play the voice on the configured speaker (voice.speaker)")
+    p.set_defaults(fn=cmd_talk)
+    p = sub.add_parser("devices", help="list cameras, microphones and speakers with the config line that selects each")
+    p.set_defaults(fn=cmd_devices)
     p = sub.add_parser("status", help="table of services from their heartbeats; exit 1 if one is missing")
     p.add_argument("--wait", type=float, default=2.5, help="seconds to listen for heartbeats")
     p.set_defaults(fn=cmd_status)
@@ -210,6 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("text", nargs="+")
     p.add_argument("--lang", default="")
     p.add_argument("--interrupt", action="store_true", help="stop current speech first")
+    p.add_argument("--wait", type=float, default=15.0, help="seconds to wait for the voice to start speaking")
+    p.add_argument("--no-wait", action="store_true", help="publish and return at once (exit 0 even if nothing plays)")
     p.set_defaults(fn=cmd_say)
     p = sub.add_parser("tail", help="print bus traffic, one line per message")
     p.add_argument("topics", nargs="*", help="topic prefixes (default: everything)")
@@ -224,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_enroll)
     p = sub.add_parser("avatar", help="neural avatars for the renderer")
     avatar = p.add_subparsers(dest="avatar_command", required=True)
-    p = avatar.add_parser("build", help="turn talking VIDEO(s) of one person into an avatar (resumable: rerun to continue)")
+    p = avatar.add_parser("build", parents=[common], help="turn talking VIDEO(s) of one person into an avatar (resumable: rerun to continue)")
     p.add_argument("videos", nargs="+", metavar="VIDEO")
     p.add_argument("--name", required=True, help="avatar name for renderer.neural.avatar")
     p.add_argument("--out", default="", help="avatars folder (default: renderer.neural.avatars_dir)")

@@ -70,7 +70,11 @@ class Child:
     abort_sent: float | None = None  # when the watchdog sent SIGABRT to the current process
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(self.argv, start_new_session=False, preexec_fn=_die_with_parent)
+        # A process group of its own: Ctrl-C in the terminal reaches only the supervisor, which then
+        # stops the services first and the bus last (a group-wide SIGINT stopped the bus with them,
+        # and every service logged that it had lost the broker). PR_SET_PDEATHSIG still ends the
+        # children if the supervisor dies.
+        self.proc = subprocess.Popen(self.argv, process_group=0, preexec_fn=_die_with_parent)
         self.started = time.monotonic()
         self.abort_sent = None
         log.info("started %s (pid %d)", self.name, self.proc.pid)
@@ -187,7 +191,18 @@ class Supervisor:
 
 
 def run_service(name: str, argv: list[str]) -> int:
-    """Run one service in this process (``assistant run NAME``)."""
-    import importlib
+    """Run one service in this process (``assistant run NAME``), exactly as ``python -m services.NAME``
+    would: the module (or the package's ``__main__``) runs as ``__main__`` with ``argv``."""
+    import runpy
 
-    return importlib.import_module(module_for(name)).main(argv)
+    module = module_for(name)
+    saved = sys.argv
+    sys.argv = [module, *argv]
+    try:
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+    except SystemExit as exc:
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
+    finally:
+        sys.argv = saved
+    return 0

@@ -98,6 +98,10 @@ class WavSinkSpeaker(Speaker):
         self.block_frames = block_frames
         self.latency_s = latency_s
         self.underruns = 0
+        self.late_silent = 0
+        """Late wake-ups while the device played silence: re-anchored like an underrun, but nothing was
+        heard missing (a loaded machine's timer jitter against the 10 ms buffer; not counted as underruns)."""
+        self._audible = False  # the last block held sound
         self._file = sf.SoundFile(self.path, "w", samplerate=sample_rate, channels=1, subtype="PCM_16")
         # The block time line, run-length coded: [first sample, leave_ns, blocks, block length] per
         # run of blocks on one clock (a new run after an underrun or an unplug). One row per block
@@ -156,12 +160,17 @@ class WavSinkSpeaker(Speaker):
                 time.sleep((wake - now) / 1e9)
                 now = time.monotonic_ns()
             if now > leave:
-                # The buffer ran dry before this block was ready: restart the clock from now.
-                self.underruns += 1
+                # The buffer ran dry before this block was ready: restart the clock from now. Only a
+                # gap in sound is an underrun a listener hears; one in silence is a late wake-up.
+                if self._audible:
+                    self.underruns += 1
+                else:
+                    self.late_silent += 1
                 anchor, j = now + lat_ns, 0
                 leave = anchor
             cuts = self._cuts
             block = np.array(source(self.block_frames, leave), dtype=np.int16)
+            self._audible = bool(block.any())
             with self._lock:
                 if cuts != self._cuts:
                     self._fade_out(leave, block, *self._cut)  # rendered while a discard happened
@@ -226,7 +235,10 @@ class WavSinkSpeaker(Speaker):
             self._file.close()
             np.save(self.path.with_suffix(".times.npy"), self._rows())
         if self.underruns:
-            log.warning("wav speaker: %d underruns", self.underruns)
+            log.warning("wav speaker: %d underruns: the simulated card's %.0f ms buffer ran dry while sound played "
+                        "(the machine was too busy to feed it in time; see docs/devices.md)", self.underruns, self.latency_s * 1000)
+        if self.late_silent:
+            log.debug("wav speaker: %d late wake-ups in silence (no sound was missing)", self.late_silent)
 
 
 def read_recording(path: str | Path) -> tuple[np.ndarray, int, np.ndarray]:

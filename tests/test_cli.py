@@ -61,7 +61,7 @@ def test_say_publishes_and_tail_prints_one_line_per_message(procs):
     tail = procs.start("assistant", "tail", "voice.", "-n", "1")
     time.sleep(1.5)  # tail's own start-up (it probes the bus before reading)
     watcher = procs.client([Say.TYPE])
-    assert _cli(procs, "say", "hello", "there").returncode == 0
+    assert _cli(procs, "say", "--no-wait", "hello", "there").returncode == 0
     rx = wait_for(watcher, lambda rx: True)
     assert rx.msg.text == "hello there"
     out, _ = tail.communicate(timeout=20)

@@ -50,8 +50,9 @@ class BusSettings(Section):
 
 
 class SupervisorSettings(Section):
-    services: tuple[str, ...] = ("camera", "hearing", "voice", "renderer", "email", "brain")
-    """Services ``assistant up`` starts (the bus is always started first) and ``status`` expects."""
+    services: tuple[str, ...] = ("camera", "hearing", "voice", "renderer", "email", "brain", "ops")
+    """Services ``assistant up`` starts (the bus is always started first) and ``status`` expects;
+    ``ops`` is the status page (leave it out to run without one)."""
     restart_backoff_s: Annotated[tuple[Annotated[float, Within(0.0, 3600.0)], ...], msgspec.Meta(min_length=1)] = (0.2, 0.5, 1.0, 2.0, 5.0)
     """Delays before restarting a crashed child; the last repeats. Reset after 60 s of uptime."""
     stop_timeout_s: Annotated[float, Above(0.0, 300.0)] = 2.0
@@ -276,6 +277,11 @@ class RendererSettings(Section):
     """Port of the web page; 0 picks a free one (logged at start-up)."""
     web_jpeg_quality: Annotated[int, Within(1, 100)] = 80
     """JPEG quality of the web stream, 1..100."""
+    web_delay_ms: Annotated[float, Within(0.0, 2000.0)] = 80.0
+    """The kiosk page shows each frame and plays each sound this long after the speaker would: a jitter
+    buffer that keeps the face and the voice together in the browser (it adds to the page's latency)."""
+    web_max_width: Annotated[int, Within(16, 1920)] = 960
+    """Frames sent to the kiosk page are scaled down to this width (JPEG encoding is per frame, shared by all viewers)."""
     record_path: str = "face.mp4"
     """MP4 file written by the ``record`` screen (relative to the working directory); overwritten."""
     mirrored_camera: bool = False
@@ -310,7 +316,12 @@ class HearingSettings(Section):
     pocketsphinx_dict: str = ""
     """PocketSphinx pronunciation dictionary; empty: the bundled one."""
     mic_device: str = "sim"
-    """``sim``: the simulated microphone playing ``mic_file``; else a PortAudio input device: ``default``, an index, or part of its name."""
+    """``sim``: the simulated microphone playing ``mic_file``; ``web``: the kiosk page's microphone (a browser on
+    ``web_host:web_port``); else a PortAudio input device: ``default``, an index, or part of its name."""
+    web_host: str = "127.0.0.1"
+    """``mic_device = "web"``: address the browser microphone listens on (loopback; any other address needs ``ops.token_file``)."""
+    web_port: Annotated[int, Within(0, 65535)] = 8781
+    """``mic_device = "web"``: its port (the kiosk page finds it by itself); 0 picks a free one."""
     mic_file: str = ""
     """WAV/FLAC file the simulated microphone plays once in real time (empty: a quiet room)."""
     mic_lead_s: Annotated[float, Within(0.0, 60.0)] = 0.5
@@ -554,6 +565,9 @@ class BrainSettings(Section):
     """Say a short filler when an answer takes longer than this."""
     filler: str = "Let me see."
     """The filler."""
+    always_listen: bool = False
+    """Answer what is heard even when the camera sees nobody engaged: visitors on the kiosk page
+    (``assistant talk``), or a kiosk without a camera. Off: speech is answered only while someone faces the kiosk."""
     min_confidence: Annotated[float, Within(0.0, 1.0)] = 0.15
     """Transcripts less confident than this get "sorry, I didn't catch that" (0 disables)."""
     max_question_words: Annotated[int, Within(1, 10000)] = 60
@@ -598,6 +612,18 @@ class OpsSettings(Section):
     """A service whose last heartbeat is older than this is shown (and exported) as down."""
 
 
+class WebSettings(Section):
+    """Guards of every web server the kiosk opens: the status page, the kiosk page, the browser microphone."""
+
+    allowed_hosts: tuple[str, ...] = ()
+    """Host names a browser may use besides ``localhost``, the loopback addresses and the listening address
+    (the DNS-rebinding defence: any other ``Host`` header gets 421)."""
+    max_connections: Annotated[int, Within(4, 10000)] = 64
+    """Open connections per server; at the cap the oldest idle one is closed, else the new one gets 503."""
+    header_timeout_s: Annotated[float, Within(0.5, 600.0)] = 10.0
+    """A connection that sends no complete request head for this long (half-open, slowloris, idle keep-alive) is closed."""
+
+
 class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=True):
     """The whole configuration file."""
 
@@ -611,6 +637,7 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=Tr
     email: EmailSettings = EmailSettings()
     brain: BrainSettings = BrainSettings()
     ops: OpsSettings = OpsSettings()
+    web: WebSettings = WebSettings()
 
     def __post_init__(self) -> None:
         wd, hb = self.supervisor.watchdog_s, self.service.heartbeat_s

@@ -6,7 +6,8 @@ from typing import Literal
 
 from .base import Message, message
 
-State = Literal["starting", "ready", "stopping", "stopped", "failed"]
+State = Literal["starting", "ready", "degraded", "stopping", "stopped", "failed"]
+"""``degraded``: running, but a part it needs is missing (the voice without a speaker); ``detail`` says which."""
 
 
 @message("system.state")

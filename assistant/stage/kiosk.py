@@ -188,6 +188,8 @@ reception = "reception@example.com"
     def stop(self) -> None:
         """SIGTERM the supervisor (it stops the services, the renderer finishes its MP4), still watching the bus."""
         if self.up is not None and self.up.poll() is None:
+            # The broker stops last, on purpose: our watching client losing it then is no fault to report.
+            logging.getLogger("assistant.bus.client").setLevel(logging.ERROR)
             self.up.send_signal(signal.SIGTERM)
             deadline = time.monotonic() + 30
             while self.up.poll() is None and time.monotonic() < deadline:

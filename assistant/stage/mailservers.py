@@ -196,6 +196,10 @@ class SmtpSink:
         self.controller = None
 
     def start(self) -> "SmtpSink":
+        import logging
+
+        # aiosmtpd logs every connection and command at INFO ("mail.log"): debug chatter, not results.
+        logging.getLogger("mail.log").setLevel(logging.WARNING)
         from aiosmtpd.controller import Controller
 
         sink = self

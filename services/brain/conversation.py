@@ -177,9 +177,14 @@ class Brain:
         return []  # "recognised" after greeting: pending mail is offered by tick()
 
     # --- hearing -------------------------------------------------------------------------
+    @property
+    def listening(self) -> bool:
+        """Speech is meant for us: someone is engaged, or ``always_listen`` (a visitor on the kiosk page)."""
+        return self.s.always_listen or self.sessions.listening
+
     def on_speech_started(self, during_playback: bool) -> list[Out]:
         """Barge-in: a visitor talking over the assistant silences it at once."""
-        if not self.sessions.listening:
+        if not self.listening:
             return []
         if self.job is not None:
             self.count("answers_overtaken")
@@ -190,7 +195,7 @@ class Brain:
         return self.stop("barge-in")
 
     def on_transcript(self, turn: str, text: str, confidence: float, speech_end_ns: int, transcript_ns: int) -> list[Out | Job]:
-        if not self.sessions.listening:
+        if not self.listening:
             self.count("ignored_nobody_engaged")
             return []
         text = " ".join(text.split())

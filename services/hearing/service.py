@@ -22,8 +22,17 @@ from .vad import EndpointerSettings
 log = logging.getLogger(__name__)
 
 
-def make_microphone(s) -> Microphone:
-    """The device ``hearing.mic_device`` names: the simulated twin for ``sim``, else PortAudio."""
+def make_microphone(s, config=None) -> Microphone:
+    """The device ``hearing.mic_device`` names: the simulated twin for ``sim``, the kiosk page's
+    browser microphone for ``web``, else PortAudio."""
+    if s.mic_device == "web":
+        from assistant.web import WebLimits, read_token, web_limits
+        from hardware.microphone_web import WebMicrophone
+
+        # The guards and the token of every web server (``[web]``, ``ops.token_file``).
+        token = read_token(config.ops.token_file) if config is not None else ""
+        limits = web_limits(config) if config is not None else WebLimits()
+        return WebMicrophone(s.web_host, s.web_port, token=token, limits=limits, chunk_ms=s.mic_chunk_ms)
     if s.mic_device == "sim":
         leak = s.mic_sim_leak_db if s.mic_sim_speaker else None
         twin = dict(chunk_ms=s.mic_chunk_ms, start_at_ns=s.mic_start_at_ns, speaker_leak_db=leak,
@@ -56,7 +65,9 @@ class HearingService(Service):
         self.pipeline.start()
         self.mic: Microphone | None = None
         try:
-            self.mic = make_microphone(s)
+            self.mic = make_microphone(s, self.config)
+            if hasattr(self.mic, "on_text"):  # the kiosk page's text box: a typed line is a transcript
+                self.mic.on_text = self._typed
         except MicrophoneError as exc:
             # A broken file or a missing driver: say so and keep the service (and the rest) running.
             self.count("mic_errors")
@@ -104,6 +115,12 @@ class HearingService(Service):
                                     lang=self.lang), turn=ev.turn)
             log.info("heard %r (%.0f ms after the end of speech, rtf %.2f)", ev.result.text,
                      (time.monotonic_ns() - ev.speech_end_ns) / 1e6, ev.stt_s / ev.audio_s if ev.audio_s else 0.0)
+
+    def _typed(self, text: str) -> None:
+        now = time.monotonic_ns()
+        self.publish(Transcript(text=text, confidence=1.0, engine="typed", speech_start_ns=now, speech_end_ns=now, lang=self.lang),
+                     turn=f"typed-{now:x}")
+        log.info("typed: %d characters", len(text))
 
     # --- bus -> pipeline -------------------------------------------------------------------
     @on(Utterance)

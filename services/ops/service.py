@@ -6,26 +6,12 @@ import logging
 
 from assistant.messages import Received
 from assistant.service import Service, on
-from services.email.credentials import secret_path
+from assistant.web import read_token, web_limits
 
 from .board import WATCHED, StatusBoard
-from .web import StatusServer, WebError
+from .web import StatusServer
 
 log = logging.getLogger(__name__)
-
-
-def read_token(name: str) -> str:
-    """The access token: first line of ``ops.token_file``; empty when none is configured."""
-    if not name:
-        return ""
-    path = secret_path(name)
-    try:
-        token = (path.read_text(encoding="utf-8").splitlines() or [""])[0].strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise WebError(f"ops.token_file: cannot read {path} ({type(exc).__name__}); check the path and its permissions") from None
-    if not token:
-        raise WebError(f"ops.token_file: {path} is empty; write a token in it or clear ops.token_file")
-    return token
 
 
 class OpsService(Service):
@@ -36,13 +22,14 @@ class OpsService(Service):
     def setup(self) -> None:
         cfg = self.config.ops
         self.board = StatusBoard(cfg.history, cfg.stale_after_s)
-        self.server = StatusServer(self.board, cfg.host, cfg.port, read_token(cfg.token_file), on_request=self._on_request)
+        self.server = StatusServer(self.board, cfg.host, cfg.port, read_token(cfg.token_file), on_request=self._on_request,
+                                   limits=web_limits(self.config))
         self.server.start()
         log.info("status page on %s (metrics on %smetrics)%s", self.server.url, self.server.url, " with a token" if self.server.token else "")
 
     def _on_request(self, route: str) -> None:
         # Runs on the web server's threads: count on the loop, where the heartbeat reads counters.
-        key = "http_unauthorised" if route == "unauthorised" else "http_requests"
+        key = {"unauthorised": "http_unauthorised", "refused": "http_refused"}.get(route, "http_requests")
         self.call_soon(lambda: self.count(key))
 
     @on(*WATCHED)

@@ -95,12 +95,12 @@ class ThreadedRecorder:
 
 
 def open_outputs(kinds: list[str], *, fps: float, web_host: str, web_port: int, jpeg_quality: int,
-                 max_width: int, record_path: str) -> list[Screen]:
+                 max_width: int, record_path: str, web_options: dict | None = None) -> list[Screen]:
     """Open every named screen; if one fails, close the others and raise :class:`ScreenError`."""
     opened: list[Screen] = []
     makers: dict[str, Callable[[], Screen]] = {
         "window": lambda: WindowScreen("assistant"),
-        "web": lambda: _web(web_host, web_port, jpeg_quality, max_width),
+        "web": lambda: _web(web_host, web_port, jpeg_quality, max_width, web_options or {}),
         "record": lambda: ThreadedRecorder(VideoRecorder(record_path, fps=fps)),
         "null": NullScreen,
     }
@@ -117,9 +117,11 @@ def open_outputs(kinds: list[str], *, fps: float, web_host: str, web_port: int, 
     return opened
 
 
-def _web(host: str, port: int, quality: int, max_width: int) -> WebScreen:
+def _web(host: str, port: int, quality: int, max_width: int, options: dict) -> WebScreen:
+    from assistant.web import WebError
+
     try:
-        return WebScreen(host=host, port=port, jpeg_quality=quality, max_width=max_width)
-    except OSError as exc:
-        raise ScreenError(f"web screen cannot listen on {host}:{port}: {exc.strerror};"
-                          " set renderer.web_port to a free port (0: any)") from None
+        return WebScreen(host=host, port=port, jpeg_quality=quality, max_width=max_width, **options)
+    except (OSError, WebError) as exc:
+        raise ScreenError(f"web screen: {getattr(exc, 'strerror', None) or exc}; set renderer.web_host / renderer.web_port"
+                          " (0: any free port)") from None

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from assistant.config.schema import RendererSettings
-from assistant.messages import Done, Faces, FaceLandmarks, Playback, Received, RendererStats, Speech, Stop, Utterance
+from assistant.messages import (Done, Faces, FaceLandmarks, Partial, Playback, Received, RendererStats, Reply, Speech, Stop, Transcript,
+                                Utterance)
 from assistant.service import Service, on
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,8 @@ class RendererService(Service):
         self.player = FacePlayer(
             synth,
             lambda: open_outputs(kinds, fps=s.fps, web_host=s.web_host, web_port=s.web_port,
-                                 jpeg_quality=s.web_jpeg_quality, max_width=s.width, record_path=s.record_path),
+                                 jpeg_quality=s.web_jpeg_quality, max_width=min(s.width, s.web_max_width), record_path=s.record_path,
+                                 web_options=self._web_options() if "web" in kinds else None),
             s.fps, IdleLife(seed=seed), TimelineSettings(lead_s=s.lead_s),
             on_frame=self._publish_frame, gaze_timeout_s=s.gaze_timeout_s)
         self.player.start()
@@ -86,6 +88,24 @@ class RendererService(Service):
         self._interrupted: set[str] = set()
         self.every(s.stats_period_s, self._publish_stats)
         log.info("renderer %dx%d at %.0f fps on %s; driver %s", s.width, s.height, s.fps, ", ".join(kinds), s.driver)
+
+    def _web_options(self) -> dict:
+        """The kiosk page's guards (those of the status page), its jitter delay and where the browser microphone is."""
+        from assistant.web import read_token, web_limits
+
+        c, s = self.config, self.settings
+        return {"token": read_token(c.ops.token_file), "limits": web_limits(c), "delay_ms": s.web_delay_ms,
+                "mic_port": c.hearing.web_port if c.hearing.mic_device == "web" else 0}
+
+    # --- the kiosk page's running transcript ------------------------------------------------
+    @on(Transcript, Partial, Reply)
+    def on_words(self, rx: Received) -> None:
+        msg = rx.msg
+        who = "assistant" if isinstance(msg, Reply) else "visitor"
+        for screen in self.player.screens:
+            caption = getattr(screen, "caption", None)
+            if caption is not None:
+                caption(who, msg.text, isinstance(msg, Partial))
 
     def teardown(self) -> None:
         player = getattr(self, "player", None)

@@ -97,8 +97,10 @@ class VoiceService(Service):
             log.error("no speaker: playback stopped; replies fail until it is back")
             self.scheduler.unavailable = "the speaker is gone (unplugged?); nothing can be played"
             self.scheduler.stop("speaker lost")
+            self._set_state("degraded", "no speaker")  # status and the status page show it
         elif available and lost:
             self.scheduler.unavailable = ""
+            self._set_state("ready")
             log.warning("speaker back: replies play again")
 
     def heartbeat_counters(self) -> dict[str, float]:

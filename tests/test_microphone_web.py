@@ -1,0 +1,99 @@
+"""The browser microphone on its own (no bus): one talker at a time, the talker's audio in a
+continuous real-time stream with the quiet room in between, typed lines, hostile messages."""
+
+import asyncio
+import json
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from hardware.microphone import RATE
+from hardware.microphone_web import WebMicrophone
+
+
+@pytest.fixture
+def mic():
+    chunks, texts, future, lock = [], [], [], threading.Lock()
+
+    def on_chunk(chunk):
+        with lock:
+            chunks.append(chunk)
+            # A microphone never stamps audio it has not yet captured.
+            if chunk.t0_ns + len(chunk.pcm) * 1_000_000_000 // RATE > time.monotonic_ns():
+                future.append(chunk.t0_ns)
+
+    m = WebMicrophone("127.0.0.1", 0)
+    m.on_text = texts.append
+    m.start(on_chunk)
+    yield m, chunks, texts, lock
+    m.stop()
+    assert not future, f"{len(future)} chunk(s) stamped in the future"
+
+
+async def _talk(port, actions, origin=None):
+    import aiohttp
+
+    headers = {"Origin": origin} if origin else {}
+    got = []
+    async with aiohttp.ClientSession() as session:
+        async with session.ws_connect(f"http://127.0.0.1:{port}/mic", headers=headers) as ws:
+            for action in actions:
+                if isinstance(action, float):
+                    await asyncio.sleep(action)
+                elif isinstance(action, bytes):
+                    await ws.send_bytes(action)
+                elif action == "recv":
+                    msg = await ws.receive(timeout=3)
+                    got.append(msg.data)
+                else:
+                    await ws.send_str(action)
+            await asyncio.sleep(0.1)
+    return got
+
+
+def test_the_talkers_audio_joins_a_continuous_stream_and_typed_lines_arrive(mic):
+    m, chunks, texts, lock = mic
+    tone = (np.sin(np.arange(320) * 2 * np.pi * 440 / RATE) * 8000).astype("<i2").tobytes()
+    actions = [0.3] + [x for _ in range(25) for x in (tone, 0.02)] + [json.dumps({"type": "end"}),
+               json.dumps({"type": "text", "text": "  what time is it  "}),
+               json.dumps({"type": "text", "text": "bad\x07line"}), "recv", "not json", b"\x01", json.dumps({"type": "nope"})]
+    got = asyncio.run(_talk(m.port, actions))
+    time.sleep(0.3)
+    with lock:
+        stream = list(chunks)
+    assert texts == ["what time is it"] and "error" in got[0]
+    assert m.bad_messages == 4 and m.talkers == 1 and not m.talking
+    # Continuous and in real time: every chunk starts where the previous one ended.
+    for a, b in zip(stream, stream[1:]):
+        assert b.t0_ns == a.t0_ns + len(a.pcm) * 1_000_000_000 // RATE
+    loud = [c for c in stream if np.abs(c.pcm).max() > 4000]
+    assert 25 <= len(loud) <= 27  # 25 chunks of tone; a late one may straddle a chunk boundary
+    assert sum(int((np.abs(c.pcm) > 1000).sum()) for c in loud) > 0.8 * 25 * 320  # all of it arrived
+    quiet = [c for c in stream if np.abs(c.pcm).max() < 100]
+    assert len(quiet) >= 10  # the room before and after the talk
+    assert abs(stream[-1].t0_ns - time.monotonic_ns()) < 0.2e9  # in real time
+    assert m.overflow_samples == 0
+
+
+def test_one_talker_at_a_time_and_foreign_pages_are_refused(mic):
+    m, *_ = mic
+
+    async def both():
+        import aiohttp
+
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(f"http://127.0.0.1:{m.port}/mic") as first:
+                async with session.ws_connect(f"http://127.0.0.1:{m.port}/mic") as second:
+                    busy = await second.receive(timeout=3)
+                await first.send_str(json.dumps({"type": "end"}))
+            return busy.data
+
+    assert json.loads(asyncio.run(both())) == {"type": "busy"} and m.busy_refusals == 1
+    import aiohttp
+
+    with pytest.raises(aiohttp.WSServerHandshakeError) as err:
+        asyncio.run(_talk(m.port, [], origin="http://evil.example"))
+    assert err.value.status == 403
+    assert asyncio.run(_talk(m.port, [], origin=f"http://localhost:{m.port + 1}")) == []  # the kiosk page's own origin
