@@ -160,3 +160,21 @@ def test_cross_validation_scores_each_clip_with_its_own_fold(tmp_path):
                                                                  "net": {}}, no_meta)
     with pytest.raises(ValueError, match="held-out"):
         fold_heldout(no_meta)
+
+
+def test_av_offset_is_undone_for_training_and_unsynced_clips_left_out():
+    from models.lipsync.cv import clean_for_training, shift_clip
+
+    c = _clip("late", 0.25, 5, frames=60)
+    s = shift_clip(c, 3)
+    spf = SAMPLE_RATE // 25
+    assert s.name == "late@+3" and len(s.mouth) == 57 and np.array_equal(s.audio, c.audio[3 * spf :])
+    assert np.array_equal(s.mouth, c.mouth[:57])
+    e = shift_clip(c, -2)
+    assert len(e.audio) == len(c.audio) and np.array_equal(e.audio[2 * spf :], c.audio[: len(c.audio) - 2 * spf])
+    assert shift_clip(c, 0) is c
+    sync = {"late": {"r0": 0.1, "best": 0.5, "lag": 3}, "fine": {"r0": 0.3, "best": 0.55, "lag": 1},
+            "noise": {"r0": 0.0, "best": 0.1, "lag": -4}}
+    out = clean_for_training({"late": c, "fine": c, "noise": c}, sync)
+    assert set(out) == {"late", "fine"}
+    assert out["late"].name == "late@+3" and out["fine"] is c  # a small gain is no evidence of an offset

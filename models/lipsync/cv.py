@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import GridSplit, NetConfig, TrainConfig
-from .dataset import Clip
+from .dataset import SAMPLE_RATE, Clip
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +83,58 @@ def _fit(stage_cfg: TrainConfig, train_clips: list[Clip], val_clips: list[Clip],
     return out
 
 
+def shift_clip(clip: Clip, lag: int) -> Clip:
+    """The clip with its audio moved ``lag`` frames earlier (``lag`` > 0: the audio was late)."""
+    if lag == 0:
+        return clip
+    spf = int(round(SAMPLE_RATE / clip.fps))
+    if lag > 0:
+        audio, mouth = clip.audio[lag * spf :], clip.mouth[: len(clip.mouth) - lag]
+    else:
+        audio, mouth = np.concatenate([np.zeros(-lag * spf, np.float32), clip.audio]), clip.mouth[: len(clip.mouth)]
+        audio = audio[: len(clip.audio)]
+    return replace(clip, name=f"{clip.name}@{lag:+d}", audio=audio, mouth=mouth)
+
+
+def sync_check(model_path: Path, clips: dict[str, Clip], max_lag: int = 8) -> dict[str, dict]:
+    """A/V sync of each clip as the synthetic-only network hears it: r at lag 0 and at its best lag.
+
+    Like SyncNet filtering of talking-face corpora: the network has seen no real speaker, so it
+    judges each recording's audio against its video without having learnt from either.
+    """
+    from assistant.face.geometry import mouth_opening
+
+    from .evaluate import xcorr
+    from .network import load_checkpoint
+    from .train import predict_clip
+
+    model, ckpt = load_checkpoint(model_path)
+    cfg = TrainConfig()
+    out = {}
+    for name, c in clips.items():
+        curve = xcorr(mouth_opening(predict_clip(model, c, cfg)), mouth_opening(c.mouth), max_lag)
+        out[name] = {"r0": float(curve[max_lag]), "best": float(curve.max()), "lag": int(np.argmax(curve) - max_lag)}
+    return out
+
+
+def clean_for_training(clips: dict[str, Clip], sync: dict[str, dict], min_gain: float = 0.3,
+                       min_r: float = 0.2) -> dict[str, Clip]:
+    """Training copies of the clips: a clear A/V offset (best-lag r above lag-0 r by ``min_gain``)
+    is undone, a clip whose mouth follows its audio at no lag (best r < ``min_r``) is left out.
+    Evaluation always uses the clips as recorded."""
+    out = {}
+    for name, c in clips.items():
+        s = sync[name]
+        if s["best"] < min_r:
+            log.warning("%s left out of training: its mouth does not follow its audio (best r %.2f)", name, s["best"])
+            continue
+        lag = s["lag"] if s["best"] - s["r0"] >= min_gain else 0
+        if lag:
+            log.warning("%s: audio %d frames late (r %.2f at lag 0, %.2f at %+d); shifted for training", name, lag, s["r0"], s["best"], lag)
+        out[name] = shift_clip(c, lag)
+    return out
+
+
 def export_fold(ckpt_path: Path, onnx_path: Path, heldout: list[str]) -> float:
     from .export import export
     from .network import load_checkpoint
@@ -99,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--synth", type=Path, default=Path("build/lipsync/synth"))
     ap.add_argument("--work", type=Path, default=Path("build/lipsync/cv"))
     ap.add_argument("--weights", type=Path, default=Path("models/lipsync/weights"))
-    ap.add_argument("--stage", choices=["all", "pretrain", "folds", "final"], default="all")
+    ap.add_argument("--stage", choices=["all", "pretrain", "folds", "final", "report"], default="all")
+    ap.add_argument("--plot-speakers", nargs="*", default=["lieu", "retalking2"], help="validation speakers to plot")
     ap.add_argument("--folds", type=int, nargs="*", default=None)
     ap.add_argument("--steps", type=int, default=32, help="batches per epoch")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: on a shared box more only spin)")
@@ -112,31 +165,54 @@ def main(argv: list[str] | None = None) -> int:
     from .train import build_bank
 
     synth = load_dir(args.synth)[: args.max_synth] if args.synth.is_dir() else []
-    bank = build_bank(synth, recipe("finetune"), 2, cache=args.work.parent / "bank")
-    clips = {}
+    bank = build_bank(synth, recipe("finetune"), 2, cache=args.work.parent / "bank", progress=False)
+    clips, train_clips_all = {}, {}
+    pre = args.work / "pretrain.pt"
     if args.stage != "pretrain":
         clips = load_real_clips(args.data, args.cache)
-        bank |= build_bank(list(clips.values()), recipe("finetune"), args.real_versions, cache=args.work.parent / "bank")
-    log.info("%d real clips (%.0f s), %d synthetic", len(clips), sum(len(c.mouth) / c.fps for c in clips.values()), len(synth))
-    pre = args.work / "pretrain.pt"
     if args.stage in ("all", "pretrain"):
         _fit(recipe("pretrain", threads=args.threads), [], [], synth, pre, None, args.steps, bank)
+    if args.stage in ("all", "folds", "final"):
+        import json
+
+        sync = sync_check(pre, clips)
+        (args.work / "sync.json").write_text(json.dumps(sync, indent=1))
+        train_clips_all = clean_for_training(clips, sync)
+        bank |= build_bank(list(train_clips_all.values()), recipe("finetune"), args.real_versions, cache=args.work.parent / "bank", progress=False)
+    log.info("%d real clips (%.0f s), %d synthetic", len(clips), sum(len(c.mouth) / c.fps for c in clips.values()), len(synth))
     if args.stage in ("all", "folds"):
         for k in args.folds if args.folds is not None else range(len(FOLDS)):
             held = list(FOLDS[k])
-            train_clips = [c for n, c in clips.items() if n not in held]
+            train_clips = [c for n, c in train_clips_all.items() if n not in held]
             ckpt = _fit(recipe("finetune", seed=k, threads=args.threads), train_clips, [clips[n] for n in held], synth,
                         args.work / f"fold{k}.pt", pre, args.steps, bank)
             worst = export_fold(ckpt, args.weights / "cv" / f"fold{k}.onnx", held)
             log.info("fold %d exported (parity %.1e), held out %s", k, worst, held)
     if args.stage in ("all", "final"):
         held = list(GridSplit().heldout)
-        train_clips = [c for n, c in clips.items() if n not in held]
+        train_clips = [c for n, c in train_clips_all.items() if n not in held]
         ckpt = _fit(recipe("finetune", seed=100, threads=args.threads), train_clips, [clips[n] for n in held], synth,
                     args.work / "final.pt", pre, args.steps, bank)
         worst = export_fold(ckpt, args.weights / "lipsync.onnx", held)
         log.info("shipped model exported (parity %.1e)", worst)
+    if args.stage in ("all", "report"):
+        report(clips, args.weights, args.work, args.plot_speakers)
     return 0
+
+
+def report(clips: dict[str, Clip], weights: Path, work: Path, plot_speakers: list[str]) -> dict:
+    """Cross-validated table (printed, and JSON in ``work``) and the plot for the model card."""
+    import json
+
+    from .evaluate import cross_validate, cv_table, per_clip_table, plot_cv
+
+    folds = sorted((weights / "cv").glob("fold*.onnx"))
+    result = cross_validate(folds, clips)
+    print(cv_table(result))
+    print(per_clip_table(result))
+    (work / "cv.json").write_text(json.dumps(result, indent=1))
+    plot_cv(folds, clips, plot_speakers, weights / "cv_opening.png")
+    return result
 
 
 if __name__ == "__main__":

@@ -178,6 +178,35 @@ def per_clip_table(result: dict) -> str:
     return "\n".join(rows)
 
 
+def plot_cv(fold_models: list[Path], clips: dict[str, Clip], names: list[str], out: Path, seconds: float = 12.0) -> None:
+    """Predicted (by the fold model that never saw the speaker) vs measured opening, per speaker."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    owner = {n: m for m in fold_models for n in fold_heldout(m)}
+    fig, axes = plt.subplots(len(names), 1, figsize=(9, 2.6 * len(names)), squeeze=False)
+    energy = EnergyDriver()
+    for ax, name in zip(axes[:, 0], names):
+        c = clips[name]
+        pred = mouth_opening(LstmDriver(owner[name], threads=1, prefer_gpu=False).drive(c.audio, SAMPLE_RATE, c.fps))
+        en = mouth_opening(energy.drive(c.audio, SAMPLE_RATE, c.fps))
+        true = mouth_opening(c.mouth)
+        n = min(len(pred), len(true), int(seconds * c.fps))
+        t = np.arange(n) / c.fps
+        ax.plot(t, true[:n], "k", lw=2, label="measured (dlib)")
+        ax.plot(t, pred[:n], label=f"this model, fold {owner[name].stem} (r {pearson(pred[:n], true[:n]):.2f})")
+        ax.plot(t, en[:n], lw=0.8, alpha=0.7, label=f"energy baseline (r {pearson(en[:n], true[:n]):.2f})")
+        ax.set_title(f"{name}: speaker never trained on (first {n / c.fps:.0f} s)")
+        ax.set_ylabel("inner-lip opening (IOD)")
+        ax.legend(fontsize=7, loc="upper right")
+    axes[-1, 0].set_xlabel("s")
+    fig.tight_layout()
+    fig.savefig(out, dpi=80)
+    plt.close(fig)
+
+
 def table(result: dict) -> str:
     rows = ["| driver | opening r (mean) | landmark error (IOD) | A/V lag (frames) | per clip r |", "|---|---|---|---|---|"]
     for name, r in result.items():
