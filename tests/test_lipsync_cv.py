@@ -178,3 +178,18 @@ def test_av_offset_is_undone_for_training_and_unsynced_clips_left_out():
     out = clean_for_training({"late": c, "fine": c, "noise": c}, sync)
     assert set(out) == {"late", "fine"}
     assert out["late"].name == "late@+3" and out["fine"] is c  # a small gain is no evidence of an offset
+
+
+def test_silence_gate_holds_the_neutral_mouth():
+    torch.manual_seed(0)
+    gated = LipSyncNet(NetConfig(kind="tcn", hidden=8)).eval()
+    plain = LipSyncNet(NetConfig(kind="tcn", hidden=8, silence_gate=None)).eval()
+    plain.load_state_dict(gated.state_dict())
+    with torch.no_grad():
+        gated.out_gain.fill_(2.0), plain.out_gain.fill_(2.0)
+        quiet = torch.from_numpy(frame_features(np.zeros(16000, np.float32), SAMPLE_RATE))[None]
+        loud = torch.from_numpy(frame_features(speechy(), SAMPLE_RATE))[None]
+        assert torch.allclose(gated(quiet)[0], gated.neutral_unit.expand(25, -1), atol=1e-4)
+        assert not torch.allclose(plain(quiet)[0], plain.neutral_unit.expand(25, -1), atol=1e-3)
+        live = loud[0, :, 0] > -8  # speech frames: the gate is open
+        assert torch.allclose(gated(loud)[0][live], plain(loud)[0][live], atol=1e-3)

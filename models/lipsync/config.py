@@ -42,6 +42,10 @@ class NetConfig:
     """Inside the graph, per utterance: log energy relative to the utterance's loudest frame and
     cepstral mean subtraction over its speech frames (speaker, microphone and gain robustness).
     Needs the whole utterance, so only for ``lookahead == 0``."""
+    silence_gate: float | None = -14.0
+    """Natural-log power (about -61 dBFS): an utterance whose loudest frame stays below it (hiss,
+    a silent microphone) keeps the neutral mouth, and so do digitally silent frames inside speech
+    (a smooth gate inside the graph): whatever the network makes of their spectrum. None: no gate."""
     energy_floor: float = -11.0
     """Natural-log power (per sample, full scale 1) below which an utterance's loudest frame is not
     treated as speech: about -48 dBFS, under any speech we drive but above room hiss, so digital

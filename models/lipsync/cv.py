@@ -158,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: on a shared box more only spin)")
     ap.add_argument("--max-synth", type=int, default=100000)
     ap.add_argument("--real-versions", type=int, default=24, help="augmented versions of each real clip")
+    ap.add_argument("--seed-offset", type=int, default=0, help="added to every fine-tune seed (another ensemble member)")
+    ap.add_argument("--tag", default="", help="suffix of the checkpoint names (fold{k}{tag}.pt, final{tag}.pt)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from .dataset import load_dir
@@ -184,15 +186,15 @@ def main(argv: list[str] | None = None) -> int:
         for k in args.folds if args.folds is not None else range(len(FOLDS)):
             held = list(FOLDS[k])
             train_clips = [c for n, c in train_clips_all.items() if n not in held]
-            ckpt = _fit(recipe("finetune", seed=k, threads=args.threads), train_clips, [clips[n] for n in held], synth,
-                        args.work / f"fold{k}.pt", pre, args.steps, bank)
+            ckpt = _fit(recipe("finetune", seed=k + args.seed_offset, threads=args.threads), train_clips,
+                        [clips[n] for n in held], synth, args.work / f"fold{k}{args.tag}.pt", pre, args.steps, bank)
             worst = export_fold(ckpt, args.weights / "cv" / f"fold{k}.onnx", held)
             log.info("fold %d exported (parity %.1e), held out %s", k, worst, held)
     if args.stage in ("all", "final"):
         held = list(GridSplit().heldout)
         train_clips = [c for n, c in train_clips_all.items() if n not in held]
-        ckpt = _fit(recipe("finetune", seed=100, threads=args.threads), train_clips, [clips[n] for n in held], synth,
-                    args.work / "final.pt", pre, args.steps, bank)
+        ckpt = _fit(recipe("finetune", seed=100 + args.seed_offset, threads=args.threads), train_clips,
+                    [clips[n] for n in held], synth, args.work / f"final{args.tag}.pt", pre, args.steps, bank)
         worst = export_fold(ckpt, args.weights / "lipsync.onnx", held)
         log.info("shipped model exported (parity %.1e)", worst)
     if args.stage in ("all", "report"):

@@ -93,6 +93,8 @@ class LipSyncNet(nn.Module):
         L = self.cfg.lookahead
         if L > 0:  # repeat the last frame so every output step has L frames after it
             x = torch.cat([x, x[:, -1:, :].expand(-1, L, -1)], dim=1)
+        if mask is not None and L > 0:
+            mask = torch.cat([mask, mask[:, -1:].expand(-1, L)], dim=1)
         if mask is not None:  # padding is the mean feature, not a spectrum
             x = x * mask[..., None]
         x = torch.relu(self.conv(self.drop(x).transpose(1, 2)))
@@ -108,7 +110,19 @@ class LipSyncNet(nn.Module):
         else:
             h, _ = self.lstm(x.transpose(1, 2))
         y = torch.sigmoid(self.head(self.drop(h)))
-        y = self.neutral_unit + self.out_gain * (y - self.neutral_unit)
+        gain = self.out_gain
+        if self.cfg.silence_gate is not None:
+            b, t, d = feats.shape
+            e_frame = feats.reshape(b, t, d // self.per_hop, self.per_hop)[..., 0].mean(-1)
+            e_top = (e_frame + ((mask - 1.0) * 1e4 if mask is not None and L == 0 else 0.0)).max(dim=1, keepdim=True).values
+            # An utterance with no frame above the gate (hiss, a silent microphone) keeps the
+            # neutral mouth throughout; inside speech only digital silence (frames at the power
+            # floor, -100 dBFS) is held closed, as recordings never go that quiet.
+            gate = torch.sigmoid(2.0 * (e_top - self.cfg.silence_gate)) * torch.sigmoid(2.0 * (e_frame + 20.0))
+            if L > 0:
+                gate = torch.cat([gate[:, :1].expand(-1, L), gate], dim=1)  # output step j is frame j - L
+            gain = gain * gate[..., None]
+        y = self.neutral_unit + gain * (y - self.neutral_unit)
         return y[:, L:, :] if L > 0 else y
 
 
@@ -118,7 +132,8 @@ def build(net_cfg: dict | NetConfig, tcfg: dict | TargetConfig | None = None) ->
         net_cfg = dict(net_cfg)
         if "dilations" in net_cfg:
             net_cfg["dilations"] = tuple(net_cfg["dilations"])
-        net_cfg = NetConfig(**{"utterance_norm": False, **net_cfg})
+        old = {} if "utterance_norm" in net_cfg else {"utterance_norm": False, "silence_gate": None}
+        net_cfg = NetConfig(**{**old, **net_cfg})
     if isinstance(tcfg, dict):
         tcfg = TargetConfig(**{k: tuple(v) for k, v in tcfg.items()})
     return LipSyncNet(net_cfg, tcfg or TargetConfig())
