@@ -193,3 +193,24 @@ def test_silence_gate_holds_the_neutral_mouth():
         assert not torch.allclose(plain(quiet)[0], plain.neutral_unit.expand(25, -1), atol=1e-3)
         live = loud[0, :, 0] > -8  # speech frames: the gate is open
         assert torch.allclose(gated(loud)[0][live], plain(loud)[0][live], atol=1e-3)
+
+
+def test_ensemble_averages_its_members_and_exports(tmp_path):
+    from assistant.face.lstm_driver import LstmDriver
+    from models.lipsync.export import export
+    from models.lipsync.network import Ensemble
+
+    members = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        members.append(LipSyncNet(NetConfig(kind="tcn", hidden=8)).eval())
+    ens = Ensemble(members).eval()
+    f = torch.from_numpy(frame_features(speechy(), SAMPLE_RATE))[None]
+    with torch.no_grad():
+        assert torch.allclose(ens(f), (members[0](f) + members[1](f)) / 2, atol=1e-6)
+        ens.out_gain.fill_(1.5)
+        n = ens.neutral_unit
+        assert torch.allclose(ens(f), n + 1.5 * ((members[0](f) + members[1](f)) / 2 - n), atol=1e-6)
+    ckpt = {"features": TrainConfig().features.to_dict(), "target": TrainConfig().target.__dict__, "net": ens.cfg.__dict__}
+    assert export(ens, ckpt, tmp_path / "ens.onnx") <= 1e-4
+    assert LstmDriver(tmp_path / "ens.onnx", prefer_gpu=False).drive(speechy(), SAMPLE_RATE, 25).shape == (50, 20, 2)

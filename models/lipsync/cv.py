@@ -135,6 +135,21 @@ def clean_for_training(clips: dict[str, Clip], sync: dict[str, dict], min_gain: 
     return out
 
 
+def export_ensemble(ckpts: list[Path], onnx_path: Path, heldout: list[str], calib: list[Clip]) -> tuple[float, float]:
+    """Average the checkpoints' networks, calibrate the ensemble's gain on ``calib`` (its real
+    training clips) and export it; returns (gain, ONNX parity)."""
+    from .export import export
+    from .network import Ensemble, load_checkpoint
+    from .train import calibrate_gain
+
+    loaded = [load_checkpoint(p) for p in ckpts]
+    ens = Ensemble([m for m, _ in loaded]).eval()
+    gain = calibrate_gain(ens, calib, TrainConfig())
+    ckpt = dict(loaded[0][1])
+    ckpt["data"] = {**ckpt.get("data", {}), "heldout": list(heldout), "members": [str(p.name) for p in ckpts], "ensemble_gain": gain}
+    return gain, export(ens, ckpt, onnx_path)
+
+
 def export_fold(ckpt_path: Path, onnx_path: Path, heldout: list[str]) -> float:
     from .export import export
     from .network import load_checkpoint
@@ -151,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--synth", type=Path, default=Path("build/lipsync/synth"))
     ap.add_argument("--work", type=Path, default=Path("build/lipsync/cv"))
     ap.add_argument("--weights", type=Path, default=Path("models/lipsync/weights"))
-    ap.add_argument("--stage", choices=["all", "pretrain", "folds", "final", "report"], default="all")
+    ap.add_argument("--stage", choices=["all", "pretrain", "folds", "final", "ensemble", "report"], default="all")
+    ap.add_argument("--members", nargs="*", default=[], help="ensemble stage: checkpoint tags to average (\"\" is the plain one)")
     ap.add_argument("--plot-speakers", nargs="*", default=["lieu", "retalking2"], help="validation speakers to plot")
     ap.add_argument("--folds", type=int, nargs="*", default=None)
     ap.add_argument("--steps", type=int, default=32, help="batches per epoch")
@@ -174,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         clips = load_real_clips(args.data, args.cache)
     if args.stage in ("all", "pretrain"):
         _fit(recipe("pretrain", threads=args.threads), [], [], synth, pre, None, args.steps, bank)
-    if args.stage in ("all", "folds", "final"):
+    if args.stage in ("all", "folds", "final", "ensemble"):
         import json
 
         sync = sync_check(pre, clips)
@@ -197,6 +213,16 @@ def main(argv: list[str] | None = None) -> int:
                     [clips[n] for n in held], synth, args.work / f"final{args.tag}.pt", pre, args.steps, bank)
         worst = export_fold(ckpt, args.weights / "lipsync.onnx", held)
         log.info("shipped model exported (parity %.1e)", worst)
+    if args.stage == "ensemble":
+        for k, fold in enumerate(FOLDS):
+            calib = [c for n, c in train_clips_all.items() if n not in fold]
+            g, worst = export_ensemble([args.work / f"fold{k}{t}.pt" for t in args.members], args.weights / "cv" / f"fold{k}.onnx",
+                                       list(fold), calib)
+            log.info("fold %d ensemble: gain %.2f, parity %.1e", k, g, worst)
+        held = list(GridSplit().heldout)
+        g, worst = export_ensemble([args.work / f"final{t}.pt" for t in args.members], args.weights / "lipsync.onnx", held,
+                                   [c for n, c in train_clips_all.items() if n not in held])
+        log.info("shipped ensemble: gain %.2f, parity %.1e", g, worst)
     if args.stage in ("all", "report"):
         report(clips, args.weights, args.work, args.plot_speakers)
     return 0

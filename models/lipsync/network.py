@@ -126,6 +126,31 @@ class LipSyncNet(nn.Module):
         return y[:, L:, :] if L > 0 else y
 
 
+class Ensemble(nn.Module):
+    """The mean of several trained ``LipSyncNet`` (same config, other seeds), with its own
+    ``out_gain`` around the neutral mouth: averaging damps the amplitude a little, so the
+    ensemble is calibrated again. Same input and output as one network."""
+
+    def __init__(self, members: list[LipSyncNet]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        self.cfg = members[0].cfg
+        self.register_buffer("out_gain", torch.ones(()))
+        self.register_buffer("neutral_unit", members[0].neutral_unit.clone())
+
+    @property
+    def feat_mean(self) -> torch.Tensor:
+        return self.members[0].feat_mean
+
+    @property
+    def feat_std(self) -> torch.Tensor:
+        return self.members[0].feat_std
+
+    def forward(self, feats: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        y = torch.stack([m(feats, mask) for m in self.members]).mean(0)
+        return self.neutral_unit + self.out_gain * (y - self.neutral_unit)
+
+
 def build(net_cfg: dict | NetConfig, tcfg: dict | TargetConfig | None = None) -> LipSyncNet:
     """Rebuild a network from the dicts a checkpoint stores."""
     if isinstance(net_cfg, dict):  # checkpoints from before utterance normalisation had none
