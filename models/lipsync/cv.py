@@ -11,7 +11,10 @@
 4. the shipped model: the same recipe on every real speaker except the three GRID clips of
    ``GridSplit.heldout`` (kept out for the GRID floors), exported to ``weights/lipsync.onnx``.
 
-Stages can be run alone (``--stage pretrain|folds|final``; ``--folds 0 2`` for some folds).
+Stages can be run alone (``--stage pretrain|folds|final|ensemble|report``; ``--folds 0 2`` for
+some folds). The shipped files average two seeds per fold: run folds and final again with
+``--seed-offset 10 --tag _s2`` (other ``--weights``), then ``--stage ensemble --members "" _s2``
+(see the model card for the exact commands).
 """
 
 from __future__ import annotations

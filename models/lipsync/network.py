@@ -1,4 +1,5 @@
-"""Audio features -> mouth landmarks: feature normalisation, a local convolution, one LSTM layer."""
+"""Audio features -> mouth landmarks: utterance and feature normalisation, a local convolution,
+then one LSTM layer or residual dilated convolutions ("tcn"), amplitude gain and silence gate."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ class LipSyncNet(nn.Module):
     """(batch, frames, features) -> (batch, frames, 40) mouth points in the [0, 1] target box.
 
     Feature mean/std are buffers, so the exported ONNX graph takes raw ``frame_features``.
+    ``kind == "tcn"``: residual dilated convolutions over the whole utterance (the shipped model).
     ``lookahead == 0``: bidirectional LSTM (whole utterance). ``lookahead = L > 0``: causal LSTM
     whose output for frame t is read L steps later, so it has heard L frames (plus the
     convolution's ``context``) of the future: bounded latency for streaming.
