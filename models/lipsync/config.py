@@ -32,6 +32,24 @@ class NetConfig:
     a causal LSTM fed features shifted by this many frames (bounded latency of lookahead/fps)."""
     context: int = 2
     """+-frames of features concatenated by a 1-D convolution before the LSTM (local spectral change)."""
+    kind: str = "lstm"
+    """"lstm": convolution + (bi)LSTM. "tcn": convolution + residual dilated convolutions (no
+    recurrence: a few times cheaper to train and run on CPU, whole utterance, fixed context)."""
+    dilations: tuple[int, ...] = (1, 2, 4, 8)
+    """"tcn" only: one residual 3-tap block per dilation; with ``context`` 2 the network sees
+    +-(2 + sum(dilations)) frames = +-0.68 s at 25 fps."""
+    utterance_norm: bool = True
+    """Inside the graph, per utterance: log energy relative to the utterance's loudest frame and
+    cepstral mean subtraction over its speech frames (speaker, microphone and gain robustness).
+    Needs the whole utterance, so only for ``lookahead == 0``."""
+    silence_gate: float | None = -14.0
+    """Natural-log power (about -61 dBFS): an utterance whose loudest frame stays below it (hiss,
+    a silent microphone) keeps the neutral mouth, and so do digitally silent frames inside speech
+    (a smooth gate inside the graph): whatever the network makes of their spectrum. None: no gate."""
+    energy_floor: float = -11.0
+    """Natural-log power (per sample, full scale 1) below which an utterance's loudest frame is not
+    treated as speech: about -48 dBFS, under any speech we drive but above room hiss, so digital
+    silence and hiss stay quiet relative to it instead of being scaled up to 'loud'."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +88,16 @@ class TrainConfig:
     """Random crops of 1-6 s: varied lengths keep the output from settling into an idle mouth."""
     real_fraction: float = 0.3
     """Share of examples drawn from the (few) real clips; the rest are synthetic voices."""
+    amp_ref: float | None = None
+    """Speaker-normalised targets: each clip's offsets from the neutral mouth are scaled so that
+    its 95th-percentile inner-lip opening equals this (inter-ocular units); None: targets as
+    measured. Speakers open their mouths 0.2-0.33 IOD wide: without this the network averages
+    their amplitudes away; with it, amplitude is one learned constant, calibrated afterwards."""
+    corr_weight: float = 0.5
+    """Weight of (1 - Pearson r) of the predicted vs target opening per crop in the loss: what we
+    are judged on, and it does not reward the damped mean mouth that MSE drifts to."""
+    p_quiet: float = 0.03
+    """Share of examples that are quiet hiss (-80..-50 dBFS) with a closed mouth."""
     seed: int = 0
     threads: int = 1
     """Torch threads: the box is shared; one core is enough for this network."""

@@ -20,6 +20,7 @@ import torch
 
 from assistant.face.audio_features import FeatureConfig, frame_features
 from assistant.face.geometry import mouth_opening
+from assistant.face.mouth_shapes import NEUTRAL_MOUTH
 
 from .augment import AugmentConfig, augment
 from .config import NetConfig, TrainConfig
@@ -30,9 +31,37 @@ log = logging.getLogger(__name__)
 _INNER = (62 - 48, 66 - 48)
 
 
+def amplitude_scale(mouth: np.ndarray, ref: float | None, q: float = 95.0) -> float:
+    """Factor that brings a clip's ``q``-th percentile opening to ``ref`` (1 when ``ref`` is None)."""
+    if ref is None:
+        return 1.0
+    p = float(np.percentile(mouth_opening(mouth), q))
+    return float(np.clip(ref / max(p, 1e-3), 0.5, 2.0))
+
+
+def normalise_amplitude(clip: Clip, ref: float | None) -> Clip:
+    """The clip with its offsets from the neutral mouth scaled to the reference amplitude."""
+    s = amplitude_scale(clip.mouth, ref)
+    if s == 1.0:
+        return clip
+    mouth = (NEUTRAL_MOUTH + (clip.mouth - NEUTRAL_MOUTH) * s).astype(np.float32)
+    return replace(clip, mouth=mouth)
+
+
+def quiet_example(rng, cfg: TrainConfig):
+    """Hiss at -80..-50 dBFS, mouth closed: a quiet room must not open the mouth."""
+    n = int(rng.integers(cfg.min_len, cfg.max_len + 1))
+    audio = rng.standard_normal(int(n / cfg.features.fps * SAMPLE_RATE)).astype(np.float32)
+    audio *= 10 ** (rng.uniform(-80, -50) / 20)
+    feats = frame_features(audio, SAMPLE_RATE, cfg.features, n_frames=n)
+    return feats, np.repeat(to_unit(NEUTRAL_MOUTH, cfg.target)[None], n, 0)
+
+
 def example(clip: Clip, rng, cfg: TrainConfig, aug: AugmentConfig | None):
     """One (features, targets) crop of a clip, augmented when ``aug`` is given."""
     if aug is not None:
+        if rng.random() < cfg.p_quiet:
+            return quiet_example(rng, cfg)
         audio, mouth = augment(clip, rng, aug)
     else:
         audio, mouth = clip.audio, clip.mouth
@@ -43,6 +72,53 @@ def example(clip: Clip, rng, cfg: TrainConfig, aug: AugmentConfig | None):
     if n > length:
         s = int(rng.integers(0, n - length + 1))
         feats, targ = feats[s : s + length], targ[s : s + length]
+    return feats, targ
+
+
+def full_example(clip: Clip, rng, cfg: TrainConfig, aug: AugmentConfig | None):
+    """(features, targets) of a whole clip, augmented when ``aug`` is given (no crop, no hiss)."""
+    return example(clip, rng, replace(cfg, min_len=10**6, max_len=10**6, p_quiet=0.0), aug)
+
+
+def build_bank(clips: list[Clip], cfg: TrainConfig, n_aug: int, seed: int = 0, cache: Path | None = None,
+               progress: bool = True) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
+    """Augmented versions of every clip, features and (amplitude-normalised) targets computed once.
+
+    Version 0 is the clip as recorded, versions 1..n_aug are augmented. Augmentation and the
+    features dominate a training step on CPU; computing them once lets every cross-validation
+    fold (and the pretraining) draw from the same versions. With ``cache`` each clip's versions
+    are stored as one ``.npz`` keyed by its name, ``n_aug``, ``seed`` and ``cfg.amp_ref``.
+    """
+    bank = {}
+    aug = AugmentConfig()
+    it = clips
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(clips, desc="bank", unit="clip", leave=False)
+    for i, clip in enumerate(it):
+        path = cache / f"{clip.name}_a{n_aug}_s{seed}_r{cfg.amp_ref}.npz" if cache else None
+        if path is not None and path.is_file():
+            z = np.load(path)
+            cuts = np.cumsum(z["lengths"])[:-1]
+            bank[clip.name] = list(zip(np.split(z["feats"], cuts), np.split(z["targs"], cuts)))
+            continue
+        rng = np.random.default_rng([seed, i, len(clip.audio)])
+        c = normalise_amplitude(clip, cfg.amp_ref)
+        versions = [full_example(c, rng, cfg, None)] + [full_example(c, rng, cfg, aug) for _ in range(n_aug)]
+        bank[clip.name] = versions
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(path, feats=np.concatenate([f for f, _ in versions]), targs=np.concatenate([t for _, t in versions]),
+                     lengths=np.array([len(f) for f, _ in versions]))
+    return bank
+
+
+def crop(feats: np.ndarray, targ: np.ndarray, rng, cfg: TrainConfig):
+    length = int(rng.integers(cfg.min_len, cfg.max_len + 1))
+    if len(feats) > length:
+        s = int(rng.integers(0, len(feats) - length + 1))
+        return feats[s : s + length], targ[s : s + length]
     return feats, targ
 
 
@@ -70,15 +146,52 @@ def loss_fn(pred, targ, mask, cfg: TrainConfig):
     op = (((opening(pred) - opening(targ)) ** 2) * mask).sum() / denom
     vm = mask[:, 1:] * mask[:, :-1]
     vel = ((((pred[:, 1:] - pred[:, :-1]) - (targ[:, 1:] - targ[:, :-1])) ** 2) * vm[..., None]).sum() / (vm.sum() + 1e-6) / pred.shape[-1]
-    return mse + 4.0 * op + 2.0 * vel
+    total = mse + 4.0 * op + 2.0 * vel
+    if cfg.corr_weight > 0:
+        po, to = opening(pred), opening(targ)
+        n = mask.sum(1) + 1e-6
+        pc = (po - (po * mask).sum(1, keepdim=True) / n[:, None]) * mask
+        tc = (to - (to * mask).sum(1, keepdim=True) / n[:, None]) * mask
+        r = (pc * tc).sum(1) / torch.sqrt((pc**2).sum(1) * (tc**2).sum(1) + 1e-8)
+        active = ((tc**2).sum(1) > 1e-6).float()  # a crop with a still mouth has no correlation to learn
+        total = total + cfg.corr_weight * ((1 - r) * active).sum() / (active.sum() + 1e-6)
+    return total
 
 
-def feature_stats(clips: list[Clip], fcfg: FeatureConfig):
-    f = np.concatenate([frame_features(c.audio, SAMPLE_RATE, fcfg, n_frames=len(c.mouth)) for c in clips])
+def feature_stats(clips: list[Clip], fcfg: FeatureConfig, model: LipSyncNet | None = None):
+    """Mean/std of the features the network's first layer sees (after utterance normalisation)."""
+    fs = []
+    for c in clips:
+        f = frame_features(c.audio, SAMPLE_RATE, fcfg, n_frames=len(c.mouth))
+        if model is not None:
+            with torch.no_grad():
+                f = model.normalise_utterance(torch.from_numpy(f)[None])[0].numpy()
+        fs.append(f)
+    f = np.concatenate(fs)
     return f.mean(0), f.std(0)
 
 
+def calibrate_gain(model: LipSyncNet, clips: list[Clip], cfg: TrainConfig, q: float = 95.0) -> float:
+    """Set ``model.out_gain`` so that the pooled ``q``-th percentile of the predicted opening on
+    ``clips`` matches that of their measured (unnormalised) opening; returns the gain."""
+    if not clips:
+        return float(model.out_gain)
+    model.eval()
+    model.out_gain.fill_(1.0)
+    real = np.percentile(np.concatenate([mouth_opening(c.mouth) for c in clips]), q)
+    neutral = from_unit(model.neutral_unit.numpy(), cfg.target)
+    base = [predict_clip(model, c, cfg) for c in clips]  # the gain scales offsets from neutral
+    best, best_err = 1.0, np.inf
+    for g in np.linspace(0.5, 3.0, 251):
+        pred = np.percentile(np.concatenate([mouth_opening(neutral + g * (m - neutral)) for m in base]), q)
+        if abs(pred - real) < best_err:
+            best, best_err = float(g), abs(pred - real)
+    model.out_gain.fill_(best)
+    return best
+
+
 def predict_clip(model: LipSyncNet, clip: Clip, cfg: TrainConfig) -> np.ndarray:
+    """(frames, 20, 2) canonical mouths the network predicts for a clip's audio."""
     feats, _ = features_and_targets(clip, cfg.features, cfg.target)
     with torch.no_grad():
         y = model(torch.from_numpy(feats)[None])[0].numpy()
@@ -92,24 +205,39 @@ def corr(a, b) -> float:
 
 
 def train(cfg: TrainConfig, real: list[Clip], synth: list[Clip], out: Path, val_real: list[Clip], steps_per_epoch: int = 16,
-          progress: bool = True, init: Path | None = None) -> dict:
+          progress: bool = True, init: Path | None = None, calibrate: bool = True, bank: dict | None = None) -> dict:
+    """Train (or fine-tune from ``init``) and save a checkpoint at ``out``; returns the history.
+
+    Real clips are drawn with probability proportional to the square root of their length (a
+    60 s recording counts more than a 3 s one, not 20 times more). With ``cfg.amp_ref`` the
+    targets are speaker-normalised and, when ``calibrate``, the output gain is then fitted so
+    that the predicted opening spans what the real training clips measure. With ``bank``
+    (``build_bank`` over real and synthetic clips), examples are crops of its precomputed
+    versions instead of being augmented on the fly.
+    """
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     rng = np.random.default_rng(cfg.seed)
     synth = [synth[i] for i in np.random.default_rng(12345).permutation(len(synth))]  # fixed split, any order in
     n_val = max(1, len(synth) // 20) if synth else 0
     val_synth, train_synth = synth[:n_val], synth[n_val:]
-    pool_real, pool_syn = real, train_synth
+    pool_real = [normalise_amplitude(c, cfg.amp_ref) for c in real]
+    pool_syn = [normalise_amplitude(c, cfg.amp_ref) for c in train_synth]
+    w_real = np.sqrt([len(c.mouth) for c in pool_real]) if pool_real else np.zeros(0)
+    w_real = w_real / w_real.sum() if len(w_real) else w_real
     model = LipSyncNet(cfg.net, cfg.target)
     if init is not None:  # fine-tune: weights and feature normalisation of a pretrained run
-        model.load_state_dict(torch.load(init, map_location="cpu", weights_only=False)["state"])
+        state = torch.load(init, map_location="cpu", weights_only=False)["state"]
+        state["out_gain"] = torch.ones(())  # the gain is fitted again for the new data
+        model.load_state_dict(state)
     else:
-        model.set_normalisation(*feature_stats((real + train_synth)[:400], cfg.features))
+        model.set_normalisation(*feature_stats((real + train_synth)[:400], cfg.features, model))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.1)
     aug = AugmentConfig()
     vrng = np.random.default_rng(123)
-    val_items = [example(c, vrng, replace(cfg, min_len=10**6, max_len=10**6), None) for c in val_synth + val_real]
+    val_items = [example(c, vrng, replace(cfg, min_len=10**6, max_len=10**6), None)
+                 for c in [normalise_amplitude(c, cfg.amp_ref) for c in val_synth + val_real]]
     history = {"epoch": [], "train": [], "val": [], "val_real_corr": []}
     t0 = time.time()
     for epoch in range(cfg.epochs):
@@ -118,11 +246,19 @@ def train(cfg: TrainConfig, real: list[Clip], synth: list[Clip], out: Path, val_
         for _ in range(steps_per_epoch):
             items = []
             for _ in range(cfg.batch):
-                use_real = pool_real and (not pool_syn or rng.random() < cfg.real_fraction)
-                pool = pool_real if use_real else pool_syn
-                items.append(example(pool[rng.integers(len(pool))], rng, cfg, aug))
+                if pool_real and (not pool_syn or rng.random() < cfg.real_fraction):
+                    clip = pool_real[rng.choice(len(pool_real), p=w_real)]
+                else:
+                    clip = pool_syn[rng.integers(len(pool_syn))]
+                if bank is not None and rng.random() >= cfg.p_quiet:
+                    versions = bank[clip.name]
+                    items.append(crop(*versions[rng.integers(len(versions))], rng, cfg))
+                elif bank is not None:
+                    items.append(quiet_example(rng, cfg))
+                else:
+                    items.append(example(clip, rng, cfg, aug))
             x, y, m = batch(items)
-            loss = loss_fn(model(x), y, m, cfg)
+            loss = loss_fn(model(x, m), y, m, cfg)
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -141,12 +277,14 @@ def train(cfg: TrainConfig, real: list[Clip], synth: list[Clip], out: Path, val_
         if progress:
             print(f"epoch {epoch + 1}/{cfg.epochs} train {history['train'][-1]:.5f} val {history['val'][-1]:.5f} "
                   f"val_real_corr {history['val_real_corr'][-1]:.3f} ETA {eta:.0f}s", file=sys.stderr, flush=True)
+    gain = calibrate_gain(model, real, cfg) if calibrate and cfg.amp_ref is not None and real else 1.0
+    history["out_gain"] = gain
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"net": cfg.net.__dict__, "target": cfg.target.__dict__, "features": cfg.features.to_dict(),
                 "train": cfg.to_dict(), "state": model.state_dict(), "history": history,
                 "data": {"real": [c.name for c in real], "val_real": [c.name for c in val_real], "synth": len(train_synth),
-                         "init": str(init) if init else None}}, out)
-    log.info("saved %s", out)
+                         "init": str(init) if init else None, "out_gain": gain}}, out)
+    log.info("saved %s (output gain %.2f)", out, gain)
     return history
 
 
