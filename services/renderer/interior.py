@@ -45,7 +45,7 @@ def sample_colours(image: np.ndarray, mouth: np.ndarray, teeth_visible: bool) ->
     cv2.fillPoly(inner, [_fix(mouth[12:])], 255, cv2.LINE_8, _SHIFT)
     lip_px = image[(mask > 0) & (inner == 0)]
     lip = np.median(lip_px, axis=0) if len(lip_px) else np.array([90.0, 90.0, 160.0])
-    teeth = np.array([188.0, 204.0, 214.0])
+    teeth = np.array([165.0, 190.0, 208.0])
     if teeth_visible:
         px = image[inner > 0].astype(np.float32)
         if len(px) >= 8:
@@ -81,13 +81,33 @@ class PhotoTeeth:
         cv2.fillPoly(m, [_fix(inner - (x0, y0))], 255, cv2.LINE_AA, _SHIFT)
         m = cv2.erode(m, np.ones((2, 2), np.uint8))  # leave the photo's lip edge behind
         a = m.astype(np.float32) / 255
-        # Split between the skull's and the jaw's share along the opening, softly.
+        # Split between the skull's share (upper teeth) and the jaw's (lower teeth, tongue): at
+        # the darkest row between two rows of teeth; with one row of teeth showing (a smile),
+        # all of it belongs to the skull. Above the first tooth is lip seen through a generous
+        # outline: left to the cavity.
         top, bottom = inner[2, 1] - y0, inner[6, 1] - y0
         rows = np.arange(y1 - y0, dtype=np.float32)
-        split = top + 0.62 * (bottom - top)
-        upper = np.clip((split - rows) / max(0.25 * (bottom - top), 1.0) + 0.5, 0.0, 1.0)[:, None]
+        cx = int(round(inner[[2, 6], 0].mean() - x0))
+        w = max(1, int(0.15 * (inner[4, 0] - inner[0, 0])))
+        grey = cv2.cvtColor(region[y0:y1, max(x0 + cx - w, x0):x0 + cx + w + 1], cv2.COLOR_BGR2GRAY).astype(np.float32)
+        profile = grey.mean(axis=1)
+        lo, hi = int(np.clip(np.ceil(top), 0, len(profile) - 1)), int(np.clip(np.floor(bottom), 0, len(profile) - 1))
+        split = float(bottom)
+        first = float(top)
+        if hi - lo >= 3:
+            seg = profile[lo:hi + 1]
+            bright = seg >= seg.min() + 0.6 * (seg.max() - seg.min())
+            first = float(lo + int(np.argmax(bright))) - 0.5
+            last = lo + len(seg) - 1 - int(np.argmax(bright[::-1]))
+            a0 = lo + int(0.3 * len(seg))
+            dark = a0 + int(np.argmin(profile[a0:last + 1])) if last > a0 else last
+            if dark < last and profile[dark] < seg.max() - 0.45 * (seg.max() - seg.min()):
+                split = float(dark)
+        upper = np.clip((split - rows) / 1.5 + 0.5, 0.0, 1.0) * np.clip(rows - first, 0.0, 1.0)
+        upper = upper[:, None]
         return cls(patch=patch, upper_alpha=(a * upper).astype(np.float32),
-                   lower_alpha=(a * (1 - upper)).astype(np.float32), origin=np.array([x0, y0], np.float64))
+                   lower_alpha=(a * np.clip(rows - split + 0.5, 0.0, 1.0)[:, None]).astype(np.float32),
+                   origin=np.array([x0, y0], np.float64))
 
 
 class MouthInterior:
@@ -128,7 +148,8 @@ class MouthInterior:
         top_y, bot_y = inner_b[2, 1], inner_b[6, 1]
         rows = np.arange(bh, dtype=np.float32)
         v = np.clip((rows - top_y) / max(bot_y - top_y, 1.0), 0.0, 1.0)
-        cavity = self.c.lip * np.array([0.3, 0.26, 0.44], np.float32) * (1.0 - 0.35 * depth)
+        cavity = np.maximum(self.c.lip * np.array([0.3, 0.26, 0.44], np.float32), (22.0, 20.0, 34.0))
+        cavity = cavity * (1.0 - 0.35 * depth)
         paint = np.empty((bh, bw, 3), np.float32)
         paint[:] = (cavity[None, :] * (0.55 + 0.45 * v)[:, None])[:, None, :]
         jaw = inner_b[[4, 5, 6, 7, 0]]  # lower inner lip, corner to corner
@@ -150,31 +171,33 @@ class MouthInterior:
                 yl = ys3[1] + 0.3 * (np.polyval(coef, xl - xs3[1]) - ys3[1])
                 top_edge = np.stack([xl, yl - band], axis=1)
                 cv2.fillPoly(paint, [_fix(np.vstack([top_edge, (top_edge + (0, 2 * band))[::-1]]))],
-                             _bgr(self.c.teeth * 0.68), cv2.LINE_AA, _SHIFT)
-            # Upper teeth, fixed to the skull: an arch whose edge lies just below where the lips
-            # meet in the middle and recedes towards the corners.
-            left, right, centre = closed_b[0], closed_b[4], closed_b[2]
-            half = max((right[0] - left[0]) / 2 * 0.9, 1.0)
-            cx = (left[0] + right[0]) / 2
-            u = np.linspace(-1.0, 1.0, 11)
-            y_c = centre[1] + 0.015 * self.iod
-            y_side = (left[1] + right[1]) / 2 - 0.03 * self.iod
-            lower_edge = np.stack([cx + u * half, y_c + (y_side - y_c) * u * u], axis=1)
-            upper_edge = lower_edge - (0, 0.16 * self.iod)
-            teeth_poly = _fix(np.vstack([upper_edge, lower_edge[::-1]]))
-            tooth = np.zeros((bh, bw), np.uint8)
-            cv2.fillPoly(tooth, [teeth_poly], 255, cv2.LINE_AA, _SHIFT)
-            # The teeth catch light at their edge and sit in shadow under the lip.
-            t = np.clip((rows - (y_c - 0.16 * self.iod)) / (0.175 * self.iod), 0.0, 1.0)
-            light = (0.62 + 0.3 * t)[:, None, None]
-            ta = (tooth.astype(np.float32) / 255)[..., None]
-            paint = paint * (1 - ta) + (self.c.teeth * 0.9)[None, None, :] * light * ta
-            paint = cv2.GaussianBlur(paint, (self._blur, self._blur), 0)
+                             _bgr(self.c.teeth * 0.55), cv2.LINE_AA, _SHIFT)
+        # Upper teeth, fixed to the skull: an arch whose edge lies just below where the lips
+        # meet in the middle and recedes towards the corners.
+        left, right, centre = closed_b[0], closed_b[4], closed_b[2]
+        half = max((right[0] - left[0]) / 2 * 0.9, 1.0)
+        cx = (left[0] + right[0]) / 2
+        u = np.linspace(-1.0, 1.0, 11)
+        y_c = centre[1] + 0.015 * self.iod
+        y_side = (left[1] + right[1]) / 2 - 0.03 * self.iod
+        lower_edge = np.stack([cx + u * half, y_c + (y_side - y_c) * u * u], axis=1)
+        upper_edge = lower_edge - (0, 0.16 * self.iod)
+        teeth_poly = _fix(np.vstack([upper_edge, lower_edge[::-1]]))
+        tooth = np.zeros((bh, bw), np.uint8)
+        cv2.fillPoly(tooth, [teeth_poly], 255, cv2.LINE_AA, _SHIFT)
+        # The teeth catch light at their edge and sit in shadow under the lip.
+        t = np.clip((rows - (y_c - 0.16 * self.iod)) / (0.175 * self.iod), 0.0, 1.0)
+        light = (0.62 + 0.3 * t)[:, None, None]
+        ta = (tooth.astype(np.float32) / 255)[..., None]
+        paint = paint * (1 - ta) + (self.c.teeth * 0.9)[None, None, :] * light * ta
+        paint = cv2.GaussianBlur(paint, (self._blur, self._blur), 0)
         # Corners of a mouth are in shadow: a horizontal falloff sells the depth.
         xs = np.arange(bw, dtype=np.float32)
         centre_x = (inner_b[0, 0] + inner_b[4, 0]) / 2
-        shade = np.clip(1.2 - 0.75 * np.abs(xs - centre_x) / max(width / 2, 1.0), 0.35, 1.0) ** 1.3
-        paint *= shade[None, :, None]
+        shade = np.clip(1.25 - 0.8 * np.abs(xs - centre_x) / max(width / 2, 1.0), 0.45, 1.0) ** 1.3
+        # ... into the lips' own shadow colour, not black: no dark wedges at the corners.
+        corner = self.c.lip * 0.5
+        paint = paint * shade[None, :, None] + corner[None, None, :] * (1.0 - shade)[None, :, None]
         if self.photo is not None:
             p = self.photo
             size = (bw, bh)
