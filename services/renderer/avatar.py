@@ -217,7 +217,7 @@ class Avatar:
 _LIP_COLUMNS = ((61, 67, 50, 58), (62, 66, 51, 57), (63, 65, 52, 56))
 
 
-def refine_inner_lips(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+def refine_inner_lips(image: np.ndarray, landmarks: np.ndarray, margin: bool = True) -> np.ndarray:
     """Landmarks with the inner lip moved to where the lips really end when teeth show.
 
     dlib's predictor puts the inner lip of a mouth showing its teeth on the teeth (its training
@@ -261,7 +261,7 @@ def refine_inner_lips(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
         if new_low - new_up >= 0.05 * iod and new_low - new_up > (lm[low, 1] - lm[up, 1]) + 0.01 * iod:
             lm[up, 1] = min(lm[up, 1], new_up)
             lm[low, 1] = max(lm[low, 1], new_low)
-    if lm[66, 1] - lm[62, 1] >= 0.05 * iod:
+    if margin and lm[66, 1] - lm[62, 1] >= 0.05 * iod:
         # Teeth show: take the lips' inner edge a little generously, so that closing the lips
         # leaves no sliver of tooth in the lip texture (never past a third of the lip).
         for up, low, out_up, out_low in _LIP_COLUMNS:

@@ -32,7 +32,7 @@ from assistant.face.mouth_shapes import NEUTRAL_MOUTH, articulate
 from assistant.face.visemes import VisemeDriver, viseme_parameters
 from assistant.messages import Phoneme
 
-from .avatar import Avatar, predictor_path
+from .avatar import Avatar, predictor_path, refine_inner_lips
 from .idle import IdleLife
 from .synth import FaceSynth, HeadPose, SynthSettings
 
@@ -112,6 +112,10 @@ class PortraitResult:
     identity: np.ndarray
     background: np.ndarray
     head_travel_px: float
+    refined: np.ndarray
+    """The measured opening with dlib's inner lip corrected from the pixels where teeth show
+    (``avatar.refine_inner_lips``): dlib alone reads a tooth edge as the lip on such mouths."""
+    closed: np.ndarray
 
     @property
     def corr(self) -> float:
@@ -123,7 +127,10 @@ class PortraitResult:
                 "round_spread_width_ratio": round(self.oo_width / self.ee_width, 3),
                 "identity_distance_max": round(float(self.identity.max()), 3),
                 "background_change_mean": round(float(self.background.mean()), 3),
-                "head_travel_px": round(self.head_travel_px, 1), "frames": len(self.measured)}
+                "head_travel_px": round(self.head_travel_px, 1), "frames": len(self.measured),
+                "refined_corr": round(float(np.corrcoef(self.commanded, self.refined)[0, 1]), 3),
+                "refined_closure_gap_iod_p95": round(float(np.percentile(self.refined[self.closed], 95)), 4)
+                if self.closed.any() else float("nan")}
 
 
 def measure_portrait(avatar: Avatar, phonemes: list[Phoneme], name: str = "", width: int = 1280,
@@ -143,7 +150,7 @@ def measure_portrait(avatar: Avatar, phonemes: list[Phoneme], name: str = "", wi
     portrait_desc = measure.descriptor(avatar.image)
     grow = int(0.35 * synth.eye_distance) * 2 + 1
     outside = cv2.dilate(_person_mask(synth), np.ones((grow, grow), np.uint8)) == 0
-    measured, widths, ident, bg = [], [], [], []
+    measured, refined, widths, ident, bg = [], [], [], [], []
     prev = None
     corners = []
     for k, off in enumerate(offsets):
@@ -156,6 +163,8 @@ def measure_portrait(avatar: Avatar, phonemes: list[Phoneme], name: str = "", wi
         lm, shape = measure.landmarks(frame)
         c = to_canonical(lm)
         measured.append(float(np.hypot(*(c[66] - c[62]))))
+        c = to_canonical(refine_inner_lips(frame, lm, margin=False))
+        refined.append(float(np.hypot(*(c[66] - c[62]))))
         widths.append(float(np.hypot(*(c[54] - c[48]))))
         if k % identity_every == 0 or commanded[k] >= np.percentile(commanded, 95):
             ident.append(float(np.linalg.norm(measure.descriptor(frame, shape) - portrait_desc)))
@@ -175,7 +184,8 @@ def measure_portrait(avatar: Avatar, phonemes: list[Phoneme], name: str = "", wi
         oo_width=float(widths_a[oo].mean()) if oo.any() else float("nan"),
         ee_width=float(widths_a[ee].mean()) if ee.any() else float("nan"),
         identity=np.array(ident), background=np.array(bg),
-        head_travel_px=float(np.ptp(travel[:, 0]) + np.ptp(travel[:, 1])))
+        head_travel_px=float(np.ptp(travel[:, 0]) + np.ptp(travel[:, 1])),
+        refined=np.array(refined), closed=closed)
 
 
 def _person_mask(synth: FaceSynth) -> np.ndarray:

@@ -160,7 +160,7 @@ _OUTER_UPPER = {1: (13, 0.5), 2: (13, 0.85), 3: (14, 0.9), 4: (15, 0.85), 5: (15
 _OUTER_LOWER = {7: (17, 0.5), 8: (17, 0.85), 9: (18, 0.9), 10: (19, 0.85), 11: (19, 0.5)}
 
 
-def closing_offsets(mouth: np.ndarray, down: np.ndarray, upper_share: float) -> np.ndarray:
+def closing_offsets(mouth: np.ndarray, down: np.ndarray, upper_share: float, overlap: float = 0.0) -> np.ndarray:
     """(20, 2) pixel offsets that bring a mouth's inner lips together (zero for a closed mouth).
 
     Each inner pair meets at ``upper_share`` of its gap along ``down`` (the face's downward unit
@@ -170,6 +170,7 @@ def closing_offsets(mouth: np.ndarray, down: np.ndarray, upper_share: float) -> 
     for up, low in _INNER_PAIRS:
         gap = float(np.dot(mouth[low] - mouth[up], down))
         if gap > 0:
+            gap += overlap  # pressed together a little: no seam of the photo's inner lip edge
             d[up] = upper_share * gap * down
             d[low] = -(1 - upper_share) * gap * down
     for table in (_OUTER_UPPER, _OUTER_LOWER):
@@ -277,7 +278,7 @@ class FaceSynth:
         self.lower_src = self.base[self.lower_roi].copy()
         mouth = self.lower_rest[mesh.mouth_slots]
         # The portrait's own lip gap is closed first: rest is lips together, whatever the photo.
-        self.closing = closing_offsets(mouth, self.down, self.settings.close_upper)
+        self.closing = closing_offsets(mouth, self.down, self.settings.close_upper, 0.012 * self.eye_distance)
         rest_gap = float(polygon_gap(mouth[12:])) / self.eye_distance
         real_teeth = rest_gap >= self.settings.teeth_at_rest
         colours = sample_colours(self.lower_src, mouth, real_teeth)
