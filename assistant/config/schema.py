@@ -235,7 +235,7 @@ class RendererSettings(Section):
     cache_dir: str = ""
     """Where avatar landmarks are cached per portrait; empty: ``$CACHE_DIRECTORY`` (systemd), else
     ``$XDG_CACHE_HOME/assistant/avatars``, else ``~/.cache/assistant/avatars``."""
-    zoom: Annotated[float, Within(0.25, 10.0)] = 1.4
+    zoom: Annotated[float, Within(0.25, 10.0)] = 1.0
     """1 shows the whole portrait height; larger crops towards the face."""
     letterbox: Literal["blur", "black"] = "blur"
     """Fill beside a portrait narrower than the screen."""

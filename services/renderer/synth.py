@@ -6,8 +6,8 @@ fading out down the neck). The body stays where it is over the room; only the he
 the room never sways and what the head uncovers is the filled-in room. A frame costs a
 piecewise affine warp of the lower face (lips closed over the portrait's own opening, then the
 driver's mouth; jaw and chin follow with no blend seam because the mesh is the identity at its
-border), the painted mouth interior, two eye regions, and, when the head has moved half a
-pixel since the last full warp, one affine warp and blend of the head's box.
+border), the painted mouth interior, two eye regions, and, when the head has moved
+``head_redraw_px`` since the last full warp, one affine warp and blend of the head's box.
 """
 
 from __future__ import annotations
@@ -35,9 +35,9 @@ class SynthSettings:
     """Output width in pixels (up to 3840)."""
     height: int = 1080
     """Output height in pixels (up to 2160)."""
-    zoom: float = 1.4
+    zoom: float = 1.0
     """1 shows the whole portrait height; larger crops towards the face (a bigger face on a kiosk
-    screen, at the price of upscaling a small portrait)."""
+    screen, at the price of upscaling a small portrait and more pixels to draw per frame)."""
     letterbox: str = "blur"
     """Fill beside a portrait narrower than the screen: ``blur`` (its own blurred edges) or ``black``."""
     max_jaw_drop: float = 0.4
@@ -53,12 +53,12 @@ class SynthSettings:
     neck_fade: tuple[float, float] = (0.35, 1.1)
     """The moving head layer fades out between these distances below the chin (inter-ocular
     units): above, the head moves; below, the body stays still."""
-    head_redraw_px: float = 0.5
-    """The whole portrait is re-warped for head motion only once the pose has moved this many
-    pixels since the last full warp; in between, only the mouth and eye regions are warped,
-    with the pose of that last full warp (so they never tear from their surroundings). Idle
-    sway and breathing move the portrait's corners ~0.1-0.2 px a frame: at 1080p this skips
-    about two full warps in three, the bulk of a frame's cost, for a pose at most half a pixel
+    head_redraw_px: float = 0.75
+    """The head is re-warped over the room only once its pose has moved this many pixels (at the
+    head box's farthest corner) since the last full warp; in between, only the mouth and eye
+    regions are redrawn, with the pose of that last full warp (so they never tear from their
+    surroundings). Idle sway and breathing move the head ~0.3-0.8 px a frame at 1080p: this skips
+    a good part of the full warps, the bulk of a frame's cost, for a pose at most this far
     behind. 0: always redraw."""
     matte: bool = True
     """Move only the person (head) over a still room; false: the whole picture moves (old look)."""
@@ -214,6 +214,7 @@ class FaceSynth:
         # The last full composite and its pose; the regions redrawn every frame (x0, y0, x1, y1).
         self._warped: np.ndarray | None = None
         self._warped_m: np.ndarray | None = None
+        self._dynamic_at: list = []
         x0, y0, x1, y1 = self.head_box
         self._corners = np.array([[x0, y0], [x1, y0], [x0, y1], [x1, y1]], np.float64)
         self._dynamic = [(r[1].start, r[0].start, r[1].stop, r[0].stop)
@@ -257,6 +258,13 @@ class FaceSynth:
         below = (xs - chin[0]) * self.down[0] + (ys - chin[1]) * self.down[1]
         a, b = (v * self.eye_distance for v in s.neck_fade)
         head = np.clip((b - below) / max(b - a, 1.0), 0.0, 1.0).astype(np.float32)
+        # ... and within an ellipse around the head (long hair on the shoulders stays still).
+        lm = self.landmarks_rest
+        centre = lm[27] - 0.3 * self.eye_distance * self.down
+        across = np.array([self.down[1], -self.down[0]])
+        u = ((xs - centre[0]) * across[0] + (ys - centre[1]) * across[1]) / (1.75 * self.eye_distance)
+        v = ((xs - centre[0]) * self.down[0] + (ys - centre[1]) * self.down[1]) / (2.6 * self.eye_distance)
+        head *= np.clip((1.0 - np.sqrt(u * u + v * v)) / 0.15, 0.0, 1.0)
         head = head * head * (3 - 2 * head)
         self.alpha = np.ascontiguousarray(person * head, dtype=np.float32)
         body = np.ascontiguousarray(person * (1 - head), dtype=np.float32)
@@ -273,7 +281,8 @@ class FaceSynth:
         self.lower_roi = (slice(y0, y1), slice(x0, x1))
         self.lower_rest = pts - (x0, y0)
         # Coarse maps once the region is big (1080p): same look, a quarter of the per-pixel work.
-        step = 2 if (x1 - x0) * (y1 - y0) > 60_000 else 1
+        area = (x1 - x0) * (y1 - y0)
+        step = 3 if area > 300_000 else 2 if area > 60_000 else 1
         self.lower_warper = MeshWarper(self.lower_rest, mesh.triangles, (x1 - x0, y1 - y0), step)
         self.lower_src = self.base[self.lower_roi].copy()
         mouth = self.lower_rest[mesh.mouth_slots]
@@ -329,30 +338,44 @@ class FaceSynth:
         m = self._effective_matrix(head)
         if self._warped is None or m is not self._warped_m:
             self._warped, self._warped_m = self.still.copy(), m
-            self._composite(self._warped, m, self.head_box)
+            self._composite(self._warped, self._placement(m, self.head_box))
+            self._dynamic_at = [self._placement(m, box) for box in self._dynamic]
         out = self._warped.copy()
         # The mouth and eyes change every frame: composite just their regions, with the same pose
         # as the rest of the head, so they land on exactly the pixels a full warp would give.
-        for box in self._dynamic:
-            self._composite(out, m, box)
+        for placement in self._dynamic_at:
+            self._composite(out, placement)
         return out
 
-    def _composite(self, out: np.ndarray, m: np.ndarray, box: tuple[int, int, int, int]) -> None:
-        """Draw the head layer (``work`` through ``m``) over the still layer into ``out``, within
-        where the source box ``box`` (x0, y0, x1, y1) lands."""
+    def _placement(self, m: np.ndarray, box: tuple[int, int, int, int]):
+        """Where the source box ``box`` (x0, y0, x1, y1) lands under ``m``: the output slice, the
+        shifted matrix and the head's alpha there (None where it is 1 throughout: no blend)."""
         x0, y0, x1, y1 = box
         corners = np.array([[x0, y0], [x1, y0], [x0, y1], [x1, y1]], np.float64) @ m[:, :2].T + m[:, 2]
-        h, w = out.shape[:2]
+        h, w = self.base.shape[:2]
         (a0, b0), (a1, b1) = np.floor(corners.min(0)).astype(int) - 2, np.ceil(corners.max(0)).astype(int) + 2
         a0, b0, a1, b1 = max(a0, 0), max(b0, 0), min(a1, w), min(b1, h)
         if a1 <= a0 or b1 <= b0:
-            return
+            return None
         mt = m.copy()
         mt[:, 2] -= (a0, b0)
         size = (a1 - a0, b1 - b0)
-        person = cv2.warpAffine(self.work, mt, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         alpha = cv2.warpAffine(self.alpha, mt, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-        out[b0:b1, a0:a1] = cv2.blendLinear(person, self.still[b0:b1, a0:a1], alpha, np.float32(1) - alpha)
+        if alpha.min() >= 1.0 - 1e-6:
+            return (slice(b0, b1), slice(a0, a1)), mt, size, None, None
+        return (slice(b0, b1), slice(a0, a1)), mt, size, alpha, np.float32(1) - alpha
+
+    def _composite(self, out: np.ndarray, placement) -> None:
+        """Draw the head layer (``work`` through the placement's matrix) over the still layer."""
+        if placement is None:
+            return
+        where, mt, size, alpha, rest = placement
+        if alpha is None:
+            cv2.warpAffine(self.work, mt, size, dst=out[where], flags=cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_REPLICATE)
+            return
+        person = cv2.warpAffine(self.work, mt, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        out[where] = cv2.blendLinear(person, self.still[where], alpha, rest)
 
     def _effective_matrix(self, head: HeadPose) -> np.ndarray:
         """The head matrix to draw with: that of the last full warp while the pose is within
