@@ -330,8 +330,12 @@ class FaceSynth:
         if mouth_offset is None and not np.any(self.closing):
             work[self.lower_roi] = self.lower_src
         else:
-            region = self.lower_warper.warp(self.lower_src, pts)
-            self.interior.paint(region, pts[self.avatar.lower.mouth_slots[12:]])
+            inner = pts[self.avatar.lower.mouth_slots[12:]]
+            # Lips together: the mouth's inside is not drawn at all (its texture, squeezed to a
+            # line, would leave a seam of tooth or shadow between the lips).
+            skip = self.avatar.lower.interior if polygon_gap(inner) < 1.0 else None
+            region = self.lower_warper.warp(self.lower_src, pts, skip=skip)
+            self.interior.paint(region, inner)
             work[self.lower_roi] = region
         for eye in self.eyes:
             eye.draw(work, blink, gaze)
