@@ -54,6 +54,27 @@ def sample_colours(image: np.ndarray, mouth: np.ndarray, teeth_visible: bool) ->
     return MouthColours(lip=lip.astype(np.float32), teeth=teeth.astype(np.float32))
 
 
+def _catmull_rom(points: np.ndarray, per_segment: int = 5) -> np.ndarray:
+    """An open Catmull-Rom curve through ``points`` (n, 2), ends kept, ``per_segment`` steps each."""
+    p = np.vstack([points[:1], points, points[-1:]])
+    t = np.linspace(0.0, 1.0, per_segment, endpoint=False)[:, None]
+    out = []
+    for i in range(1, len(p) - 2):
+        p0, p1, p2, p3 = p[i - 1], p[i], p[i + 1], p[i + 2]
+        out.append(0.5 * ((2 * p1) + (-p0 + p2) * t + (2 * p0 - 5 * p1 + 4 * p2 - p3) * t ** 2
+                          + (-p0 + 3 * p1 - 3 * p2 + p3) * t ** 3))
+    out.append(points[-1:])
+    return np.vstack(out)
+
+
+def smooth_outline(inner: np.ndarray) -> np.ndarray:
+    """The inner-lip outline (8, 2: 60..67) as lips have it: each lip a smooth curve from corner to
+    corner (the 8 points alone make a polygon whose lower lip is a V), the corners kept sharp."""
+    top = _catmull_rom(inner[[0, 1, 2, 3, 4]])
+    bottom = _catmull_rom(inner[[4, 5, 6, 7, 0]])
+    return np.vstack([top[:-1], bottom[:-1]])
+
+
 def polygon_gap(inner: np.ndarray) -> float:
     """Vertical opening (px) of an inner-lip polygon (8, 2: points 60..67): 62 to 66."""
     return float(inner[6, 1] - inner[2, 1])
@@ -208,6 +229,6 @@ class MouthInterior:
                 a = cv2.warpAffine(alpha, m, size, borderMode=cv2.BORDER_CONSTANT)[..., None]
                 paint = paint * (1.0 - a) + layer * a
         mask = np.zeros((bh, bw), np.uint8)
-        cv2.fillPoly(mask, [_fix(inner_b)], 255, cv2.LINE_AA, _SHIFT)
+        cv2.fillPoly(mask, [_fix(smooth_outline(inner_b))], 255, cv2.LINE_AA, _SHIFT)
         a = mask.astype(np.float32)[..., None] / 255
         box[:] = (box * (1.0 - a) + paint * a).astype(np.uint8)

@@ -267,8 +267,14 @@ class FaceSynth:
         head *= np.clip((1.0 - np.sqrt(u * u + v * v)) / 0.15, 0.0, 1.0)
         head = head * head * (3 - 2 * head)
         self.alpha = np.ascontiguousarray(person * head, dtype=np.float32)
+        # The still layer is what shows where the head is not: the body over the room, weighted
+        # so that with the head in place the picture is exactly person over room (no room
+        # leaking through the neck where the head fades into the body).
         body = np.ascontiguousarray(person * (1 - head), dtype=np.float32)
-        self.still = cv2.blendLinear(self.base, plate, body, np.float32(1) - body)
+        room = np.ascontiguousarray(1 - person, dtype=np.float32)
+        covered = body + room < 1e-3  # under an opaque head: the room, for when the head moves
+        room[covered] = 1.0
+        self.still = cv2.blendLinear(self.base, plate, body, room)
         margin = int(np.ceil(0.35 * self.eye_distance)) + 2
         self.head_box = _box_of(self.alpha, margin)
 
