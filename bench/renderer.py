@@ -8,7 +8,7 @@ stdout line is one JSON object.
 1b. Quality (``services.renderer.quality``): three portraits (the default, closed lips; a GRID
    speaker showing his teeth; one with the mouth a little open) driven by real speech's phone
    alignment (LibriVox, when ../shared/data is there; else a built-in phoneme script) through
-   the viseme driver, rendered at 1280x720 with head motion, re-measured by dlib (68 points and
+   the viseme driver, rendered at 1920x1080 (the output size) with head motion, re-measured by dlib (68 points and
    face descriptor). Headline keys are the worst portrait's; ``quality`` has each one.
 2. Live (``bench/renderer_live.py``): a broker, the renderer service and a voice on the bus
    (the voice service with its WAV speaker twin when it exists, else the test-side stand-in

@@ -83,10 +83,14 @@ class FrameMeasure:
     def landmarks(self, frame_bgr: np.ndarray) -> tuple[np.ndarray, object]:
         rgb = np.ascontiguousarray(frame_bgr[:, :, ::-1])
         if self._box is None or self._n % self.redetect == 0:
-            boxes = self.detector(rgb, 0 if max(rgb.shape[:2]) >= 600 else 1)
+            # Found on a half-size copy (the face is big at 1080p), fitted at full size.
+            f = 0.5 if max(rgb.shape[:2]) >= 1200 else 1.0
+            small = np.ascontiguousarray(cv2.resize(rgb, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)) if f < 1 else rgb
+            boxes = self.detector(small, 0 if max(small.shape[:2]) >= 600 else 1)
             if not boxes:
                 raise ValueError("dlib finds no face in the rendered frame")
-            self._box = max(boxes, key=lambda b: b.area())
+            b = max(boxes, key=lambda b: b.area())
+            self._box = self.dlib.rectangle(int(b.left() / f), int(b.top() / f), int(b.right() / f), int(b.bottom() / f))
         self._n += 1
         shape = self.predictor(rgb, self._box)
         return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64), shape
@@ -133,8 +137,8 @@ class PortraitResult:
                 if self.closed.any() else float("nan")}
 
 
-def measure_portrait(avatar: Avatar, phonemes: list[Phoneme], name: str = "", width: int = 1280,
-                     height: int = 720, identity_every: int = 4, measure: FrameMeasure | None = None,
+def measure_portrait(avatar: Avatar, phonemes: list[Phoneme], name: str = "", width: int = 1920,
+                     height: int = 1080, identity_every: int = 4, measure: FrameMeasure | None = None,
                      seed: int = 0) -> PortraitResult:
     """Drive ``avatar`` with ``phonemes`` (viseme driver, 25 fps), render with idle head motion
     (livelier than idle, and a slow extra sway so the head surely moves), and re-measure."""

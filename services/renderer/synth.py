@@ -53,7 +53,7 @@ class SynthSettings:
     neck_fade: tuple[float, float] = (0.35, 1.1)
     """The moving head layer fades out between these distances below the chin (inter-ocular
     units): above, the head moves; below, the body stays still."""
-    head_redraw_px: float = 0.75
+    head_redraw_px: float = 1.0
     """The head is re-warped over the room only once its pose has moved this many pixels (at the
     head box's farthest corner) since the last full warp; in between, only the mouth and eye
     regions are redrawn, with the pose of that last full warp (so they never tear from their
