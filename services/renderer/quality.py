@@ -38,11 +38,11 @@ from .synth import FaceSynth, HeadPose, SynthSettings
 
 FPS = 25.0
 # A fallback "utterance" when no aligned speech is at hand: rounded, spread, closed and open
-# sounds in turn ("we see you, mama; two fees, boo; pea soup").
-SCRIPT = [("SIL", 0.25), ("W", 0.08), ("IY", 0.18), ("S", 0.1), ("IY", 0.2), ("Y", 0.06), ("UW", 0.22),
-          ("SIL", 0.15), ("M", 0.1), ("AA", 0.16), ("M", 0.1), ("AA", 0.2), ("SIL", 0.15), ("T", 0.06),
-          ("UW", 0.22), ("F", 0.12), ("IY", 0.2), ("Z", 0.1), ("B", 0.08), ("UW", 0.24), ("SIL", 0.15),
-          ("P", 0.08), ("IY", 0.2), ("S", 0.1), ("UW", 0.2), ("P", 0.1), ("SIL", 0.3)]
+# sounds in turn ("we see you, mama; two fees; pea soup").
+SCRIPT = [("SIL", 0.2), ("W", 0.08), ("IY", 0.18), ("S", 0.1), ("IY", 0.16), ("Y", 0.06), ("UW", 0.22),
+          ("SIL", 0.1), ("M", 0.1), ("AA", 0.16), ("M", 0.1), ("AA", 0.18), ("SIL", 0.1), ("T", 0.06),
+          ("UW", 0.2), ("F", 0.12), ("IY", 0.18), ("Z", 0.1), ("P", 0.08), ("IY", 0.16), ("S", 0.08),
+          ("UW", 0.2), ("P", 0.1), ("SIL", 0.25)]
 
 
 def script_phonemes() -> list[Phoneme]:
@@ -79,6 +79,10 @@ class FrameMeasure:
         self.redetect = redetect
         self._box = None
         self._n = 0
+
+    def reset(self) -> None:
+        """Forget the face box (a new portrait or a new clip)."""
+        self._box, self._n = None, 0
 
     def landmarks(self, frame_bgr: np.ndarray) -> tuple[np.ndarray, object]:
         rgb = np.ascontiguousarray(frame_bgr[:, :, ::-1])
@@ -143,6 +147,7 @@ def measure_portrait(avatar: Avatar, phonemes: list[Phoneme], name: str = "", wi
     """Drive ``avatar`` with ``phonemes`` (viseme driver, 25 fps), render with idle head motion
     (livelier than idle, and a slow extra sway so the head surely moves), and re-measure."""
     measure = measure or FrameMeasure()
+    measure.reset()
     synth = FaceSynth(avatar, SynthSettings(width=width, height=height))
     duration = max(p.start_s + p.dur_s for p in phonemes) + 0.2
     n = int(np.ceil(duration * FPS))
