@@ -238,7 +238,11 @@ def refine_inner_lips(image: np.ndarray, landmarks: np.ndarray, margin: bool = T
     if not ref:
         return lm
     lip_l = float(np.median(np.array(ref)[:, 0]))
-    for up, low, out_up, out_low in _LIP_COLUMNS:
+    # The middle column decides: a dark line between closed lips is not an open mouth because
+    # one side of it happens to be a little wider.
+    for up, low, out_up, out_low in (_LIP_COLUMNS[1], _LIP_COLUMNS[0], _LIP_COLUMNS[2]):
+        if up != 62 and lm[66, 1] - lm[62, 1] < 0.05 * iod:
+            break
         x = int(round((lm[up, 0] + lm[low, 0]) / 2))
         y0 = int(np.ceil(lm[out_up, 1] + 0.1 * (lm[up, 1] - lm[out_up, 1])))
         y1 = int(np.floor(lm[out_low, 1] - 0.1 * (lm[out_low, 1] - lm[low, 1])))
