@@ -37,12 +37,13 @@ from .idle import IdleLife
 from .synth import FaceSynth, HeadPose, SynthSettings
 
 FPS = 25.0
-# A fallback "utterance" when no aligned speech is at hand: rounded, spread, closed and open
-# sounds in turn ("we see you, mama; two fees; pea soup").
-SCRIPT = [("SIL", 0.2), ("W", 0.08), ("IY", 0.18), ("S", 0.1), ("IY", 0.16), ("Y", 0.06), ("UW", 0.22),
-          ("SIL", 0.1), ("M", 0.1), ("AA", 0.16), ("M", 0.1), ("AA", 0.18), ("SIL", 0.1), ("T", 0.06),
-          ("UW", 0.2), ("F", 0.12), ("IY", 0.18), ("Z", 0.1), ("P", 0.08), ("IY", 0.16), ("S", 0.08),
-          ("UW", 0.2), ("P", 0.1), ("SIL", 0.25)]
+# A fallback "utterance" when no aligned speech is at hand: open, rounded, spread and closed
+# sounds in turn, at speaking rate ("mama, we see you; pop two fees; how about a boot").
+SCRIPT = [("SIL", 0.2), ("M", 0.08), ("AA", 0.16), ("M", 0.08), ("AA", 0.18), ("SIL", 0.1), ("W", 0.08),
+          ("IY", 0.16), ("S", 0.1), ("IY", 0.14), ("Y", 0.06), ("UW", 0.2), ("SIL", 0.1), ("P", 0.08),
+          ("AA", 0.16), ("P", 0.08), ("T", 0.06), ("UW", 0.18), ("F", 0.1), ("IY", 0.16), ("Z", 0.08),
+          ("SIL", 0.1), ("HH", 0.06), ("AW", 0.2), ("AH", 0.08), ("B", 0.08), ("AW", 0.18), ("T", 0.06),
+          ("AH", 0.06), ("B", 0.08), ("UW", 0.2), ("T", 0.06), ("SIL", 0.25)]
 
 
 def script_phonemes() -> list[Phoneme]:
