@@ -168,11 +168,11 @@ def closing_offsets(mouth: np.ndarray, down: np.ndarray, upper_share: float, ove
     mouth = np.asarray(mouth, dtype=np.float64)
     d = np.zeros((20, 2))
     for up, low in _INNER_PAIRS:
-        gap = float(np.dot(mouth[low] - mouth[up], down))
-        if gap > 0:
-            gap += overlap  # pressed together a little: no seam of the photo's inner lip edge
-            d[up] = upper_share * gap * down
-            d[low] = -(1 - upper_share) * gap * down
+        # Pressed together a little (also a closed portrait's): no seam of the photo's inner lip
+        # edge stays between the lips.
+        gap = max(float(np.dot(mouth[low] - mouth[up], down)), 0.0) + overlap
+        d[up] = upper_share * gap * down
+        d[low] = -(1 - upper_share) * gap * down
     for table in (_OUTER_UPPER, _OUTER_LOWER):
         for k, (src, share) in table.items():
             d[k] = share * d[src]
