@@ -326,8 +326,8 @@ def _save_cache(folder: Path, landmarks: np.ndarray, irises: np.ndarray, score: 
 def lower_face_mask(shape: tuple[int, int], landmarks: np.ndarray, feather: float = 0.25) -> np.ndarray:
     """uint8 mask of the lower face (jaw and the mouth region under the nose), feathered at its edge.
 
-    The synthesised lower face is blended back into the original through this mask, as in the
-    research we follow. The jaw outline is pushed out a quarter so a dropped chin stays fully
+    Kept in the avatar cache for tools that blend a generated lower face back into the photo;
+    the classic synthesiser needs no blend (its mesh is the identity at its border). The jaw outline is pushed out a quarter so a dropped chin stays fully
     inside; ``feather`` (inter-ocular distances) is the width of the soft edge, which ends before
     the mesh's fixed ring.
     """

@@ -18,8 +18,6 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from assistant.face.geometry import mouth_opening
-
 from .avatar import Avatar
 from .interior import MouthInterior, PhotoTeeth, polygon_gap, sample_colours
 from .warp import MeshWarper
