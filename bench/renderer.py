@@ -5,6 +5,11 @@ stdout line is one JSON object.
 
 1. Engines: frames per second while speaking at 720p and 1080p (rendering on ONE OpenCV
    thread, the renderer's budget on a 2-core kiosk), uncapped.
+1b. Quality (``services.renderer.quality``): three portraits (the default, closed lips; a smile
+   showing teeth; lips apart; and, outside the headline, a real open mouth showing teeth) driven by real speech's phone
+   alignment (LibriVox, when ../shared/data is there; else a built-in phoneme script) through
+   the viseme driver, rendered at 1920x1080 (the output size) with head motion, re-measured by dlib (68 points and
+   face descriptor). Headline keys are the worst portrait's; ``quality`` has each one.
 2. Live (``bench/renderer_live.py``): a broker, the renderer service and a voice on the bus
    (the voice service with its WAV speaker twin when it exists, else the test-side stand-in
    ``tests/voice_twin.py``, whose speaker plays sample ``i`` at ``play_at + i / rate``). The
@@ -27,7 +32,10 @@ import numpy as np
 
 # The repository root replaces this script's folder on the path: bench/email.py would otherwise
 # shadow the standard library's email package (imported by importlib.metadata, among others).
+# The folder comes back at the end of the path, after the standard library, for renderer_live.
+_HERE = str(Path(__file__).resolve().parent)
 sys.path[0] = str(Path(__file__).resolve().parents[1])
+sys.path.append(_HERE)
 
 from services.renderer.avatar import Avatar  # noqa: E402
 from services.renderer.idle import IdleLife  # noqa: E402
@@ -124,6 +132,40 @@ def first_frame_ms(avatar: Avatar, pcm: np.ndarray, ahead_ms: float) -> float:
             return float("nan")
 
 
+def portrait_quality() -> dict:
+    """Worst-portrait quality keys and the per-portrait table (see the module docstring)."""
+    from services.renderer.avatar import PORTRAITS
+    from services.renderer.quality import FrameMeasure, aligned_phonemes, measure_portrait, script_phonemes
+
+    folder = Path(__file__).resolve().parents[2] / "shared" / "data" / "speech" / "librivox"
+    alignments = sorted(folder.glob("*.phone.json"))
+    # The longest sentence: rounded (to, do), spread (be), closed (m, b, p) and open vowels.
+    runs = [(a.stem.split("-")[-1], aligned_phonemes(a)) for a in alignments[:1]] or [("script", script_phonemes())]
+    # The acceptance three, then a real open mouth showing teeth (reported, not in the headline:
+    # dlib reads its closed lips 0.005-0.08 apart from one frame to the next, see docs/renderer.md).
+    portraits = {"closed": PORTRAITS / "grid_lrwp9a.png", "smile": PORTRAITS / "grid_bbaf2n_smile.png",
+                 "apart": PORTRAITS / "grid_lbax4n.png", "real teeth": PORTRAITS / "grid_swiz3n_teeth.png"}
+    measure = FrameMeasure()
+    table = []
+    for kind, path in portraits.items():
+        avatar = Avatar.build(path, None)
+        for speech_name, phonemes in runs:
+            r = measure_portrait(avatar, phonemes, f"{kind}:{path.stem}", measure=measure)
+            row = {**r.summary(), "speech": speech_name}
+            table.append(row)
+            log(json.dumps(row))
+    plain = [r for r in table if not r["portrait"].startswith("real teeth")]
+    return {
+        "lip_closure_gap_iod_p95": max(r["lip_closure_gap_iod_p95"] for r in plain),
+        "commanded_vs_drawn_corr": min(r["commanded_vs_drawn_corr"] for r in plain),
+        "round_spread_width_ratio": max(r["round_spread_width_ratio"] for r in plain),
+        "identity_distance_max": max(r["identity_distance_max"] for r in plain),
+        "background_change_mean": max(r["background_change_mean"] for r in plain),
+        "quality_speech": "librivox alignments" if alignments else "built-in phoneme script",
+        "quality": table,
+    }
+
+
 def main() -> None:
     cv2.setNumThreads(1)
     log("building avatar (cached landmarks are not used: timing includes dlib)")
@@ -138,6 +180,7 @@ def main() -> None:
     first_ahead = first_frame_ms(avatar, pcm, 300.0)
     log(f"engine first moving frame: {first_now:.0f} ms after play_at when announced at play_at, "
         f"{first_ahead:.0f} ms when announced 300 ms ahead (negative: lips lead the sound)")
+    quality = portrait_quality()
     from renderer_live import live  # after the engine numbers, which need no bus
 
     lv = live()
@@ -150,6 +193,7 @@ def main() -> None:
         "engine_first_frame_ms_announced_at_play_at": round(first_now, 1),
         "engine_first_frame_ms_announced_300ms_ahead": round(first_ahead, 1),
         "avatar_build_ms": round(build_ms), "threads": 1,
+        **quality,
         **{k: v for k, v in lv.items() if k not in headline},
     }))
 

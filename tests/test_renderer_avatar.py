@@ -13,7 +13,7 @@ from services.renderer.avatar import DEFAULT_PORTRAIT, Avatar, AvatarError
 
 
 def test_default_portrait_has_provenance_and_a_face(tmp_path):
-    assert (DEFAULT_PORTRAIT.parent / "PROVENANCE.md").read_text().count("public domain") >= 1
+    assert "CC BY 4.0" in (DEFAULT_PORTRAIT.parent / "PROVENANCE.md").read_text()
     av = Avatar.build(None, tmp_path)
     assert av.landmarks.shape == (68, 2)
     assert 35 < av.eye_distance < 60  # the 512 px NASA portrait

@@ -245,18 +245,22 @@ class RendererNeuralSettings(Section):
 
 
 class RendererSettings(Section):
-    width: Annotated[int, Within(16, 1920)] = 1280
-    """Output width in pixels (up to 1920)."""
-    height: Annotated[int, Within(16, 1080)] = 720
+    width: Annotated[int, Within(16, 1920)] = 1920
+    """Output width in pixels (up to 1920); the screen's own size for a sharp full-screen face."""
+    height: Annotated[int, Within(16, 1080)] = 1080
     """Output height in pixels (up to 1080)."""
     fps: Annotated[float, Within(1.0, 240.0)] = 30.0
     """Frames per second; frames are shown when the voice's playback clock reaches them."""
     portrait: str = ""
-    """Portrait photo of the face (one frontal face); empty: the shipped public-domain portrait."""
+    """Portrait photo of the face (one frontal face, head and shoulders, lips together or smiling);
+    empty: the shipped portrait (a GRID corpus speaker, CC BY 4.0, see docs/renderer.md)."""
+    still_room: bool = True
+    """Move only the person: the head moves over the room (filled in where it uncovers it) and
+    the body and room stay still; false: the whole picture sways with the head."""
     cache_dir: str = ""
     """Where avatar landmarks are cached per portrait; empty: ``$CACHE_DIRECTORY`` (systemd), else
     ``$XDG_CACHE_HOME/assistant/avatars``, else ``~/.cache/assistant/avatars``."""
-    zoom: Annotated[float, Within(0.25, 10.0)] = 1.4
+    zoom: Annotated[float, Within(0.25, 10.0)] = 1.0
     """1 shows the whole portrait height; larger crops towards the face."""
     letterbox: Literal["blur", "black"] = "blur"
     """Fill beside a portrait narrower than the screen."""

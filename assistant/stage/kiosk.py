@@ -108,8 +108,8 @@ wav_path = "{w / 'speaker.wav'}"
 [renderer]
 screen = "{'record' if self.record else 'null'}"
 record_path = "{self.video}"
-width = 640
-height = 480
+width = 1280
+height = 720
 fps = {self.fps}
 cache_dir = "{w / 'avatars'}"
 

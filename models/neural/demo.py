@@ -117,7 +117,7 @@ def run(avatar_folder: Path, drive: Path, videos: list[Path], out: Path, frames:
         cv2.imwrite(str(path), img, [cv2.IMWRITE_JPEG_QUALITY, 88])
         written.append(path)
         log.info("%s: %d frames -> %s", v.name, len(made), path)
-    # A still portrait (the renderer's shipped public-domain astronaut), driven the same way.
+    # A still portrait (the renderer's shipped default, a GRID speaker), driven the same way.
     synth = NeuralSynth(FaceSynth(Avatar.build(None, None), SynthSettings(width=640, height=480, zoom=2.0)), gen, a.crop)
     # Offsets from rest are what the renderer's timeline hands a synth. Top row: the classic
     # warped mouth with the same offsets; bottom: the generated one.

@@ -26,8 +26,11 @@ class IdleSettings:
     """Log-normal sigma of the blink interval (natural intervals are skewed, not periodic)."""
     blink_min_s: float = 1.5
     blink_max_s: float = 8.0
-    double_blink: float = 0.12
-    """Probability that a blink is followed at once by a second one."""
+    double_blink: float = 0.1
+    """Probability that a blink is followed at once by a second one (never a third: people blink
+    in ones and occasional twos, not bursts)."""
+    double_gap_s: tuple[float, float] = (0.2, 0.4)
+    """Open time between the two blinks of a double."""
     blink_close_s: float = 0.08
     blink_hold_s: float = 0.03
     blink_open_s: float = 0.16
@@ -81,6 +84,7 @@ class IdleLife:
         self._t: float | None = None
         self._next_blink = 0.0
         self._blink_start = -10.0
+        self._was_double = False
         self._next_saccade = 0.0
         self._saccade = np.zeros(2)
         self._target: tuple[float, float] | None = None
@@ -108,7 +112,9 @@ class IdleLife:
         if t >= self._next_blink:
             self._blink_start = self._next_blink
             length = s.blink_close_s + s.blink_hold_s + s.blink_open_s
-            gap = 0.12 if self.rng.random() < s.double_blink else self._blink_interval()
+            double = not self._was_double and self.rng.random() < s.double_blink
+            self._was_double = double
+            gap = self.rng.uniform(*s.double_gap_s) if double else self._blink_interval()
             self._next_blink = self._blink_start + length + gap
         u = t - self._blink_start
         if u < 0:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from assistant.config.schema import RendererSettings
-from assistant.messages import (Done, Faces, FaceLandmarks, Partial, Playback, Received, RendererStats, Reply, Speech, Stop, Transcript,
+from assistant.messages import (Done, Faces, FaceLandmarks, Partial, Person, Playback, Received, RendererStats, Reply, Speech, Stop, Transcript,
                                 Utterance)
 from assistant.service import Service, on
 
@@ -65,7 +65,8 @@ class RendererService(Service):
                 lstm_model = str(neural.lipsync)
         self.drivers = DriverChoice(s.driver, lstm_model)
         avatar = Avatar.build(portrait, cache_dir(s))
-        synth = FaceSynth(avatar, SynthSettings(width=s.width, height=s.height, zoom=s.zoom, letterbox=s.letterbox))
+        synth = FaceSynth(avatar, SynthSettings(width=s.width, height=s.height, zoom=s.zoom, letterbox=s.letterbox,
+                                                matte=s.still_room))
         if neural is not None:
             from .neural import MouthGenerator, NeuralSynth
 
@@ -171,6 +172,11 @@ class RendererService(Service):
         from .idle import gaze_from_faces
 
         self.player.look_at(gaze_from_faces(rx.msg, mirrored=self.settings.mirrored_camera))
+
+    @on(Person)
+    def on_person(self, rx: Received) -> None:
+        if rx.msg.event == "left":  # alone again: back to the front at once, not after the timeout
+            self.player.look_at(None)
 
     @on(Speech)
     def on_speech(self, rx: Received) -> None:

@@ -48,15 +48,18 @@ class MeshWarper:
         self._lo = np.vstack([lo, [0, 0]]).astype(np.float32)
         self._hi = np.vstack([hi, [w - 1, h - 1]]).astype(np.float32)
 
-    def maps(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``remap`` maps (x, y float32, region-sized) that move the rest mesh onto ``points``."""
+    def maps(self, points: np.ndarray, skip: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``remap`` maps (x, y float32, region-sized) that move the rest mesh onto ``points``;
+        triangles in ``skip`` (indices) are not drawn (their neighbours' rasterisation covers them)."""
         dst = np.asarray(points, dtype=np.float64)[self.triangles]  # (m, 3, 2)
         m = len(dst)
         hom = np.ones((m, 3, 3))
         hom[:, :2, :] = np.transpose(dst, (0, 2, 1))
         det = np.linalg.det(hom)
         ok = np.abs(det) > 2 * _MIN_AREA
-        hom[~ok] = np.eye(3)
+        if skip is not None and len(skip):
+            ok[np.asarray(skip)] = False
+        hom[np.abs(det) <= 2 * _MIN_AREA] = np.eye(3)
         affine = np.empty((m + 1, 6), np.float32)
         affine[:m] = (self._src_t @ np.linalg.inv(hom)).reshape(m, 6)
         affine[m] = self._identity
@@ -80,7 +83,8 @@ class MeshWarper:
             my = cv2.resize(my, self.size, interpolation=cv2.INTER_LINEAR)
         return mx, my
 
-    def warp(self, src: np.ndarray, points: np.ndarray, dst: np.ndarray | None = None) -> np.ndarray:
+    def warp(self, src: np.ndarray, points: np.ndarray, dst: np.ndarray | None = None,
+             skip: np.ndarray | None = None) -> np.ndarray:
         """Resample ``src`` (the region, rest geometry) so its mesh lands on ``points``."""
-        mx, my = self.maps(points)
+        mx, my = self.maps(points, skip)
         return cv2.remap(src, mx, my, cv2.INTER_LINEAR, dst=dst, borderMode=cv2.BORDER_REPLICATE)
