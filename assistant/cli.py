@@ -20,7 +20,8 @@ log = logging.getLogger("assistant")
 def _client(config: Config, topics=()):
     from assistant.bus import BusClient
 
-    client = BusClient(config.bus, f"cli-{os.getpid()}", topics)
+    # The operator's key pair: the broker lets it send commands and speech, and stamps "operator".
+    client = BusClient(config.bus, f"cli-{os.getpid()}", topics, identity="operator")
     client.wait_live()
     return client
 

@@ -13,6 +13,8 @@ from assistant.bus import BusClient
 from assistant.config import BusSettings
 
 REPO = Path(__file__).resolve().parents[1]
+#: ``bus.guest_types`` for test kiosks: scripted visitors and twins publish what services would.
+GUESTS_MAY_PUBLISH_ALL = '["*"]'
 
 
 class Procs:
@@ -20,7 +22,10 @@ class Procs:
 
     def __init__(self, runtime_dir: Path) -> None:
         self.runtime_dir = runtime_dir
-        self.env = {**os.environ, "ASSISTANT_BUS__RUNTIME_DIR": str(runtime_dir), "PYTHONUNBUFFERED": "1"}
+        # Test clients play any service (a voice twin, a visitor): in a test kiosk every
+        # authenticated identity without a rule of its own may publish every type.
+        self.env = {**os.environ, "ASSISTANT_BUS__RUNTIME_DIR": str(runtime_dir), "PYTHONUNBUFFERED": "1",
+                    "ASSISTANT_BUS__GUEST_TYPES": GUESTS_MAY_PUBLISH_ALL}
         self.env.pop("NOTIFY_SOCKET", None)
         self.children: list[subprocess.Popen] = []
         self.clients: list[BusClient] = []

@@ -35,7 +35,16 @@ class BusSettings(Section):
     runtime_dir: str = ""
     """Where the ipc sockets live; empty: ``$RUNTIME_DIRECTORY`` (systemd), else ``$XDG_RUNTIME_DIR/assistant``, else ``/tmp/assistant-<uid>``."""
     host: str = "127.0.0.1"
-    """Address for the tcp transport. Keep it on loopback: the bus has no authentication."""
+    """Address for the tcp transport. Loopback only unless ``allow_remote`` is set."""
+    allow_remote: bool = False
+    """Let the broker bind ``host`` beyond loopback (another machine's services). Off: a non-loopback ``host`` is refused."""
+    keys_dir: str = ""
+    """CURVE key pairs (``public/NAME.key``, ``private/NAME.key_secret``), made by ``assistant install`` (``/etc/assistant/keys``).
+    Empty: ``<runtime_dir>/keys``, where the development, test and demo kiosk make missing pairs by themselves."""
+    publish_rules: dict[str, tuple[str, ...]] = {}
+    """Extra or changed rules: identity -> message types it may publish (``voice.say``, ``vision.*``, ``*``), over the built-in ones."""
+    guest_types: tuple[str, ...] = ("system.probe", "system.heartbeat", "system.state")
+    """What an authenticated identity without a rule of its own (a tool, a test client) may publish."""
     pub_port: Port = 5601
     """tcp port publishers connect to (the broker's XSUB)."""
     sub_port: Port = 5602
@@ -44,6 +53,9 @@ class BusSettings(Section):
     """High-water mark in messages per socket; sized so bursts of 10,000 small messages are never dropped."""
     connect_timeout_s: Annotated[float, Above(0.0, 600.0)] = 5.0
     """How long a service waits for the broker at start-up before it reports failure."""
+    subscriber_hwm: Annotated[int, Within(1000, 10_000_000)] = 50_000
+    """Messages the broker queues for one subscriber; a subscriber that stops reading loses the rest
+    (counted as gaps by the subscriber) instead of growing the broker."""
     settle_s: Annotated[float, Within(0.0, 10.0)] = 0.3
     """After binding, the broker holds traffic this long, so that services reconnecting after a
     broker restart have resubscribed before messages flow (ZeroMQ reconnects every 100 ms)."""

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from typing import Literal
 
 import msgspec
 
 from .base import Message, message
+
+#: Longest utterance a message may carry, and how far ahead its play time may be.
+MAX_UTTERANCE_S = 120.0
+MAX_PLAY_AHEAD_S = 300.0
 
 
 class Phoneme(msgspec.Struct, frozen=True, array_like=True):
@@ -49,6 +54,20 @@ class Utterance(Message, frozen=True):
     """Audio about to be played, announced before it plays so the renderer can prepare."""
 
     PAYLOADS = ("pcm",)
+    PAYLOAD_MAX = {"pcm": int(MAX_UTTERANCE_S * 48_000 * 2)}
+
+    def problem(self) -> str | None:
+        if not 4_000 <= self.sample_rate <= 192_000:
+            return f"sample_rate {self.sample_rate} outside 4000-192000"
+        if len(self.pcm) % 2:
+            return f"pcm has an odd length ({len(self.pcm)} bytes) for 16-bit samples"
+        seconds = len(self.pcm) / 2 / self.sample_rate
+        if seconds > MAX_UTTERANCE_S:
+            return f"{seconds:.0f} s of audio, at most {MAX_UTTERANCE_S:.0f} s"
+        ahead = (self.play_at_ns - time.monotonic_ns()) / 1e9
+        if ahead > MAX_PLAY_AHEAD_S:
+            return f"play_at is {ahead:.0f} s ahead, at most {MAX_PLAY_AHEAD_S:.0f} s"
+        return None
 
     utterance_id: str
     """Unique id of this utterance (one sentence of a reply)."""
