@@ -80,7 +80,7 @@ class KeyStore:
             return _load_pair(path)
         if not self.auto_create:
             raise BusKeyError(f"no bus key pair for {name!r} ({path} is missing); "
-                            f"make it with `assistant install` or `assistant keys make {name}`")
+                            "`sudo assistant install` makes the missing pairs (and keeps the others)")
         with self._locked():
             if not path.exists():
                 self._make(name)
