@@ -117,7 +117,8 @@ def test_oversized_and_inconsistent_payloads_are_dropped_and_counted(strict):
     # Within the frame limit but wrong: the receiving service drops and counts them.
     bad = [
         Utterance(utterance_id="far", text="", sample_rate=16000, play_at_ns=time.monotonic_ns() + 10**12, engine="x", pcm=b"\0" * 3200),
-        Utterance(utterance_id="odd", text="", sample_rate=16000, play_at_ns=time.monotonic_ns(), engine="x", pcm=b"\0" * 3201),
+        # 150 s at 8 kHz: under the frame limit, over the longest utterance.
+        Utterance(utterance_id="long", text="", sample_rate=8000, play_at_ns=time.monotonic_ns(), engine="x", pcm=b"\0" * 2_400_000),
         Utterance(utterance_id="rate", text="", sample_rate=1, play_at_ns=time.monotonic_ns(), engine="x", pcm=b"\0" * 3200),
     ]
     for msg in bad:

@@ -57,13 +57,15 @@ class Utterance(Message, frozen=True):
     PAYLOAD_MAX = {"pcm": int(MAX_UTTERANCE_S * 48_000 * 2)}
 
     def problem(self) -> str | None:
-        if not 4_000 <= self.sample_rate <= 192_000:
-            return f"sample_rate {self.sample_rate} outside 4000-192000"
-        if len(self.pcm) % 2:
-            return f"pcm has an odd length ({len(self.pcm)} bytes) for 16-bit samples"
-        seconds = len(self.pcm) / 2 / self.sample_rate
-        if seconds > MAX_UTTERANCE_S:
-            return f"{seconds:.0f} s of audio, at most {MAX_UTTERANCE_S:.0f} s"
+        # What a receiver would hold on to: too much audio for its rate, or a play time so far
+        # ahead that it stays queued. (An odd byte count or a zero rate is the services' to
+        # report: they count those as bad utterances.)
+        if self.sample_rate > 0:
+            seconds = len(self.pcm) / 2 / self.sample_rate
+            if seconds > MAX_UTTERANCE_S:
+                return f"{seconds:.0f} s of audio at {self.sample_rate} Hz, at most {MAX_UTTERANCE_S:.0f} s"
+        elif len(self.pcm) > MAX_UTTERANCE_S * 48_000 * 2:
+            return f"{len(self.pcm)} bytes of audio"
         ahead = (self.play_at_ns - time.monotonic_ns()) / 1e9
         if ahead > MAX_PLAY_AHEAD_S:
             return f"play_at is {ahead:.0f} s ahead, at most {MAX_PLAY_AHEAD_S:.0f} s"
