@@ -486,12 +486,17 @@ class EmailSettings(Section):
     """Who may instruct the kiosk: ``alice@example.com`` (one address), ``@example.com`` (a domain) or
     ``.example.com`` (its subdomains). Empty: nobody; every mail is quarantined."""
     require_dkim: bool = False
-    """Also require ``dkim=pass`` for the sender's domain in the trusted Authentication-Results header."""
+    """Also require a DKIM signature that the kiosk verifies itself (dkimpy) from a domain aligned with From."""
     require_spf: bool = False
-    """Also require ``spf=pass`` in the trusted Authentication-Results header."""
+    """Also require ``spf=pass`` for an envelope sender aligned with From, read from your server's
+    Authentication-Results header; needs ``authserv_id``."""
     authserv_id: str = ""
-    """Trust only Authentication-Results headers with this authserv-id (your server's name);
-    empty: only the topmost header, the one your own server added last."""
+    """The authserv-id of your receiving server, whose topmost Authentication-Results header is trusted (for SPF).
+    Set it only for a server that removes foreign headers with this id; empty: no header is trusted."""
+    dkim_keys: dict[str, str] = {}
+    """DKIM key records by name (``sel._domainkey.example.com = "v=DKIM1; k=rsa; p=..."``), looked up before DNS."""
+    dkim_timeout_s: Annotated[float, Above(0.0, 60.0)] = 5.0
+    """DNS timeout for a DKIM key lookup."""
     max_message_bytes: Annotated[int, Within(1000, 1_000_000_000)] = 2_000_000
     """At most this much of a mail is fetched and parsed; the rest is ignored and the text marked truncated."""
     max_text_chars: Annotated[int, Within(1, 10_000_000)] = 20_000

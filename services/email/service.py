@@ -41,7 +41,8 @@ class EmailService(Service):
         from .intake import Intake
         from .outbox import Outbox
 
-        authoriser = Authoriser(s.allowed_senders, require_dkim=s.require_dkim, require_spf=s.require_spf, authserv_id=s.authserv_id)
+        authoriser = Authoriser(s.allowed_senders, require_dkim=s.require_dkim, require_spf=s.require_spf, authserv_id=s.authserv_id,
+                                dkim_keys=dict(s.dkim_keys), dkim_timeout_s=s.dkim_timeout_s)
         if authoriser.empty:
             log.warning("email.allowed_senders is empty: every mail will be quarantined")
         read_secret(s.password_file, "password_file")  # fail at start, with the fix, not at first login (exit 2)
