@@ -6,7 +6,8 @@ from typing import Literal
 
 from .base import Message, message
 
-State = Literal["starting", "ready", "stopping", "stopped", "failed"]
+State = Literal["starting", "ready", "degraded", "stopping", "stopped", "failed"]
+"""``degraded``: running, but waiting for something of the moment (a full disk, a locked database)."""
 
 
 @message("system.state")

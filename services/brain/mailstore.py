@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from assistant.storefile import open_sqlite
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS inbox (
     mail_id     TEXT PRIMARY KEY,
@@ -59,12 +61,13 @@ class MailStore:
     """sqlite in WAL mode with full sync; used from the service loop thread only."""
 
     def __init__(self, path: Path | str, clock=time.time) -> None:
-        if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.executescript(_SCHEMA)
+        def setup(db: sqlite3.Connection) -> None:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.executescript(_SCHEMA)
+
+        # A damaged file is moved aside; a full disk or a lock raises StoreFault (retried by the service).
+        self.db = open_sqlite(path, "brain mail store", setup)
         self.clock = clock
 
     def close(self) -> None:

@@ -57,11 +57,11 @@ class BrainService(Service):
         s = self.config.brain
         path = store_path(s)
         try:
-            self.store = MailStore(path)
+            # A full disk or a locked file: degraded and retried (a damaged file is moved aside).
+            self.store = self.until_available(lambda: MailStore(path))
         except (OSError, sqlite3.Error) as exc:
-            # Never replaced or repaired here: it may hold mail nobody has read yet.
             raise SetupError(f"brain.store_path: cannot use {path} as the mail store ({type(exc).__name__}: {exc}); "
-                             "point it at a writable file, or move a damaged one aside") from None
+                             "point it at a writable file") from None
         kb = load_knowledge(s)
         if kb is None:
             self.count("knowledge_off")

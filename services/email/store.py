@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from assistant.clock import SteadyClock
+from assistant.storefile import open_sqlite
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS mails (
@@ -79,12 +80,16 @@ class MailStore:
         #: system clock does not move while the process runs (``assistant.clock.SteadyClock``).
         self.clock = clock or SteadyClock()
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+
+        def setup(db: sqlite3.Connection) -> None:
+            db.execute("PRAGMA busy_timeout = 30000")
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.executescript(_SCHEMA)
+
+        # A damaged file is moved aside; a full disk or a lock raises StoreFault (retried by the service).
+        self._db = open_sqlite(self.path, "email store", setup)
 
     def close(self) -> None:
         with self._lock:
