@@ -497,6 +497,8 @@ class EmailSettings(Section):
     """DKIM key records by name (``sel._domainkey.example.com = "v=DKIM1; k=rsa; p=..."``), looked up before DNS."""
     dkim_timeout_s: Annotated[float, Above(0.0, 60.0)] = 5.0
     """DNS timeout for a DKIM key lookup."""
+    sent_retention_s: Annotated[float, Within(60.0, 315_360_000.0)] = 604_800.0
+    """Subject, body and recipients of sent (or failed) mail are blanked this long after (privacy; default a week)."""
     max_message_bytes: Annotated[int, Within(1000, 1_000_000_000)] = 2_000_000
     """At most this much of a mail is fetched and parsed; the rest is ignored and the text marked truncated."""
     max_text_chars: Annotated[int, Within(1, 10_000_000)] = 20_000
@@ -555,6 +557,9 @@ class BrainSettings(Section):
     """A yes/no question (send this message?) expires after this long."""
     max_spoken_chars: Annotated[int, Within(20, 100_000)] = 300
     """Mail text read aloud is cut to this many characters."""
+    mail_retention_s: Annotated[float, Within(60.0, 315_360_000.0)] = 604_800.0
+    """Received mail (bodies included) and sent-message records are deleted from the store this long
+    after they arrived, read or not (privacy; default a week). ``assistant forget NAME`` deletes sooner."""
     announcement_max_age_s: Annotated[float, Above(0.0, 31536000.0)] = 86400.0
     """Announcements older than this are no longer spoken."""
     announcement_retry_s: Annotated[float, Within(1.0, 86400.0)] = 30.0

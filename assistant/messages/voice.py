@@ -39,6 +39,8 @@ class Say(Message, frozen=True):
     """Stop whatever is playing first (otherwise queued after it)."""
     say_id: str = ""
     """Caller's id for this request, echoed in the resulting utterances and ``voice.done``."""
+    private: bool = False
+    """Personal content (a visitor's mail, a message they dictate): never kept in the audio cache."""
 
 
 @message("voice.stop")

@@ -111,6 +111,19 @@ class MailStore:
         with self.db:
             self.db.executemany("UPDATE inbox SET done_at = ? WHERE mail_id = ? AND done_at IS NULL", [(self.clock(), m) for m in mail_ids])
 
+    def purge(self, older_than_s: float) -> int:
+        """Delete mail stored, and send records created, more than ``older_than_s`` ago (retention)."""
+        cutoff = self.clock() - older_than_s
+        with self.db:
+            n = self.db.execute("DELETE FROM inbox WHERE stored_at < ?", (cutoff,)).rowcount
+            n += self.db.execute("DELETE FROM outbox WHERE created_at < ? AND status != 'pending'", (cutoff,)).rowcount
+        return n
+
+    def forget(self, key: str) -> int:
+        """Delete every mail for the person with name key ``key`` (``assistant forget``)."""
+        with self.db:
+            return self.db.execute("DELETE FROM inbox WHERE recipient = ?", (key,)).rowcount
+
     # --- outgoing ----------------------------------------------------------------------
     def queue(self, out: Outgoing) -> None:
         with self.db:

@@ -75,6 +75,18 @@ class BrainService(Service):
         self.every(_TICK_S, lambda: self.emit(self.brain.tick()))
         self.every(s.phrases_every_s, lambda: self.emit([self.brain.phrases()]), first_in=0)
         self.every(s.outbox_retry_s, lambda: self.emit(self.brain.outbox()), first_in=0)
+        self.every(min(3600.0, s.mail_retention_s / 4), self._purge, first_in=0)
+
+    def _purge(self) -> None:
+        """Retention: mail older than ``brain.mail_retention_s`` leaves the store."""
+        try:
+            n = self.store.purge(self.config.brain.mail_retention_s)
+        except sqlite3.Error as exc:
+            log.warning("mail retention: %s; trying again later", exc)
+            return
+        if n:
+            self.count("mail_purged", n)
+            log.info("mail retention: deleted %d stored mail(s) older than %.0f days", n, self.config.brain.mail_retention_s / 86400)
 
     def teardown(self) -> None:
         store = getattr(self, "store", None)

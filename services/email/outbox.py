@@ -98,6 +98,7 @@ class Outbox:
         self._thread: threading.Thread | None = None
         self._backoff = Backoff(settings.send_backoff_s)
         self._not_before = 0.0  # connection backoff: nothing is tried before this (monotonic)
+        self._next_purge = 0.0  # retention of sent mail bodies, checked hourly (monotonic)
 
     # --- any thread ---------------------------------------------------------------------------
     def submit(self, req: EmailSend) -> None:
@@ -141,6 +142,9 @@ class Outbox:
                 log.exception("outbox failed; retrying")
                 self._not_before = time.monotonic() + self._backoff.next()
             self.stats["outbox_pending"] = self.store.outbox_pending()
+            if time.monotonic() >= self._next_purge:
+                self._next_purge = time.monotonic() + 3600.0
+                self.store.outbox_forget_sent(self.clock() - self.settings.sent_retention_s)
             self._wake.wait(self._sleep_time())
             self._wake.clear()
 

@@ -186,6 +186,13 @@ class MailStore:
             self._db.execute("UPDATE outbox SET state = ?, last_error = ?, done_at = ?, attempts = attempts + 1 WHERE send_id = ?", (state, error[:500], self.clock(), send_id))
 
 
+    def outbox_forget_sent(self, older_than: float) -> int:
+        """Blank subject and body of mail sent or failed before ``older_than`` (retention); the ids stay for idempotency."""
+        with self._lock:
+            return self._db.execute("UPDATE outbox SET subject = '', body = '', recipients = '[]' WHERE state != 'pending' AND done_at < ? AND body != ''",
+                                    (older_than,)).rowcount
+
+
 _OUT_COLS = "send_id, recipients, subject, body, in_reply_to, message_id, state, attempts, next_try, created, last_error"
 
 
