@@ -205,6 +205,24 @@ def verify_units(plan: Plan) -> str:
     return (out.stdout + out.stderr).strip() or ("" if out.returncode == 0 else f"systemd-analyze exited with {out.returncode}")
 
 
+#: Highest ``systemd-analyze security`` exposure a unit may have (0 safe .. 10 exposed).
+MAX_EXPOSURE = 2.5
+
+
+def unit_exposure(plan: Plan) -> dict[str, float]:
+    """``systemd-analyze security --offline`` of every installed unit: name -> overall exposure."""
+    import re
+
+    folder = plan.path("/etc/systemd/system")
+    out: dict[str, float] = {}
+    for unit in sorted(p.name for p in folder.glob("assistant*.service")):
+        res = subprocess.run(["systemd-analyze", "security", "--offline=yes", f"--root={plan.root}", "--no-pager", unit],
+                             capture_output=True, text=True, cwd=folder)
+        found = re.search(r"Overall exposure level for \S+: ([0-9.]+)", res.stdout + res.stderr)
+        out[unit] = float(found.group(1)) if found else float("inf")
+    return out
+
+
 def install(plan: Plan) -> None:
     if not plan.staged and os.geteuid() != 0:
         raise InstallError("installing into / needs root; run it with sudo, or stage into a folder with --root DIR")
@@ -249,6 +267,13 @@ def run(args: argparse.Namespace, default_services: list[str]) -> int:
             print(f"assistant install: systemd-analyze verify is not clean:\n{out}", file=sys.stderr)
             return 1
         print("verified: systemd-analyze verify found nothing to report")
+        exposure = unit_exposure(plan)
+        too_high = {u: e for u, e in exposure.items() if e > MAX_EXPOSURE}
+        print("exposure: " + ", ".join(f"{u} {e:.1f}" for u, e in exposure.items()))
+        if too_high:
+            print(f"assistant install: systemd-analyze security exposure above {MAX_EXPOSURE}: "
+                  + ", ".join(f"{u} {e}" for u, e in too_high.items()), file=sys.stderr)
+            return 1
     return 0
 
 
