@@ -19,6 +19,10 @@ from assistant.config import Config
 
 log = logging.getLogger(__name__)
 
+#: Where the systemd units keep state and cache (StateDirectory=, CacheDirectory= under assistant/).
+SYSTEMD_STATE = Path("/var/lib/assistant")
+SYSTEMD_CACHE = Path("/var/cache/assistant")
+
 
 def forget(config: Config, name: str) -> list[str]:
     """Remove ``name``'s face, mail and cached speech; returns one line per thing removed."""
@@ -43,29 +47,40 @@ def _forget_mail(config: Config, key: str) -> list[str]:
     from services.brain.mailstore import MailStore
     from services.brain.service import store_path
 
-    path = store_path(config.brain)
-    if not path.exists():
-        return []
-    store = MailStore(path)
-    try:
-        n = store.forget(key)
-    finally:
-        store.close()
-    return [f"{n} mail(s) in {path}"] if n else []
+    done = []
+    # Configured, else where the unit keeps it (StateDirectory=assistant/brain), else the user's.
+    paths = [store_path(config.brain)] if config.brain.store_path else [SYSTEMD_STATE / "brain" / "brain.sqlite", store_path(config.brain)]
+    for path in dict.fromkeys(paths):
+        if not path.exists():
+            continue
+        store = MailStore(path)
+        try:
+            n = store.forget(key)
+        finally:
+            store.close()
+        if n:
+            done.append(f"{n} mail(s) in {path}")
+    return done
 
 
 def _empty_voice_cache(config: Config) -> list[str]:
     from services.voice.factory import cache_directory
 
-    folder = cache_directory(config.voice.cache)
-    if not folder.is_dir():
-        return []
-    n = 0
-    for path in folder.rglob("*"):
-        if path.is_file():
-            path.unlink()
-            n += 1
-    return [f"{n} cached audio file(s) in {folder}"] if n else []
+    folders = [cache_directory(config.voice.cache)]
+    if not config.voice.cache.directory:
+        folders.insert(0, SYSTEMD_CACHE / "voice")  # the unit's CacheDirectory=assistant/voice
+    done = []
+    for folder in dict.fromkeys(folders):
+        if not folder.is_dir():
+            continue
+        n = 0
+        for path in folder.rglob("*"):
+            if path.is_file():
+                path.unlink()
+                n += 1
+        if n:
+            done.append(f"{n} cached audio file(s) in {folder}")
+    return done
 
 
 def tell_the_camera(config: Config, name: str) -> bool:

@@ -176,10 +176,8 @@ class Broker:
             request_id, address, mechanism, creds = req[1], req[3], req[5], req[6:]
             name = None
             if mechanism == b"CURVE" and creds:
+                self._reload_peers()  # keys made, rotated or removed since count from the next handshake
                 name = self._peers.get(creds[0])
-                if name is None:
-                    self._reload_peers()  # a key made or rotated since: look again
-                    name = self._peers.get(creds[0])
             if name is None:
                 self.rejected["unauthenticated"] += 1
                 peer = zmq.utils.z85.encode(creds[0]).decode() if mechanism == b"CURVE" and creds and len(creds[0]) == 32 else mechanism.decode(errors="replace")
