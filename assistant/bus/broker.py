@@ -280,8 +280,11 @@ class Broker:
             if checked is None:
                 continue
             header, cls, body = checked
-            identity = first.get("User-Id")
-            if not policy.allows(identity, header.type):
+            try:
+                identity = first.get("User-Id")
+            except zmq.ZMQError:  # no ZAP verdict on this peer: never forwarded
+                identity = ""
+            if not identity or not policy.allows(identity, header.type):
                 self.rejected["forbidden"] += 1
                 self._log_once(("type", identity, header.type), "bus: %s may not publish %s; dropped", identity, header.type)
                 continue
