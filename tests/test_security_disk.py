@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant.messages import Heartbeat, Person, Say, SystemState
+from assistant.messages import Heartbeat, Person, SystemState
 from assistant.storefile import StoreFault, open_sqlite
 
 from .procs import wait_for
@@ -85,3 +85,24 @@ def test_locked_database_is_a_fault_to_retry(tmp_path):
         open_sqlite(path, "test store", lambda db: (db.execute("PRAGMA busy_timeout = 100"), db.execute("PRAGMA journal_mode=WAL")))
     holder.execute("COMMIT")
     open_sqlite(path, "test store", lambda db: db.execute("PRAGMA journal_mode=WAL")).close()
+
+
+def test_disk_filling_up_while_running_degrades_and_loses_no_mail(procs, tmp_path, small_disk):
+    from assistant.messages import EmailAck, EmailReceived
+
+    mnt, filler = small_disk
+    filler.unlink()
+    kiosk = Kiosk(procs, tmp_path)
+    kiosk.config.write_text(kiosk.config.read_text().replace(str(tmp_path / "brain.sqlite"), str(mnt / "brain.sqlite")))
+    kiosk.start_brain()
+    subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=4k", "count=1000"], capture_output=True)  # the disk fills up
+    mail = EmailReceived(mail_id="<full@x>", sender="carol@example.org", sender_name="Carol", subject="For everyone: fire drill",
+                         text="At noon. " * 2000, to=["kiosk@example.org"])
+    kiosk.send(mail)
+    state = wait_for(kiosk.bus, lambda rx: isinstance(rx.msg, SystemState) and rx.msg.service == "brain" and rx.msg.state == "degraded", 15)
+    assert "mail store" in state.msg.detail
+    assert kiosk.silent_for(EmailAck, 1.0) is None  # not acknowledged: the mail stays with the email service
+    filler.unlink()
+    kiosk.send(mail)  # the email service redelivers what was not acknowledged
+    assert kiosk.expect(EmailAck, timeout=10).msg.mail_id == "<full@x>"
+    wait_for(kiosk.bus, lambda rx: isinstance(rx.msg, SystemState) and rx.msg.service == "brain" and rx.msg.state == "ready", 15)

@@ -76,6 +76,21 @@ class BrainService(Service):
         self.every(s.phrases_every_s, lambda: self.emit([self.brain.phrases()]), first_in=0)
         self.every(s.outbox_retry_s, lambda: self.emit(self.brain.outbox()), first_in=0)
         self.every(min(3600.0, s.mail_retention_s / 4), self._purge, first_in=0)
+        self.every(self.config.service.heartbeat_s, self._store_health)
+        self._store_seen = (0.0, 0.0)
+
+    def _store_health(self) -> None:
+        """``degraded`` while mail cannot be written (disk full, locked; the email service redelivers
+        it), ``ready`` again once a write succeeds."""
+        c = self.brain.counters
+        errors, stored = c.get("store_errors", 0), c.get("mail_stored", 0) + c.get("mail_redelivered", 0)
+        last_errors, last_stored = self._store_seen
+        self._store_seen = (errors, stored)
+        if errors > last_errors and self.state == "ready":
+            self._set_state("degraded", "the mail store cannot be written (disk full or locked); mail waits in the mailbox")
+        elif stored > last_stored and errors == last_errors and self.state == "degraded":
+            log.info("the mail store can be written again")
+            self._set_state("ready")
 
     def _purge(self) -> None:
         """Retention: mail older than ``brain.mail_retention_s`` leaves the store."""
