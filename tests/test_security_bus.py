@@ -207,3 +207,16 @@ def test_installed_keys_are_not_made_on_the_fly(tmp_path):
         BusClient(BusSettings(runtime_dir=str(tmp_path / "run"), keys_dir=str(tmp_path / "keys")), "brain")
     keys.make("brain")
     assert keys.pair("brain")[0] in [zmq.utils.z85.encode(k) for k in keys.peers()]
+
+
+def test_publish_rules():
+    from assistant.bus.policy import Policy
+
+    p = Policy()
+    assert p.allows("brain", "voice.say") and p.allows("operator", "system.command") and p.allows("supervisor", "system.command")
+    assert not p.allows("voice", "voice.say") and p.allows("voice", "voice.utterance") and p.allows("voice", "voice.newtype")
+    assert not p.allows("camera", "system.command") and not p.allows("email", "email.send") and p.allows("email", "email.received")
+    assert not p.allows("hearing", "hearing.phrases") and p.allows("hearing", "hearing.transcript")
+    assert p.allows("stranger", "system.probe") and not p.allows("stranger", "voice.say")
+    assert Policy({"kiosk-tool": ("voice.say",)}).allows("kiosk-tool", "voice.say")
+    assert Policy(guest=("*",)).allows("stranger", "email.send") and Policy(guest=("*",)).speaks_for_others("stranger")

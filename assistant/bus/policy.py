@@ -1,6 +1,7 @@
 """Who may publish what: the broker checks every message against the sender's authenticated identity.
 
-A rule is a message type (``voice.say``), a domain (``vision.*``) or everything (``*``). The
+A rule is a message type (``voice.say``), a domain (``vision.*``), everything (``*``), or an
+exception to those (``!voice.say``). The
 built-in rules follow the architecture's data flow; ``bus.publish_rules`` adds or replaces rules
 per identity, and ``bus.guest_types`` is what an identity without a rule may publish.
 """
@@ -14,17 +15,18 @@ COMMON = ("system.probe", "system.heartbeat", "system.state")
 
 DEFAULT_RULES: dict[str, tuple[str, ...]] = {
     "camera": ("vision.*",),
-    "hearing": ("hearing.speech", "hearing.partial", "hearing.transcript"),
-    "voice": ("voice.utterance", "voice.playback", "voice.done", "voice.error", "voice.engine"),
+    "hearing": ("hearing.*", "!hearing.phrases"),
+    "voice": ("voice.*", "!voice.say", "!voice.stop"),
     "renderer": ("face.*", "renderer.*"),
     "brain": ("brain.*", "voice.say", "voice.stop", "email.send", "email.ack", "hearing.phrases"),
-    "email": ("email.received", "email.sent", "email.failed"),
-    "ops": (),
+    "email": ("email.*", "!email.send", "!email.ack"),
+    "ops": ("ops.*",),
     "supervisor": ("system.command",),
     "operator": ("system.command", "voice.say", "voice.stop"),
     "echo": ("*",),  # the test echo service repeats every type back
 }
-"""Built-in rules: only the brain sends mail and speech, only the operator and supervisor send commands."""
+"""Built-in rules: each service its own domain (new types there need no new rule); only the brain
+asks for speech and mail, only the operator and supervisor send commands. ``!type`` denies."""
 
 #: Types whose body names a service: the name must be the sender's own identity.
 SELF_NAMED = ("system.heartbeat", "system.state")
@@ -46,7 +48,9 @@ class Policy:
         key = (identity, type_)
         ok = self._cache.get(key)
         if ok is None:
-            ok = any(_match(p, type_) for p in self.patterns(identity))
+            patterns = self.patterns(identity)
+            ok = (not any(p.startswith("!") and _match(p[1:], type_) for p in patterns)
+                  and any(_match(p, type_) for p in patterns if not p.startswith("!")))
             if len(self._cache) > 10_000:
                 self._cache.clear()
             self._cache[key] = ok
