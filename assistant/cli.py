@@ -1,4 +1,4 @@
-"""The ``assistant`` command: up, talk, run, status, say, tail, devices, enroll, avatar build, install.
+"""The ``assistant`` command: up, talk, run, status, say, tail, devices, enroll, avatar build, forget, install.
 
 Exit codes: 0 success, 1 runtime failure (bus unreachable, service missing), 2 bad usage or config.
 """
@@ -20,7 +20,8 @@ log = logging.getLogger("assistant")
 def _client(config: Config, topics=()):
     from assistant.bus import BusClient
 
-    client = BusClient(config.bus, f"cli-{os.getpid()}", topics)
+    # The operator's key pair: the broker lets it send commands and speech, and stamps "operator".
+    client = BusClient(config.bus, f"cli-{os.getpid()}", topics, identity="operator")
     client.wait_live()
     return client
 
@@ -275,6 +276,21 @@ def cmd_talk(config: Config, args: argparse.Namespace) -> int:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def cmd_forget(config: Config, args: argparse.Namespace) -> int:
+    """Remove a person's face, mail and cached speech (see ``assistant.forget``)."""
+    from assistant.forget import forget, tell_the_camera
+
+    removed = forget(config, args.name)
+    told = tell_the_camera(config, args.name)
+    for line in removed:
+        print(f"removed {line}")
+    if not removed:
+        print(f"nothing stored for {args.name}")
+    if told:
+        print("told the running camera to forget the face")
+    return 0
+
+
 def cmd_install(config: Config, args: argparse.Namespace) -> int:
     from assistant.install import run
 
@@ -347,6 +363,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--restart", action="store_true", help="discard an unfinished build of this name")
     p.set_defaults(fn=cmd_avatar_build)
+    p = sub.add_parser("forget", help="remove a person's enrolled face, their mail and the cached speech")
+    p.add_argument("name", help="the person's name, as enrolled (alice_smith) or spoken (Alice Smith)")
+    p.set_defaults(fn=cmd_forget)
     p = sub.add_parser("install", help="create the user, folders and config; install and enable the systemd units (--root DIR: stage)")
     from assistant.install import add_arguments
 

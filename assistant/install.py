@@ -53,6 +53,7 @@ class Plan:
     services: list[str]
     create_user: bool = True
     enable: bool = True
+    rotate_keys: bool = False
     done: list[str] = field(default_factory=list)
 
     def path(self, absolute: str) -> Path:
@@ -140,7 +141,9 @@ def install_files(plan: Plan) -> None:
     _own(etc, gid, 0o750)
     config = etc / "assistant.toml"
     if not config.exists():
-        config.write_text(EXAMPLE_CONFIG.read_text())
+        # The production bus: sockets in systemd's runtime directory, keys from install_keys.
+        text = EXAMPLE_CONFIG.read_text().replace('runtime_dir = ""', 'runtime_dir = "/run/assistant"', 1)
+        config.write_text(text.replace('keys_dir = ""', f'keys_dir = "{KEYS_DIR}"', 1))
         _own(config, gid, 0o640)
         plan.done.append(f"config {config} (from the example)")
     env = etc / "environment"
@@ -154,6 +157,34 @@ def install_files(plan: Plan) -> None:
         password.touch()
         _own(password, None, 0o600)
     plan.done.append(f"folder {etc}")
+
+
+KEYS_DIR = "/etc/assistant/keys"
+#: Identities that get a CURVE key pair: each service's unit, the supervisor and the operator CLI.
+KEY_IDENTITIES = ("bus", "camera", "hearing", "voice", "renderer", "email", "brain", "ops", "supervisor", "operator")
+
+
+def install_keys(plan: Plan, *, rotate: bool = False) -> None:
+    """A CURVE key pair per identity in /etc/assistant/keys (kept; ``rotate`` makes new ones).
+
+    ``public/`` is readable by everyone (the broker reads it); ``private/`` is root's alone: each
+    unit gets its own pair from systemd (``LoadCredential=bus-NAME.key_secret``), so no service can
+    read another's; the operator's pair is root's too (``sudo assistant status``).
+    """
+    from assistant.bus.keys import KeyStore
+
+    store = KeyStore(plan.path(KEYS_DIR), auto_create=False)
+    made = []
+    for name in KEY_IDENTITIES:
+        if rotate or not (store.private_dir / f"{name}.key_secret").exists():
+            store.make(name, replace=True)
+            made.append(name)
+    _own(store.directory, None, 0o755)
+    _own(store.public_dir, None, 0o755)
+    _own(store.private_dir, None, 0o700)
+    (store.directory / ".lock").unlink(missing_ok=True)
+    if made:
+        plan.done.append(f"bus keys {', '.join(made)} -> {store.directory}" + (" (rotated: restart assistant.target)" if rotate else ""))
 
 
 def enable_units(plan: Plan) -> None:
@@ -174,6 +205,24 @@ def verify_units(plan: Plan) -> str:
     return (out.stdout + out.stderr).strip() or ("" if out.returncode == 0 else f"systemd-analyze exited with {out.returncode}")
 
 
+#: Highest ``systemd-analyze security`` exposure a unit may have (0 safe .. 10 exposed).
+MAX_EXPOSURE = 2.5
+
+
+def unit_exposure(plan: Plan) -> dict[str, float]:
+    """``systemd-analyze security --offline`` of every installed unit: name -> overall exposure."""
+    import re
+
+    folder = plan.path("/etc/systemd/system")
+    out: dict[str, float] = {}
+    for unit in sorted(p.name for p in folder.glob("assistant*.service")):
+        res = subprocess.run(["systemd-analyze", "security", "--offline=yes", f"--root={plan.root}", "--no-pager", unit],
+                             capture_output=True, text=True, cwd=folder)
+        found = re.search(r"Overall exposure level for \S+: ([0-9.]+)", res.stdout + res.stderr)
+        out[unit] = float(found.group(1)) if found else float("inf")
+    return out
+
+
 def install(plan: Plan) -> None:
     if not plan.staged and os.geteuid() != 0:
         raise InstallError("installing into / needs root; run it with sudo, or stage into a folder with --root DIR")
@@ -185,6 +234,7 @@ def install(plan: Plan) -> None:
         create_user(plan)
     install_units(plan)
     install_files(plan)
+    install_keys(plan, rotate=plan.rotate_keys)
     if plan.enable:
         enable_units(plan)
 
@@ -196,13 +246,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--services", default="", help="comma-separated services to enable (default: [supervisor].services of the config)")
     parser.add_argument("--no-user", action="store_true", help="do not create the assistant user")
     parser.add_argument("--no-enable", action="store_true", help="install the units without enabling them")
+    parser.add_argument("--rotate-keys", action="store_true", help="make new bus key pairs for every identity (then restart assistant.target)")
     parser.add_argument("--verify", action="store_true", help="run systemd-analyze verify on the units; exit 1 on any output")
 
 
 def run(args: argparse.Namespace, default_services: list[str]) -> int:
     services = [s.strip() for s in args.services.split(",") if s.strip()] if args.services else default_services
     plan = Plan(Path(args.root).resolve(), Path(args.app_dir).resolve(), Path(args.python).absolute(), services,
-                create_user=not args.no_user, enable=not args.no_enable)
+                create_user=not args.no_user, enable=not args.no_enable, rotate_keys=args.rotate_keys)
     try:
         install(plan)
     except (InstallError, OSError) as exc:
@@ -216,6 +267,13 @@ def run(args: argparse.Namespace, default_services: list[str]) -> int:
             print(f"assistant install: systemd-analyze verify is not clean:\n{out}", file=sys.stderr)
             return 1
         print("verified: systemd-analyze verify found nothing to report")
+        exposure = unit_exposure(plan)
+        too_high = {u: e for u, e in exposure.items() if e > MAX_EXPOSURE}
+        print("exposure: " + ", ".join(f"{u} {e:.1f}" for u, e in exposure.items()))
+        if too_high:
+            print(f"assistant install: systemd-analyze security exposure above {MAX_EXPOSURE}: "
+                  + ", ".join(f"{u} {e}" for u, e in too_high.items()), file=sys.stderr)
+            return 1
     return 0
 
 

@@ -46,9 +46,14 @@ import zmq
 from assistant.bus import BusClient, BusError
 from assistant.config import Config, ConfigError, load
 from assistant.errors import EXIT_SETUP, SetupError
+from assistant.storefile import StoreFault
 from assistant.messages import Command, Heartbeat, Message, Received, SystemState
 
 log = logging.getLogger(__name__)
+
+
+class _StoppedWhileDegraded(Exception):
+    """SIGTERM while waiting for a store to come back: a clean stop."""
 
 
 M = TypeVar("M", bound=Message)
@@ -162,6 +167,35 @@ class Service:
             fut.add_done_callback(lambda f: self.call_soon(lambda: then(f)))
         return fut
 
+    def until_available(self, fn: Callable[[], Any], retry_s: float = 2.0) -> Any:
+        """Call ``fn`` (opening a store, say) until it stops raising ``StoreFault``; return its result.
+
+        Meanwhile the service is ``degraded``: it says why once, keeps its heartbeats (the status
+        page and the watchdogs see it alive) and tries again every ``retry_s``. A full disk or a
+        locked database is a fault of the moment, not a config error: exiting with code 2 would
+        keep it down after the space is freed.
+        """
+        degraded_at = None
+        while True:
+            try:
+                result = fn()
+            except StoreFault as exc:
+                self.count("store_faults")
+                if degraded_at is None:
+                    degraded_at = time.monotonic()
+                    log.error("%s; %s is degraded and tries again every %.0f s", exc, self.name, retry_s)
+                    self._set_state("degraded", str(exc))
+                    self._notifier.notify("READY=1")
+                    self._notifier.notify(f"STATUS=degraded: {exc}")
+                self._heartbeat()
+                if self._stop.wait(retry_s):
+                    raise _StoppedWhileDegraded() from None
+                continue
+            if degraded_at is not None:
+                log.info("%s recovered after %.0f s", self.name, time.monotonic() - degraded_at)
+                self._set_state("starting")
+            return result
+
     def count(self, key: str, n: float = 1) -> None:
         self.counters[key] = self.counters.get(key, 0) + n
 
@@ -251,6 +285,9 @@ class Service:
             log.error("%s", exc)
             self._shutdown("failed", str(exc))
             return 1
+        except _StoppedWhileDegraded:
+            self._shutdown("stopped")
+            return 0
         except SetupError as exc:
             log.error("%s cannot start: %s", self.name, exc)
             self._shutdown("failed", str(exc))

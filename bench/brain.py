@@ -79,7 +79,7 @@ def bench_service(rounds: int) -> dict:
     from assistant.messages import Done, Person, Say, SystemState, Transcript
 
     runtime = Path(tempfile.mkdtemp(prefix="bench-brain-"))
-    env = {**os.environ, "ASSISTANT_BUS__RUNTIME_DIR": str(runtime), "ASSISTANT_BRAIN__STORE_PATH": str(runtime / "brain.sqlite"),
+    env = {**os.environ, "ASSISTANT_BUS__RUNTIME_DIR": str(runtime), "ASSISTANT_BUS__GUEST_TYPES": '["*"]', "ASSISTANT_BRAIN__STORE_PATH": str(runtime / "brain.sqlite"),
            "ASSISTANT_SERVICE__LOG_LEVEL": "warning", "PYTHONPATH": str(REPO)}
     env.pop("NOTIFY_SOCKET", None)
     procs = [subprocess.Popen([sys.executable, "-m", "services.bus"], cwd=REPO, env=env)]

@@ -100,7 +100,7 @@ def measure(runtime_dir: str, kind: str, count: int, rate: float) -> dict[str, f
 
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-bus-") as runtime_dir:
-        env = {**os.environ, "ASSISTANT_BUS__RUNTIME_DIR": runtime_dir, "ASSISTANT_SERVICE__LOG_LEVEL": "warning"}
+        env = {**os.environ, "ASSISTANT_BUS__RUNTIME_DIR": runtime_dir, "ASSISTANT_SERVICE__LOG_LEVEL": "warning", "ASSISTANT_BUS__GUEST_TYPES": '["*"]'}
         broker = subprocess.Popen([sys.executable, "-m", "services.bus"], cwd=REPO, env=env)
         try:
             while not Path(runtime_dir, "bus-sub.sock").exists():

@@ -55,7 +55,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-email-") as tmp:
         tmp_path = Path(tmp)
         dovecot = Dovecot().start()
-        env = {**os.environ, "ASSISTANT_BUS__RUNTIME_DIR": str(tmp_path / "run"), "ASSISTANT_SERVICE__LOG_LEVEL": "warning",
+        env = {**os.environ, "ASSISTANT_BUS__RUNTIME_DIR": str(tmp_path / "run"), "ASSISTANT_BUS__GUEST_TYPES": '["*"]', "ASSISTANT_SERVICE__LOG_LEVEL": "warning",
                **service_env(dovecot, tmp_path)}
         broker = subprocess.Popen([sys.executable, "-m", "services.bus"], cwd=REPO, env=env)
         service = None

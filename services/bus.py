@@ -7,6 +7,8 @@ import os
 import signal
 import threading
 
+import zmq
+
 from assistant.bus import Broker
 from assistant.messages import SystemState, encode
 from assistant.service import Notifier, config_from_argv
@@ -22,7 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     notifier = Notifier()
-    broker = Broker(config.bus)
+    # Two I/O threads: CURVE decryption of what comes in and encryption of what goes out run side by side.
+    broker = Broker(config.bus, zmq.Context(io_threads=2))
     try:
         broker.bind()
     except Exception as exc:  # noqa: BLE001 - one clear line for the operator

@@ -58,6 +58,7 @@ class Kiosk:
         self.env = {
             **os.environ, "PYTHONUNBUFFERED": "1",
             "ASSISTANT_BUS__RUNTIME_DIR": str(self.runtime),
+            "ASSISTANT_BUS__GUEST_TYPES": '["*"]',  # the scripted visitor publishes what camera and hearing would
             "ASSISTANT_SUPERVISOR__SERVICES": "[" + ", ".join(f'"{s}"' for s in SERVICES) + "]",
             "ASSISTANT_SUPERVISOR__RESTART_BACKOFF_S": "[0.1, 0.5, 1.0]",
             "ASSISTANT_SUPERVISOR__WATCHDOG_S": str(watchdog_s),

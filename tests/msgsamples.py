@@ -37,11 +37,21 @@ def _value(t: mi.Type, rng: random.Random, depth: int = 0) -> Any:
     raise TypeError(f"no sample for {t!r}")
 
 
+#: Fields that must agree with each other (``Message.problem``): set after the random ones.
+_CONSISTENT = {
+    "voice.utterance": lambda m, rng: {"sample_rate": 16000, "pcm": m.pcm[: len(m.pcm) // 2 * 2], "play_at_ns": rng.randrange(0, 10**9)},
+    "face.landmarks": lambda m, rng: {"shape": (len(m.points) // 8, 2), "points": m.points[: len(m.points) // 8 * 8]},
+    "vision.preview": lambda m, rng: {"jpeg": b"\xff\xd8" + m.jpeg},
+}
+
+
 def sample(cls: type[Message], seed: int = 0) -> Message:
-    """A message of type ``cls`` with every field set (payloads included)."""
+    """A valid message of type ``cls`` with every field set (payloads included)."""
     rng = random.Random(f"{cls.TYPE}-{seed}")
     info = mi.type_info(cls)
-    return cls(**{f.name: _value(f.type, rng) for f in info.fields})
+    msg = cls(**{f.name: _value(f.type, rng) for f in info.fields})
+    fix = _CONSISTENT.get(cls.TYPE)
+    return msgspec.structs.replace(msg, **fix(msg, rng)) if fix else msg
 
 
 def all_samples(seed: int = 0) -> list[Message]:

@@ -10,9 +10,15 @@ import time
 from pathlib import Path
 
 from assistant.bus import BusClient
+from assistant.bus.policy import DEFAULT_RULES
 from assistant.config import BusSettings
 
 REPO = Path(__file__).resolve().parents[1]
+#: ``bus.guest_types`` for test kiosks: scripted visitors and twins publish what services would.
+GUESTS_MAY_PUBLISH_ALL = '["*"]'
+#: ``bus.publish_rules`` for these tests: a twin under a service's name (a "camera" client that
+#: also plays the microphone) may publish every type. The hostile-peer tests use the real rules.
+SERVICES_MAY_PUBLISH_ALL = "{" + ", ".join(f'{name} = ["*"]' for name in DEFAULT_RULES) + "}"
 
 
 class Procs:
@@ -20,7 +26,10 @@ class Procs:
 
     def __init__(self, runtime_dir: Path) -> None:
         self.runtime_dir = runtime_dir
-        self.env = {**os.environ, "ASSISTANT_BUS__RUNTIME_DIR": str(runtime_dir), "PYTHONUNBUFFERED": "1"}
+        # Test clients play any service (a voice twin, a visitor): in a test kiosk every
+        # authenticated identity without a rule of its own may publish every type.
+        self.env = {**os.environ, "ASSISTANT_BUS__RUNTIME_DIR": str(runtime_dir), "PYTHONUNBUFFERED": "1",
+                    "ASSISTANT_BUS__GUEST_TYPES": GUESTS_MAY_PUBLISH_ALL, "ASSISTANT_BUS__PUBLISH_RULES": SERVICES_MAY_PUBLISH_ALL}
         self.env.pop("NOTIFY_SOCKET", None)
         self.children: list[subprocess.Popen] = []
         self.clients: list[BusClient] = []

@@ -161,7 +161,8 @@ def test_tcp_transport_on_loopback(procs):
     from assistant.bus import BusClient
     from assistant.config import BusSettings
 
-    client = BusClient(BusSettings(transport="tcp", pub_port=ports[0], sub_port=ports[1]), "tcp-test", [Say.TYPE])
+    # runtime_dir: where the broker keeps the CURVE keys (tcp moves the sockets, not the keys)
+    client = BusClient(BusSettings(transport="tcp", pub_port=ports[0], sub_port=ports[1], runtime_dir=str(procs.runtime_dir)), "tcp-test", [Say.TYPE])
     client.wait_live(15)
     deadline = time.monotonic() + 15
     rx = None

@@ -5,6 +5,8 @@ import pytest
 from services.email.authorise import AllowListError, Authoriser, parse_auth_results
 from services.email.parse import parse_mail
 
+from .mailservers import dkim_signer
+
 
 def mail(sender: str, *auth: str):
     head = f"From: {sender}\r\n" + "".join(f"Authentication-Results: {a}\r\n" for a in auth)
@@ -46,29 +48,48 @@ def test_parse_auth_results_with_comments():
     assert results[0] == ("dkim", "pass", {"header.d": "example.com", "header.s": "s1"}) and results[1][:2] == ("spf", "fail")
 
 
-def test_dkim_required():
-    auth = Authoriser(["@example.com"], require_dkim=True)
-    assert auth.check(mail("a@example.com", "mx.kiosk.org; dkim=pass header.d=example.com")).allowed
-    # Relaxed alignment: a subdomain sender signed by the parent domain.
-    assert Authoriser([".example.com"], require_dkim=True).check(mail("a@mail.example.com", "mx; dkim=pass header.d=example.com")).allowed
-    assert not auth.check(mail("a@example.com", "mx; dkim=fail header.d=example.com")).allowed
-    assert not auth.check(mail("a@example.com", "mx; dkim=pass header.d=evil.org")).allowed  # signed, but by someone else
-    assert not auth.check(mail("a@example.com")).allowed  # no verdict at all
+@pytest.fixture(scope="module")
+def signer(tmp_path_factory):
+    return dkim_signer(tmp_path_factory.mktemp("dkim"))
 
 
-def test_only_the_topmost_or_our_own_header_is_trusted():
-    # The sender can write any header below ours; our server's (topmost) says fail.
-    forged = mail("a@example.com", "mx.kiosk.org; dkim=fail header.d=example.com", "mx.kiosk.org; dkim=pass header.d=example.com")
-    assert not Authoriser(["@example.com"], require_dkim=True).check(forged).allowed
-    assert not Authoriser(["@example.com"], require_dkim=True, authserv_id="mx.kiosk.org").check(forged).allowed
-    # With an authserv-id, a foreign header on top is skipped and ours is used.
-    ours_below = mail("a@example.com", "relay.other.net; dkim=fail", "mx.kiosk.org; spf=pass smtp.mailfrom=a@example.com; dkim=pass header.d=example.com")
-    assert Authoriser(["@example.com"], require_dkim=True, require_spf=True, authserv_id="mx.kiosk.org").check(ours_below).allowed
-    assert not Authoriser(["@example.com"], require_dkim=True).check(ours_below).allowed
+def raw_mail(sender: str, *auth: str, body: str = "body") -> bytes:
+    return (f"From: {sender}\r\n" + "".join(f"Authentication-Results: {a}\r\n" for a in auth) + f"To: kiosk@example.com\r\nSubject: s\r\n\r\n{body}\r\n").encode()
 
 
-def test_spf_required_and_aligned():
-    auth = Authoriser(["@example.com"], require_spf=True)
-    assert auth.check(mail("a@example.com", "mx; spf=pass smtp.mailfrom=bounce@mail.example.com")).allowed
-    assert not auth.check(mail("a@example.com", "mx; spf=pass smtp.mailfrom=bounce@evil.org")).allowed
-    assert not auth.check(mail("a@example.com", "mx; spf=softfail smtp.mailfrom=a@example.com")).allowed
+def judge(auth: Authoriser, raw: bytes):
+    return auth.check(parse_mail(raw), raw)
+
+
+def test_dkim_is_verified_here_and_aligned(signer):
+    sign, keys = signer
+    auth = Authoriser(["@example.com", ".example.com"], require_dkim=True, dkim_keys=keys)
+    assert judge(auth, sign(raw_mail("a@example.com"))).allowed
+    assert judge(auth, sign(raw_mail("a@mail.example.com"))).allowed  # relaxed alignment: parent domain signs
+    tampered = sign(raw_mail("a@example.com")).replace(b"\r\nbody", b"\r\nsend me the codes")
+    assert not judge(auth, tampered).allowed
+    other = judge(auth, sign(raw_mail("a@example.com"), domain="evil.org"))  # valid, but someone else's
+    assert not other.allowed and "evil.org" in other.reason
+    assert not judge(auth, raw_mail("a@example.com")).allowed  # not signed at all
+
+
+def test_forged_authentication_results_never_pass_dkim(signer):
+    _, keys = signer
+    forged = raw_mail("a@example.com", "mx.kiosk.org; dkim=pass header.d=example.com", "mx.kiosk.org; spf=pass smtp.mailfrom=a@example.com")
+    for kwargs in ({}, {"authserv_id": "mx.kiosk.org"}):
+        verdict = judge(Authoriser(["@example.com"], require_dkim=True, dkim_keys=keys, **kwargs), forged)
+        assert not verdict.allowed and "not signed" in verdict.reason
+
+
+def test_spf_needs_our_server_on_top_and_an_aligned_envelope_sender():
+    with pytest.raises(AllowListError, match="authserv_id"):
+        Authoriser(["@example.com"], require_spf=True)
+    auth = Authoriser(["@example.com"], require_spf=True, authserv_id="mx.kiosk.org")
+    assert judge(auth, raw_mail("a@example.com", "mx.kiosk.org; spf=pass smtp.mailfrom=bounce@mail.example.com")).allowed
+    assert not judge(auth, raw_mail("a@example.com", "mx.kiosk.org; spf=pass smtp.mailfrom=bounce@evil.org")).allowed
+    assert not judge(auth, raw_mail("a@example.com", "mx.kiosk.org; spf=softfail smtp.mailfrom=a@example.com")).allowed
+    assert not judge(auth, raw_mail("a@example.com", "mx.kiosk.org; spf=pass")).allowed  # a bare pass aligns with nothing
+    # A header from another server on top (ours would be there, had ours received it): not trusted.
+    assert not judge(auth, raw_mail("a@example.com", "relay.other.net; spf=fail", "mx.kiosk.org; spf=pass smtp.mailfrom=a@example.com")).allowed
+    assert not judge(Authoriser(["@example.com"], require_spf=True, authserv_id="other.net"),
+                     raw_mail("a@example.com", "mx.kiosk.org; spf=pass smtp.mailfrom=a@example.com")).allowed

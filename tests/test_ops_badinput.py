@@ -44,11 +44,12 @@ CASES = [
     Case("voice-unwritable-cache", "voice", {"ASSISTANT_VOICE__CACHE__DIRECTORY": "/proc/nope"}, "voice.cache.directory"),
     Case("renderer-missing-avatar", "renderer", {"ASSISTANT_RENDERER__NEURAL__AVATAR": "no-such-avatar"}, "no-such-avatar", 2),
     Case("brain-unwritable-store", "brain", {"ASSISTANT_BRAIN__STORE_PATH": "/proc/nope/brain.sqlite"}, "brain.store_path", 2),
-    Case("brain-corrupt-store", "brain", {"ASSISTANT_BRAIN__STORE_PATH": "{tmp}/not-a-db.sqlite"}, "brain.store_path", 2),
+    # A damaged store is moved aside (one line says where) and the service runs on a fresh one.
+    Case("brain-corrupt-store", "brain", {"ASSISTANT_BRAIN__STORE_PATH": "{tmp}/not-a-db.sqlite"}, "not-a-db.sqlite"),
     Case("brain-broken-knowledge", "brain", {"ASSISTANT_BRAIN__KNOWLEDGE_FILE": "{tmp}/knowledge.toml"}, "knowledge.toml"),
     Case("email-corrupt-store", "email", {"ASSISTANT_EMAIL__ENABLED": "true", "ASSISTANT_EMAIL__USERNAME": "kiosk",
                                           "ASSISTANT_EMAIL__PASSWORD_FILE": "{tmp}/knowledge.toml",
-                                          "ASSISTANT_EMAIL__STORE_PATH": "{tmp}/not-a-db.sqlite"}, "email.store_path", 2),
+                                          "ASSISTANT_EMAIL__STORE_PATH": "{tmp}/not-a-mail-db.sqlite"}, "not-a-mail-db.sqlite"),
     Case("ops-port-taken", "ops", {"ASSISTANT_OPS__PORT": "{busy}"}, "ops.port", 1),
 ]
 CORRUPT_STORE = b"this is no database " * 100
@@ -61,6 +62,7 @@ def _break(tmp) -> None:
     (tmp / "gallery").mkdir()
     (tmp / "gallery" / "alice.npz").write_bytes(os.urandom(300))
     (tmp / "not-a-db.sqlite").write_bytes(CORRUPT_STORE)
+    (tmp / "not-a-mail-db.sqlite").write_bytes(CORRUPT_STORE)
     (tmp / "knowledge.toml").write_text("[[entry]\nquestion = 'unclosed")
 
 
@@ -129,9 +131,11 @@ def test_bad_input_gives_one_clear_line_and_no_death(swept, case_id):
     assert 1 <= len(about) <= (2 if case.exits else 1), f"lines about {case.needle!r}: {about}\n{err[-3000:]}"
 
 
-def test_nothing_was_replaced_or_repaired(swept):
-    """A store that could not be opened is left exactly as it was: it may hold unread mail."""
-    path = swept.folder / "not-a-db.sqlite"
-    assert path.read_bytes() == CORRUPT_STORE
+@pytest.mark.parametrize("name", ["not-a-db.sqlite", "not-a-mail-db.sqlite"])
+def test_a_damaged_store_is_kept_aside_untouched(swept, name):
+    """A damaged store is moved aside exactly as it was (it may hold unread mail), and a fresh one works."""
+    (aside,) = swept.folder.glob(name + ".damaged-*")
+    assert aside.read_bytes() == CORRUPT_STORE
     with pytest.raises(sqlite3.DatabaseError):
-        sqlite3.connect(path).execute("select 1 from sqlite_master").fetchall()
+        sqlite3.connect(aside).execute("select 1 from sqlite_master").fetchall()
+    assert sqlite3.connect(swept.folder / name).execute("PRAGMA quick_check").fetchone() == ("ok",)

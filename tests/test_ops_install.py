@@ -26,7 +26,7 @@ def test_every_shipped_unit_runs_a_service_that_exists_with_the_hardening():
     from assistant.supervisor import SERVICES
 
     common = _unit(UNITS / "assistant-.service.d" / "10-common.conf")["Service"]
-    for key, value in {"Type": "notify", "Restart": "on-failure", "User": "assistant", "NoNewPrivileges": "yes",
+    for key, value in {"Type": "notify", "Restart": "always", "User": "assistant", "NoNewPrivileges": "yes",
                        "ProtectSystem": "strict", "ProtectHome": "yes", "PrivateTmp": "yes", "RuntimeDirectory": "assistant"}.items():
         assert common[key] == value, key
     assert 0 < float(common["WatchdogSec"]) <= 30
@@ -58,7 +58,10 @@ def test_staged_install_creates_user_config_units_and_verifies_clean(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "verified" in out.stdout
     assert any(line.startswith("assistant:") for line in (root / "etc" / "passwd").read_text().splitlines())
-    assert (root / "etc/assistant/assistant.toml").read_text() == (REPO / "examples/assistant.toml").read_text()
+    # The example, pointed at the production bus: systemd's runtime directory and the installed keys.
+    example = (REPO / "examples/assistant.toml").read_text()
+    expected = example.replace('runtime_dir = ""', 'runtime_dir = "/run/assistant"', 1).replace('keys_dir = ""', 'keys_dir = "/etc/assistant/keys"', 1)
+    assert (root / "etc/assistant/assistant.toml").read_text() == expected != example
     assert (root / "etc/assistant/email-password").stat().st_mode & 0o777 == 0o600
     wants = sorted(p.name for p in (root / "etc/systemd/system/assistant.target.wants").iterdir())
     assert wants == ["assistant-bus.service", "assistant-camera.service", "assistant-ops.service", "assistant-voice.service"]

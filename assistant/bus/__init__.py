@@ -1,7 +1,8 @@
 """The ZeroMQ bus: the broker and the client helpers."""
 
 from .broker import Broker
-from .client import BusClient, BusError, Publisher, Subscriber
-from .endpoints import Endpoints, runtime_dir
+from .client import BusClient, Publisher, Subscriber
+from .endpoints import BusError, Endpoints, RuntimeDirError, runtime_dir
+from .keys import BusKeyError, KeyStore
 
-__all__ = ["Broker", "BusClient", "BusError", "Endpoints", "Publisher", "Subscriber", "runtime_dir"]
+__all__ = ["Broker", "BusClient", "BusError", "BusKeyError", "Endpoints", "KeyStore", "Publisher", "RuntimeDirError", "Subscriber", "runtime_dir"]

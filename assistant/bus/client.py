@@ -28,13 +28,16 @@ from zmq.utils.monitor import parse_monitor_message
 from assistant.config import BusSettings
 from assistant.messages import MAX_FRAME_BYTES, DecodeStats, Message, Probe, Received, decode, encode
 
-from .endpoints import Endpoints
+from .endpoints import BusError, Endpoints
+from .keys import KeyStore, curve_client, keys_for_endpoint
 
 log = logging.getLogger(__name__)
 
+__all__ = ["BusClient", "BusError", "Publisher", "Subscriber"]
 
-class BusError(RuntimeError):
-    """The broker cannot be reached."""
+
+#: At most one "lost N messages" line this often (forged or real gaps cannot flood the journal).
+_GAP_LOG_EVERY_S = 5.0
 
 
 class Publisher:
@@ -48,9 +51,12 @@ class Publisher:
     #: was held (on ipc or loopback it arrives within a millisecond; margin for a loaded host).
     rejoin_delay_s = 0.15
 
-    def __init__(self, ctx: zmq.Context, endpoint: str, source: str, hwm: int, hold_max: int = 10_000) -> None:
+    def __init__(self, ctx: zmq.Context, endpoint: str, source: str, hwm: int, hold_max: int = 10_000, *,
+                 keys: KeyStore | None = None, identity: str | None = None) -> None:
         self.source = source
         self._sock = ctx.socket(zmq.PUB)
+        # CURVE: the broker takes only known keys, and stamps the key's identity as ``source``.
+        curve_client(self._sock, keys or keys_for_endpoint(endpoint), identity or source)
         self._sock.setsockopt(zmq.SNDHWM, hwm)
         self._sock.setsockopt(zmq.LINGER, 500)
         # A unique monitor address: pyzmq's default is named after the socket's fd, which a socket
@@ -142,14 +148,18 @@ class Publisher:
 class Subscriber:
     """Receives typed messages on topic prefixes; counts malformed input and per-sender gaps."""
 
-    def __init__(self, ctx: zmq.Context, endpoint: str, topics: Iterable[str], hwm: int) -> None:
+    def __init__(self, ctx: zmq.Context, endpoint: str, topics: Iterable[str], hwm: int, *,
+                 keys: KeyStore | None = None, identity: str = "listener") -> None:
         self.sock = ctx.socket(zmq.SUB)
+        curve_client(self.sock, keys or keys_for_endpoint(endpoint), identity)
         self.sock.setsockopt(zmq.RCVHWM, hwm)
         self.sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.connect(endpoint)
         self.stats = DecodeStats()
         self.gaps = 0
+        self._gap_logged_at = -_GAP_LOG_EVERY_S
+        self._gaps_unlogged = 0
         self._last_seq: dict[tuple[str, str], int] = {}
         self.pending: collections.deque[Received] = collections.deque()
         for topic in topics:
@@ -199,8 +209,15 @@ class Subscriber:
         key = (h.source, h.type)
         last = self._last_seq.get(key)
         if last is not None and h.seq > last + 1:
-            self.gaps += h.seq - last - 1
-            log.warning("lost %d %s message(s) from %s (seq %d -> %d)", h.seq - last - 1, h.type, h.source, last, h.seq)
+            lost = h.seq - last - 1
+            self.gaps += lost
+            now = time.monotonic()
+            if now - self._gap_logged_at >= _GAP_LOG_EVERY_S:
+                log.warning("lost %d %s message(s) from %s (seq %d -> %d)%s", lost, h.type, h.source, last, h.seq,
+                            f"; {self._gaps_unlogged} more gap(s) since the last report" if self._gaps_unlogged else "")
+                self._gap_logged_at, self._gaps_unlogged = now, 0
+            else:
+                self._gaps_unlogged += 1
         # A seq at or below the last one means the sender restarted: start counting afresh.
         self._last_seq[key] = h.seq
 
@@ -211,13 +228,17 @@ class Subscriber:
 class BusClient:
     """A process's connection to the bus: one publisher and one subscriber."""
 
-    def __init__(self, settings: BusSettings, source: str, topics: Iterable[str] = (), ctx: zmq.Context | None = None) -> None:
+    def __init__(self, settings: BusSettings, source: str, topics: Iterable[str] = (), ctx: zmq.Context | None = None, *,
+                 identity: str | None = None) -> None:
+        """``identity`` names the key pair (default: ``source``); the broker stamps it as the source."""
         self.settings = settings
         self.endpoints = Endpoints.from_settings(settings)
         self.ctx = ctx or zmq.Context.instance()
-        self.source = source
-        self.pub = Publisher(self.ctx, self.endpoints.publish, source, settings.hwm)
-        self.sub = Subscriber(self.ctx, self.endpoints.subscribe, topics, settings.hwm)
+        self.keys = KeyStore.from_settings(settings)
+        self.identity = identity or source
+        self.source = self.identity
+        self.pub = Publisher(self.ctx, self.endpoints.publish, self.identity, settings.hwm, keys=self.keys)
+        self.sub = Subscriber(self.ctx, self.endpoints.subscribe, topics, settings.hwm, keys=self.keys, identity=self.identity)
 
     def publish(self, msg: Message, *, turn: str = "") -> None:
         self.pub.publish(msg, turn=turn)

@@ -35,7 +35,16 @@ class BusSettings(Section):
     runtime_dir: str = ""
     """Where the ipc sockets live; empty: ``$RUNTIME_DIRECTORY`` (systemd), else ``$XDG_RUNTIME_DIR/assistant``, else ``/tmp/assistant-<uid>``."""
     host: str = "127.0.0.1"
-    """Address for the tcp transport. Keep it on loopback: the bus has no authentication."""
+    """Address for the tcp transport. Loopback only unless ``allow_remote`` is set."""
+    allow_remote: bool = False
+    """Let the broker bind ``host`` beyond loopback (another machine's services). Off: a non-loopback ``host`` is refused."""
+    keys_dir: str = ""
+    """CURVE key pairs (``public/NAME.key``, ``private/NAME.key_secret``), made by ``assistant install`` (``/etc/assistant/keys``).
+    Empty: ``<runtime_dir>/keys``, where the development, test and demo kiosk make missing pairs by themselves."""
+    publish_rules: dict[str, tuple[str, ...]] = {}
+    """Extra or changed rules: identity -> message types it may publish (``voice.say``, ``vision.*``, ``*``), over the built-in ones."""
+    guest_types: tuple[str, ...] = ("system.probe", "system.heartbeat", "system.state")
+    """What an authenticated identity without a rule of its own (a tool, a test client) may publish."""
     pub_port: Port = 5601
     """tcp port publishers connect to (the broker's XSUB)."""
     sub_port: Port = 5602
@@ -44,6 +53,9 @@ class BusSettings(Section):
     """High-water mark in messages per socket; sized so bursts of 10,000 small messages are never dropped."""
     connect_timeout_s: Annotated[float, Above(0.0, 600.0)] = 5.0
     """How long a service waits for the broker at start-up before it reports failure."""
+    subscriber_hwm: Annotated[int, Within(1000, 10_000_000)] = 50_000
+    """Messages the broker queues for one subscriber; a subscriber that stops reading loses the rest
+    (counted as gaps by the subscriber) instead of growing the broker."""
     settle_s: Annotated[float, Within(0.0, 10.0)] = 0.3
     """After binding, the broker holds traffic this long, so that services reconnecting after a
     broker restart have resubscribed before messages flow (ZeroMQ reconnects every 100 ms)."""
@@ -513,12 +525,19 @@ class EmailSettings(Section):
     """Who may instruct the kiosk: ``alice@example.com`` (one address), ``@example.com`` (a domain) or
     ``.example.com`` (its subdomains). Empty: nobody; every mail is quarantined."""
     require_dkim: bool = False
-    """Also require ``dkim=pass`` for the sender's domain in the trusted Authentication-Results header."""
+    """Also require a DKIM signature that the kiosk verifies itself (dkimpy) from a domain aligned with From."""
     require_spf: bool = False
-    """Also require ``spf=pass`` in the trusted Authentication-Results header."""
+    """Also require ``spf=pass`` for an envelope sender aligned with From, read from your server's
+    Authentication-Results header; needs ``authserv_id``."""
     authserv_id: str = ""
-    """Trust only Authentication-Results headers with this authserv-id (your server's name);
-    empty: only the topmost header, the one your own server added last."""
+    """The authserv-id of your receiving server, whose topmost Authentication-Results header is trusted (for SPF).
+    Set it only for a server that removes foreign headers with this id; empty: no header is trusted."""
+    dkim_keys: dict[str, str] = {}
+    """DKIM key records by name (``sel._domainkey.example.com = "v=DKIM1; k=rsa; p=..."``), looked up before DNS."""
+    dkim_timeout_s: Annotated[float, Above(0.0, 60.0)] = 5.0
+    """DNS timeout for a DKIM key lookup."""
+    sent_retention_s: Annotated[float, Within(60.0, 315_360_000.0)] = 604_800.0
+    """Subject, body and recipients of sent (or failed) mail are blanked this long after (privacy; default a week)."""
     max_message_bytes: Annotated[int, Within(1000, 1_000_000_000)] = 2_000_000
     """At most this much of a mail is fetched and parsed; the rest is ignored and the text marked truncated."""
     max_text_chars: Annotated[int, Within(1, 10_000_000)] = 20_000
@@ -580,6 +599,9 @@ class BrainSettings(Section):
     """A yes/no question (send this message?) expires after this long."""
     max_spoken_chars: Annotated[int, Within(20, 100_000)] = 300
     """Mail text read aloud is cut to this many characters."""
+    mail_retention_s: Annotated[float, Within(60.0, 315_360_000.0)] = 604_800.0
+    """Received mail (bodies included) and sent-message records are deleted from the store this long
+    after they arrived, read or not (privacy; default a week). ``assistant forget NAME`` deletes sooner."""
     announcement_max_age_s: Annotated[float, Above(0.0, 31536000.0)] = 86400.0
     """Announcements older than this are no longer spoken."""
     announcement_retry_s: Annotated[float, Within(1.0, 86400.0)] = 30.0

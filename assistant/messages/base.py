@@ -36,6 +36,16 @@ class Message(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     VERSION: ClassVar[int] = 1
     #: Names of the ``bytes`` fields sent as separate frames, in frame order.
     PAYLOADS: ClassVar[tuple[str, ...]] = ()
+    #: Largest size in bytes of each payload field; the broker refuses bigger frames (counted).
+    PAYLOAD_MAX: ClassVar[dict[str, int]] = {}
+
+    def problem(self) -> str | None:
+        """Why this message cannot be right (sizes that disagree, a time out of its window), or ``None``.
+
+        Checked by every decoder after the schema: a message with a problem is dropped and counted
+        as malformed. Override in types whose fields must agree with each other.
+        """
+        return None
 
 
 class Header(msgspec.Struct, frozen=True, array_like=True):
@@ -197,5 +207,24 @@ def decode(frames: list[Any], stats: DecodeStats | None = None) -> Received | No
     except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:  # ValueError: bad UTF-8
         stats.drop("malformed", f"{cls.TYPE} from {header.source[:64]!r}: {exc}")
         return None
+    problem = msg.problem()
+    if problem is not None:
+        stats.drop("malformed", f"{cls.TYPE} from {header.source[:64]!r}: {problem}")
+        return None
     stats.received += 1
     return Received(header, msg)
+
+
+def check_payloads(cls: type[Message], payloads: list[Any]) -> str | None:
+    """Why the payload frames of a ``cls`` message are too big, or ``None`` (the broker's cheap check)."""
+    for name, frame in zip(cls.PAYLOADS, payloads):
+        limit = cls.PAYLOAD_MAX.get(name, MAX_FRAME_BYTES)
+        size = len(frame.buffer) if hasattr(frame, "buffer") else len(frame)
+        if size > limit:
+            return f"{name} is {size} bytes, at most {limit}"
+    return None
+
+
+def restamp(header: Header, body: msgspec.Raw, source: str) -> bytes:
+    """The envelope again with ``source`` in the header (the broker's authenticated identity)."""
+    return _encoder.encode((msgspec.structs.replace(header, source=source), body))

@@ -12,6 +12,13 @@ class FaceLandmarks(Message, frozen=True):
     """Landmarks of the displayed face, every frame."""
 
     PAYLOADS = ("points",)
+    PAYLOAD_MAX = {"points": 1 << 20}
+
+    def problem(self) -> str | None:
+        rows, cols = self.shape
+        if not (0 <= rows <= 100_000 and 0 <= cols <= 3) or len(self.points) != rows * cols * 4:
+            return f"points hold {len(self.points)} bytes, shape {self.shape} needs {max(0, rows * cols * 4)}"
+        return None
 
     frame: int
     """Frame number since the renderer started."""

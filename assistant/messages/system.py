@@ -7,7 +7,8 @@ from typing import Literal
 from .base import Message, message
 
 State = Literal["starting", "ready", "degraded", "stopping", "stopped", "failed"]
-"""``degraded``: running, but a part it needs is missing (the voice without a speaker); ``detail`` says which."""
+"""``degraded``: running, but something it needs is missing or failing for the moment (the voice
+without a speaker, a full disk, a locked database); ``detail`` says which."""
 
 
 @message("system.state")

@@ -79,6 +79,12 @@ class Preview(Message, frozen=True):
     """Low-rate JPEG preview for the status page."""
 
     PAYLOADS = ("jpeg",)
+    PAYLOAD_MAX = {"jpeg": 4 << 20}
+
+    def problem(self) -> str | None:
+        if self.jpeg and not self.jpeg.startswith(b"\xff\xd8"):
+            return "jpeg does not start like a JPEG"
+        return None
 
     frame_ns: int
     """Capture time."""

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from typing import Literal
 
 import msgspec
 
 from .base import Message, message
+
+#: Longest utterance a message may carry, and how far ahead its play time may be.
+MAX_UTTERANCE_S = 120.0
+MAX_PLAY_AHEAD_S = 300.0
 
 
 class Phoneme(msgspec.Struct, frozen=True, array_like=True):
@@ -34,6 +39,8 @@ class Say(Message, frozen=True):
     """Stop whatever is playing first (otherwise queued after it)."""
     say_id: str = ""
     """Caller's id for this request, echoed in the resulting utterances and ``voice.done``."""
+    private: bool = False
+    """Personal content (a visitor's mail, a message they dictate): never kept in the audio cache."""
 
 
 @message("voice.stop")
@@ -49,6 +56,22 @@ class Utterance(Message, frozen=True):
     """Audio about to be played, announced before it plays so the renderer can prepare."""
 
     PAYLOADS = ("pcm",)
+    PAYLOAD_MAX = {"pcm": int(MAX_UTTERANCE_S * 48_000 * 2)}
+
+    def problem(self) -> str | None:
+        # What a receiver would hold on to: too much audio for its rate, or a play time so far
+        # ahead that it stays queued. (An odd byte count or a zero rate is the services' to
+        # report: they count those as bad utterances.)
+        if self.sample_rate > 0:
+            seconds = len(self.pcm) / 2 / self.sample_rate
+            if seconds > MAX_UTTERANCE_S:
+                return f"{seconds:.0f} s of audio at {self.sample_rate} Hz, at most {MAX_UTTERANCE_S:.0f} s"
+        elif len(self.pcm) > MAX_UTTERANCE_S * 48_000 * 2:
+            return f"{len(self.pcm)} bytes of audio"
+        ahead = (self.play_at_ns - time.monotonic_ns()) / 1e9
+        if ahead > MAX_PLAY_AHEAD_S:
+            return f"play_at is {ahead:.0f} s ahead, at most {MAX_PLAY_AHEAD_S:.0f} s"
+        return None
 
     utterance_id: str
     """Unique id of this utterance (one sentence of a reply)."""

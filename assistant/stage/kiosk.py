@@ -165,7 +165,10 @@ reception = "reception@example.com"
         self.visitor.prepare(list(lines))
         if self.enrol_as:
             self.enrol(self.enrol_as)
-        env = {**os.environ, "ASSISTANT_BUS__RUNTIME_DIR": str(self.runtime), "PYTHONUNBUFFERED": "1"}
+        # The stage plays the visitor on the bus (what camera and hearing would publish): in this
+        # kiosk's own runtime directory, identities without a rule ("stage") may publish every type.
+        env = {**os.environ, "ASSISTANT_BUS__RUNTIME_DIR": str(self.runtime), "PYTHONUNBUFFERED": "1",
+               "ASSISTANT_BUS__GUEST_TYPES": '["*"]'}
         env.pop("NOTIFY_SOCKET", None)
         with open(self.log_path, "w") as services_log:
             self.up = subprocess.Popen([sys.executable, "-m", "assistant", "--config", str(self.config), "up"], cwd=REPO, env=env,

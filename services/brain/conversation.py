@@ -29,6 +29,9 @@ from .trace import TraceBook
 
 log = logging.getLogger(__name__)
 
+#: Skills whose words are personal: what the kiosk says for them is never cached on disk.
+_PRIVATE_SKILLS = frozenset({"messages", "send", "chat"})
+
 _S = 1_000_000_000
 
 
@@ -123,8 +126,12 @@ class Brain:
             self.traces.replied(turn, now)
         person = display_name(visitor.identity) if visitor and visitor.identity else ""
         self.count("replies")
-        log.info("say [%s] %s", skill, text)
-        return [Out(Say(text=text, lang=self.s.lang, say_id=say_id), turn), Out(Reply(text=text, skill=skill, person=person), turn)]
+        # What the kiosk says can be personal (a visitor's mail): the words only at DEBUG.
+        log.info("say [%s] (%d characters)", skill, len(text))
+        log.debug("say [%s] %s", skill, text)
+        # Mail, dictated messages, chat answers and anything naming the visitor stay out of the voice's disk cache.
+        private = bool(mail_ids) or announcement or skill in _PRIVATE_SKILLS or bool(person and person.split()[0].lower() in text.lower())
+        return [Out(Say(text=text, lang=self.s.lang, say_id=say_id, private=private), turn), Out(Reply(text=text, skill=skill, person=person), turn)]
 
     def stop(self, reason: str) -> list[Out]:
         """Silence the voice and forget what was being said (mail in it stays pending)."""
@@ -314,7 +321,7 @@ class Brain:
         if self.kb is not None:
             match = self.kb.best(job.text)
             if match is not None:
-                log.info("knowledge: %.2f %r ~ %r", match.score, job.text, match.question)
+                log.debug("knowledge: %.2f %r ~ %r", match.score, job.text, match.question)
                 if match.score >= self.kb.threshold:
                     return Answer(match.entry.answer, "knowledge")
         if self.chat is not None:
@@ -344,7 +351,8 @@ class Brain:
         return self.say(answer.text, answer.skill, turn=job.turn, visitor=visitor)
 
     def on_answer_failed(self, job: Job, error: BaseException) -> list[Out]:
-        log.error("answering %r failed: %s", job.text, error)
+        log.error("answering a visitor failed: %s", error)
+        log.debug("the question was %r", job.text)
         return self.on_answer(job, Answer("Sorry, something went wrong there. Could you ask me again?", "error"))
 
     # --- voice and renderer ----------------------------------------------------------------
@@ -385,7 +393,8 @@ class Brain:
             log.error("could not store mail %s: %s; not acknowledging it", mail.mail_id, exc)
             return []
         self.count("mail_stored" if fresh else "mail_redelivered")
-        log.info("mail %s from %s stored for %s", mail.mail_id, mail.sender, recipient or "everyone (announcement)")
+        log.info("mail %s stored for %s", mail.mail_id, "a visitor" if recipient else "everyone (announcement)")
+        log.debug("mail %s from %s stored for %s", mail.mail_id, mail.sender, recipient or "everyone")
         return [Out(EmailAck(mail_id=mail.mail_id))]
 
     def on_email_result(self, send_id: str, ok: bool, error: str = "", permanent: bool = True) -> list[Out]:

@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from assistant.storefile import open_sqlite
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS inbox (
     mail_id     TEXT PRIMARY KEY,
@@ -59,12 +61,13 @@ class MailStore:
     """sqlite in WAL mode with full sync; used from the service loop thread only."""
 
     def __init__(self, path: Path | str, clock=time.time) -> None:
-        if str(path) != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.executescript(_SCHEMA)
+        def setup(db: sqlite3.Connection) -> None:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.executescript(_SCHEMA)
+
+        # A damaged file is moved aside; a full disk or a lock raises StoreFault (retried by the service).
+        self.db = open_sqlite(path, "brain mail store", setup)
         self.clock = clock
 
     def close(self) -> None:
@@ -107,6 +110,19 @@ class MailStore:
     def mark_done(self, mail_ids: list[str]) -> None:
         with self.db:
             self.db.executemany("UPDATE inbox SET done_at = ? WHERE mail_id = ? AND done_at IS NULL", [(self.clock(), m) for m in mail_ids])
+
+    def purge(self, older_than_s: float) -> int:
+        """Delete mail stored, and send records created, more than ``older_than_s`` ago (retention)."""
+        cutoff = self.clock() - older_than_s
+        with self.db:
+            n = self.db.execute("DELETE FROM inbox WHERE stored_at < ?", (cutoff,)).rowcount
+            n += self.db.execute("DELETE FROM outbox WHERE created_at < ? AND status != 'pending'", (cutoff,)).rowcount
+        return n
+
+    def forget(self, key: str) -> int:
+        """Delete every mail for the person with name key ``key`` (``assistant forget``)."""
+        with self.db:
+            return self.db.execute("DELETE FROM inbox WHERE recipient = ?", (key,)).rowcount
 
     # --- outgoing ----------------------------------------------------------------------
     def queue(self, out: Outgoing) -> None:

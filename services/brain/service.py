@@ -57,11 +57,11 @@ class BrainService(Service):
         s = self.config.brain
         path = store_path(s)
         try:
-            self.store = MailStore(path)
+            # A full disk or a locked file: degraded and retried (a damaged file is moved aside).
+            self.store = self.until_available(lambda: MailStore(path))
         except (OSError, sqlite3.Error) as exc:
-            # Never replaced or repaired here: it may hold mail nobody has read yet.
             raise SetupError(f"brain.store_path: cannot use {path} as the mail store ({type(exc).__name__}: {exc}); "
-                             "point it at a writable file, or move a damaged one aside") from None
+                             "point it at a writable file") from None
         kb = load_knowledge(s)
         if kb is None:
             self.count("knowledge_off")
@@ -75,6 +75,33 @@ class BrainService(Service):
         self.every(_TICK_S, lambda: self.emit(self.brain.tick()))
         self.every(s.phrases_every_s, lambda: self.emit([self.brain.phrases()]), first_in=0)
         self.every(s.outbox_retry_s, lambda: self.emit(self.brain.outbox()), first_in=0)
+        self.every(min(3600.0, s.mail_retention_s / 4), self._purge, first_in=0)
+        self.every(self.config.service.heartbeat_s, self._store_health)
+        self._store_seen = (0.0, 0.0)
+
+    def _store_health(self) -> None:
+        """``degraded`` while mail cannot be written (disk full, locked; the email service redelivers
+        it), ``ready`` again once a write succeeds."""
+        c = self.brain.counters
+        errors, stored = c.get("store_errors", 0), c.get("mail_stored", 0) + c.get("mail_redelivered", 0)
+        last_errors, last_stored = self._store_seen
+        self._store_seen = (errors, stored)
+        if errors > last_errors and self.state == "ready":
+            self._set_state("degraded", "the mail store cannot be written (disk full or locked); mail waits in the mailbox")
+        elif stored > last_stored and errors == last_errors and self.state == "degraded":
+            log.info("the mail store can be written again")
+            self._set_state("ready")
+
+    def _purge(self) -> None:
+        """Retention: mail older than ``brain.mail_retention_s`` leaves the store."""
+        try:
+            n = self.store.purge(self.config.brain.mail_retention_s)
+        except sqlite3.Error as exc:
+            log.warning("mail retention: %s; trying again later", exc)
+            return
+        if n:
+            self.count("mail_purged", n)
+            log.info("mail retention: deleted %d stored mail(s) older than %.0f days", n, self.config.brain.mail_retention_s / 86400)
 
     def teardown(self) -> None:
         store = getattr(self, "store", None)

@@ -78,6 +78,15 @@ class CameraService(Service):
             except (ValueError, RuntimeError) as exc:
                 log.warning("enroll refused: %s", exc)
             return
+        if cmd.service == self.name and cmd.command == "forget":
+            # ``assistant forget NAME`` removed the file; drop the face from memory too (a new
+            # dict, swapped in whole: the recognition worker reads the old one meanwhile).
+            if self.recognizer is not None:
+                key = " ".join(cmd.args.get("name", "").replace("_", " ").lower().split())
+                gallery = self.recognizer.gallery
+                gallery.people = {n: e for n, e in gallery.people.items() if " ".join(n.replace("_", " ").lower().split()) != key}
+                log.info("forgot a face on the operator's request (%d people enrolled)", len(gallery.people))
+            return
         self._on_command(rx)
 
     # --- capture thread ----------------------------------------------------------------------

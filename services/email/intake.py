@@ -62,7 +62,7 @@ class Intake:
 
     def examine(self, raw: bytes, size: int | None = None) -> Decision:
         mail = parse_mail(raw, full_size=size, max_text_chars=self.max_text_chars, max_parts=self.max_parts)
-        verdict = self.authoriser.check(mail)
+        verdict = self.authoriser.check(mail, raw)
         if not verdict.allowed:
             return Decision("quarantine", reason=verdict.reason)
         with self._lock:

@@ -28,6 +28,8 @@ from typing import Callable
 from assistant.config import EmailSettings
 from assistant.messages import EmailSend
 
+from assistant.clock import clamp_future
+
 from .credentials import CredentialError, read_secret, tls_context
 from .imap import Backoff
 from .store import MailStore, OutgoingMail
@@ -78,13 +80,17 @@ class Outbox:
         store: MailStore,
         on_sent: Callable[[str, str], None],
         on_failed: Callable[[str, str, bool], None],
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.on_sent = on_sent
         self.on_failed = on_failed
-        self.clock = clock
+        # Next tries and give-up ages on the store's steady clock: a stepped system clock neither
+        # fails a queued mail early nor parks it for a year.
+        self.clock = clock or store.clock
+        #: A next try further ahead than this was written under a clock since set back.
+        self._horizon_s = 2 * max(settings.send_backoff_s or (60.0,)) + 60.0
         self.from_address = settings.from_address or (settings.username if "@" in settings.username else "")
         self.stats = {"mail_sent": 0, "mail_send_failed": 0, "smtp_errors": 0, "outbox_pending": 0}
         self._stop = threading.Event()
@@ -92,6 +98,7 @@ class Outbox:
         self._thread: threading.Thread | None = None
         self._backoff = Backoff(settings.send_backoff_s)
         self._not_before = 0.0  # connection backoff: nothing is tried before this (monotonic)
+        self._next_purge = 0.0  # retention of sent mail bodies, checked hourly (monotonic)
 
     # --- any thread ---------------------------------------------------------------------------
     def submit(self, req: EmailSend) -> None:
@@ -135,6 +142,9 @@ class Outbox:
                 log.exception("outbox failed; retrying")
                 self._not_before = time.monotonic() + self._backoff.next()
             self.stats["outbox_pending"] = self.store.outbox_pending()
+            if time.monotonic() >= self._next_purge:
+                self._next_purge = time.monotonic() + 3600.0
+                self.store.outbox_forget_sent(self.clock() - self.settings.sent_retention_s)
             self._wake.wait(self._sleep_time())
             self._wake.clear()
 
@@ -142,13 +152,14 @@ class Outbox:
         next_due = self.store.outbox_next_due()
         if next_due is None:
             return 5.0
-        wait = max(next_due - self.clock(), self._not_before - time.monotonic())
+        now = self.clock()
+        wait = max(clamp_future(next_due, now, self._horizon_s) - now, self._not_before - time.monotonic())
         return min(max(wait, 0.0), 5.0)
 
     def _drain(self) -> None:
         if time.monotonic() < self._not_before:
             return
-        due = self.store.outbox_due(self.clock())
+        due = self.store.outbox_due(self.clock(), horizon_s=self._horizon_s)
         if not due:
             return
         try:
@@ -231,6 +242,6 @@ class Outbox:
 
     def _give_up_old(self) -> None:
         """While the server stays unreachable, mails older than ``send_give_up_s`` fail for good."""
-        for mail in self.store.outbox_due(self.clock(), limit=1000):
+        for mail in self.store.outbox_due(self.clock(), limit=1000, horizon_s=self._horizon_s):
             if self.clock() - mail.created > self.settings.send_give_up_s:
                 self._mail_failed(mail, "SMTP server unreachable for too long", permanent=True)

@@ -41,17 +41,18 @@ class EmailService(Service):
         from .intake import Intake
         from .outbox import Outbox
 
-        authoriser = Authoriser(s.allowed_senders, require_dkim=s.require_dkim, require_spf=s.require_spf, authserv_id=s.authserv_id)
+        authoriser = Authoriser(s.allowed_senders, require_dkim=s.require_dkim, require_spf=s.require_spf, authserv_id=s.authserv_id,
+                                dkim_keys=dict(s.dkim_keys), dkim_timeout_s=s.dkim_timeout_s)
         if authoriser.empty:
             log.warning("email.allowed_senders is empty: every mail will be quarantined")
         read_secret(s.password_file, "password_file")  # fail at start, with the fix, not at first login (exit 2)
         path = default_path(s.store_path)
         try:
-            self.store = MailStore(path)
+            # A full disk or a locked file: degraded and retried (a damaged file is moved aside).
+            self.store = self.until_available(lambda: MailStore(path))
         except (OSError, sqlite3.Error) as exc:
-            # Never replaced or repaired here: it may hold mail not handed on yet.
             raise SetupError(f"email.store_path: cannot use {path} as the mail store ({type(exc).__name__}: {exc}); "
-                             "point it at a writable file, or move a damaged one aside") from None
+                             "point it at a writable file") from None
         intake = Intake(self.store, authoriser, max_text_chars=s.max_text_chars, max_parts=s.max_parts, redeliver_after_s=s.redeliver_after_s)
         self.watcher = MailboxWatcher(s, intake, self._deliver)
         self.outbox = Outbox(s, self.store, self._sent, self._failed)

@@ -11,9 +11,12 @@ import json
 import os
 import sqlite3
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
+
+from assistant.clock import SteadyClock
+from assistant.storefile import open_sqlite
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS mails (
@@ -72,14 +75,21 @@ class OutgoingMail:
 class MailStore:
     """Handled Message-IDs and the outbox, persisted."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], clock: Callable[[], float] | None = None) -> None:
+        #: Stored times (first seen, handled, queued, next try): a wall-clock scale that a stepped
+        #: system clock does not move while the process runs (``assistant.clock.SteadyClock``).
+        self.clock = clock or SteadyClock()
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+
+        def setup(db: sqlite3.Connection) -> None:
+            db.execute("PRAGMA busy_timeout = 30000")
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.executescript(_SCHEMA)
+
+        # A damaged file is moved aside; a full disk or a lock raises StoreFault (retried by the service).
+        self._db = open_sqlite(self.path, "email store", setup)
 
     def close(self) -> None:
         with self._lock:
@@ -110,14 +120,14 @@ class MailStore:
             self._db.execute(
                 "INSERT INTO mails (mail_id, message_id, digest, sender, state, deliveries, first_seen) VALUES (?, ?, ?, ?, 'delivered', 1, ?)"
                 " ON CONFLICT (mail_id) DO UPDATE SET deliveries = deliveries + 1",
-                (mail_id, message_id, digest, sender, time.time()),
+                (mail_id, message_id, digest, sender, self.clock()),
             )
             return self._db.execute("SELECT deliveries FROM mails WHERE mail_id = ?", (mail_id,)).fetchone()[0]
 
     def mark_handled(self, mail_id: str) -> bool:
         """Record the brain's ack; ``False`` when the mail is unknown."""
         with self._lock:
-            cur = self._db.execute("UPDATE mails SET state = 'handled', handled_at = COALESCE(handled_at, ?) WHERE mail_id = ?", (time.time(), mail_id))
+            cur = self._db.execute("UPDATE mails SET state = 'handled', handled_at = COALESCE(handled_at, ?) WHERE mail_id = ?", (self.clock(), mail_id))
             return cur.rowcount > 0
 
     def mail_state(self, mail_id: str) -> str | None:
@@ -128,7 +138,7 @@ class MailStore:
     # --- outgoing ---------------------------------------------------------------------------
     def outbox_add(self, send_id: str, recipients: list[str], subject: str, body: str, in_reply_to: str, message_id: str) -> OutgoingMail | None:
         """Queue a mail; returns the existing entry instead when ``send_id`` is known (idempotent)."""
-        now = time.time()
+        now = self.clock()
         with self._lock:
             cur = self._db.execute(
                 "INSERT INTO outbox (send_id, recipients, subject, body, in_reply_to, message_id, state, next_try, created)"
@@ -144,10 +154,14 @@ class MailStore:
             row = self._db.execute(f"SELECT {_OUT_COLS} FROM outbox WHERE send_id = ?", (send_id,)).fetchone()
         return _outgoing(row) if row else None
 
-    def outbox_due(self, now: float, limit: int = 100) -> list[OutgoingMail]:
+    def outbox_due(self, now: float, limit: int = 100, horizon_s: float | None = None) -> list[OutgoingMail]:
+        """Pending mails whose next try has come, and (given ``horizon_s``) those set further than
+        that ahead: written before the clock was set back, they would otherwise wait that long."""
+        horizon_s = float("inf") if horizon_s is None else horizon_s
         with self._lock:
             rows = self._db.execute(
-                f"SELECT {_OUT_COLS} FROM outbox WHERE state = 'pending' AND next_try <= ? ORDER BY next_try, created LIMIT ?", (now, limit)
+                f"SELECT {_OUT_COLS} FROM outbox WHERE state = 'pending' AND (next_try <= ? OR next_try > ?) ORDER BY next_try, created LIMIT ?",
+                (now, now + horizon_s, limit),
             ).fetchall()
         return [_outgoing(r) for r in rows]
 
@@ -169,7 +183,14 @@ class MailStore:
     def outbox_done(self, send_id: str, state: str, error: str = "") -> None:
         assert state in ("sent", "failed")
         with self._lock:
-            self._db.execute("UPDATE outbox SET state = ?, last_error = ?, done_at = ?, attempts = attempts + 1 WHERE send_id = ?", (state, error[:500], time.time(), send_id))
+            self._db.execute("UPDATE outbox SET state = ?, last_error = ?, done_at = ?, attempts = attempts + 1 WHERE send_id = ?", (state, error[:500], self.clock(), send_id))
+
+
+    def outbox_forget_sent(self, older_than: float) -> int:
+        """Blank subject and body of mail sent or failed before ``older_than`` (retention); the ids stay for idempotency."""
+        with self._lock:
+            return self._db.execute("UPDATE outbox SET subject = '', body = '', recipients = '[]' WHERE state != 'pending' AND done_at < ? AND body != ''",
+                                    (older_than,)).rowcount
 
 
 _OUT_COLS = "send_id, recipients, subject, body, in_reply_to, message_id, state, attempts, next_try, created, last_error"

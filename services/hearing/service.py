@@ -113,8 +113,10 @@ class HearingService(Service):
             self.publish(Transcript(text=ev.result.text, confidence=ev.result.confidence, engine=self.engine.name,
                                     speech_start_ns=ev.speech_start_ns, speech_end_ns=ev.speech_end_ns, words=words,
                                     lang=self.lang), turn=ev.turn)
-            log.info("heard %r (%.0f ms after the end of speech, rtf %.2f)", ev.result.text,
+            # A visitor's words only at DEBUG (privacy); the timing at INFO.
+            log.info("heard %d word(s) (%.0f ms after the end of speech, rtf %.2f)", len(ev.result.text.split()),
                      (time.monotonic_ns() - ev.speech_end_ns) / 1e6, ev.stt_s / ev.audio_s if ev.audio_s else 0.0)
+            log.debug("heard %r", ev.result.text)
 
     def _typed(self, text: str) -> None:
         now = time.monotonic_ns()

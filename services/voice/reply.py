@@ -38,12 +38,13 @@ class ReplyStream:
     """Synthesise a reply piece by piece in the background; iterate to get the pieces in order."""
 
     def __init__(self, synthesizer: Synthesizer, text: str, lang: str = "", voice: str = "",
-                 max_chars: int = 250, ahead: int = 2) -> None:
+                 max_chars: int = 250, ahead: int = 2, *, private: bool = False) -> None:
         self.pieces = plan_reply(text, max_chars)
         if not self.pieces:
             raise TtsError("nothing to say: the reply is empty or has no speakable words", permanent=True)
         self._synth = synthesizer
         self._lang, self._voice = lang, voice
+        self._private = private
         self._out: queue.Queue[Piece] = queue.Queue(maxsize=max(1, ahead))
         self._cancel = threading.Event()
         self._taken = 0
@@ -56,7 +57,7 @@ class ReplyStream:
                 return
             last = i == len(self.pieces) - 1
             try:
-                piece = Piece(i, text, self._synth.speak(text, self._lang, self._voice), last=last)
+                piece = Piece(i, text, self._synth.speak(text, self._lang, self._voice, private=self._private), last=last)
             except TtsError as exc:
                 log.warning("piece %d of reply could not be spoken: %s", i, exc)
                 piece = Piece(i, text, None, str(exc), last=last)

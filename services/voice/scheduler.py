@@ -179,7 +179,7 @@ class SpeechScheduler:
     def _speak(self, req: _Request, gen: int) -> None:
         say, s = req.say, self.settings
         try:
-            stream = ReplyStream(self.synth, say.text, say.lang or s.lang, say.voice, s.max_chars, s.synth_ahead)
+            stream = ReplyStream(self.synth, say.text, say.lang or s.lang, say.voice, s.max_chars, s.synth_ahead, private=say.private)
         except TtsError as exc:
             self._fail(req, str(exc))
             return

@@ -28,10 +28,10 @@ class Synthesizer:
         self.cache = cache
         self.loudness = loudness or LoudnessSettings()
 
-    def speak(self, text: str, lang: str = "", voice: str = "") -> Spoken:
-        """Audio for one sentence; ``TtsError`` when no engine can speak it."""
+    def speak(self, text: str, lang: str = "", voice: str = "", *, private: bool = False) -> Spoken:
+        """Audio for one sentence; ``TtsError`` when no engine can speak it. ``private``: not cached."""
         lookup = None
-        if self.cache is not None:
+        if self.cache is not None and not private:
             cache = self.cache
 
             def lookup(engine: TtsEngine) -> Synthesis | None:
@@ -46,7 +46,7 @@ class Synthesizer:
             return spoken
         s = spoken.synthesis
         spoken.synthesis = replace(s, pcm=normalize(s.pcm, s.sample_rate, self.loudness))
-        if self.cache is not None:
+        if self.cache is not None and not private:
             self.cache.put(spoken.synthesis, lang, text, self.loudness.variant)
         return spoken
 
