@@ -282,9 +282,14 @@ class HearingPipeline:
         if self.turn_mode == "smart_turn":
             p = self.smart_turn.probability(np.concatenate(self._utt_audio)) if self._utt_audio else 1.0
             done = p >= self.turn_threshold
-        else:  # "words": the final pass's text so far (speculated at the pause), else the streaming partial
-            result = self._timed(self.engine.peek)
-            done = words_complete(result.text if result is not None else self.engine.partial())
+        else:
+            # "words": neither the final pass's text so far (speculated at the pause) nor the streaming
+            # partial trails off. Whisper's language model tends to round a fragment off ("I am
+            # looking for" -> "I am looking forward."); pocketsphinx writes the words it heard.
+            # On a loaded machine the pipeline must not stall for long: past 0.5 s the partial decides alone.
+            result = self._timed(lambda: self.engine.peek(0.5))
+            partial = self._timed(self.engine.partial)
+            done = words_complete(partial) and (result is None or words_complete(result.text))
         self.turn_checks = [*self.turn_checks[-99:], (done, time.perf_counter() - t)]
         return done
 

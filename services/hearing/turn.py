@@ -90,5 +90,7 @@ def words_complete(text: str) -> bool:
         return True  # nothing understood: waiting would not help
     if text.endswith(("...", "…", ",", "-", ":", ";")):
         return False
-    words = re.findall(r"[a-z']+", text.lower())
+    words = re.findall(r"[a-z0-9']+", text.lower())
+    if len(words) >= 3 and words[-1] == "please" and words[-2] == "you":  # "could you please ..."
+        return False
     return not words or words[-1] not in DANGLING

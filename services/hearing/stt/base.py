@@ -70,8 +70,9 @@ class SttEngine:
     def resume(self) -> None:
         """Speech went on after ``speculate()``."""
 
-    def peek(self) -> Result | None:
-        """The result of the standing ``speculate()`` (waiting for it), or ``None`` when the engine has none."""
+    def peek(self, timeout: float | None = None) -> Result | None:
+        """The result of the standing ``speculate()`` (waiting up to ``timeout`` s for it), or ``None`` when
+        the engine has none (or it is not ready in time)."""
         return None
 
     def close(self) -> None:

@@ -116,6 +116,7 @@ class WhisperEngine(SttEngine):
         self._samples = 0
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="whisper")
         self._spec: tuple[int, concurrent.futures.Future] | None = None
+        self.wasted_speculations = 0
         self.last: dict = {}
         """Details of the last final pass: ``rejected`` reason, ``no_speech_prob``, ``avg_logprob``,
         ``compression_ratio``, ``decode_s``, ``speculative``."""
@@ -151,7 +152,7 @@ class WhisperEngine(SttEngine):
     def start(self) -> None:
         self._audio = []
         self._samples = 0
-        self._spec = None
+        self.resume()
         if self.partials is not None:
             self.partials.start()
 
@@ -170,14 +171,23 @@ class WhisperEngine(SttEngine):
         if not self._samples or (self._spec is not None and self._spec[0] == self._samples):
             return
         pcm = np.concatenate(self._audio)
+        self.resume()
         self._spec = (self._samples, self._pool.submit(self._decode, pcm))
 
     def resume(self) -> None:
-        """Speech went on after ``speculate()``: its result will not be used."""
+        """Speech went on after ``speculate()``: its result will not be used (a decode not yet begun is cancelled)."""
+        if self._spec is not None:
+            self._spec[1].cancel()
+            self.wasted_speculations += 1
         self._spec = None
 
-    def peek(self) -> Result | None:
-        return self._spec[1].result()[0] if self._spec is not None else None
+    def peek(self, timeout: float | None = None) -> Result | None:
+        if self._spec is None:
+            return None
+        try:
+            return self._spec[1].result(timeout)[0]
+        except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError):
+            return None
 
     def finish(self) -> Result:
         spec, self._spec = self._spec, None
