@@ -128,6 +128,9 @@ def test_words_complete():
     assert not words_complete("My name is John and...")
     assert not words_complete("Please tell Dr. Brown that")
     assert words_complete("")
+    assert words_complete("He might have been made still more respectable than he was.")
+    assert not words_complete("The parking lot is")
+    assert not words_complete("Could you please")
 
 
 def test_phrases_bias_the_final_pass(whisper, tmp_path):

@@ -80,6 +80,10 @@ very really just also then which who whose whom where when while until unless al
 """.split())
 
 
+AUXILIARIES = frozenset("is are was were am be been can could would should will shall may might must do does did have has had".split())
+PRONOUNS = frozenset("i you he she it we they there that this one".split())
+
+
 def words_complete(text: str) -> bool:
     """Do the words so far read as a finished turn? Whisper marks trailing-off speech with "..." or
     a comma; otherwise the last word decides (a sentence does not end on "to", "the", "and", ...)."""
@@ -93,4 +97,6 @@ def words_complete(text: str) -> bool:
     words = re.findall(r"[a-z0-9']+", text.lower())
     if len(words) >= 3 and words[-1] == "please" and words[-2] == "you":  # "could you please ..."
         return False
+    if len(words) >= 2 and words[-1] in AUXILIARIES and words[-2] in PRONOUNS:  # "than he was", "yes i do"
+        return True
     return not words or words[-1] not in DANGLING
