@@ -104,12 +104,17 @@ class HearingService(Service):
         elif isinstance(ev, PartialText):
             self.publish(Partial(text=ev.text, engine=self.partial_engine or self.engine.name), turn=ev.turn)
         elif isinstance(ev, Final):
+            rejected = getattr(self.engine, "last", {}).get("rejected", "")
+            if rejected:
+                self.count("rejected_transcripts")  # invented by the final pass on noise, breath or silence
+            if ev.reason == "long_pause":
+                self.count("unfinished_turns_waited")
             t0 = ev.audio_t0_ns
             words = [Word(w.text, t0 + int(w.start_s * 1e9), t0 + int(w.end_s * 1e9), w.confidence) for w in ev.result.words]
             self.publish(Transcript(text=ev.result.text, confidence=ev.result.confidence, engine=self.engine.name,
                                     speech_start_ns=ev.speech_start_ns, speech_end_ns=ev.speech_end_ns, words=words,
                                     lang=self.lang, partial_engine=self.partial_engine, end_reason=ev.reason,
-                                    rejected=getattr(self.engine, "last", {}).get("rejected", "")), turn=ev.turn)
+                                    rejected=rejected), turn=ev.turn)
             log.info("heard %r (%.0f ms after the end of speech, rtf %.2f)", ev.result.text,
                      (time.monotonic_ns() - ev.speech_end_ns) / 1e6, ev.stt_s / ev.audio_s if ev.audio_s else 0.0)
 
