@@ -140,7 +140,10 @@ class WhisperEngine(SttEngine):
             self.partials.set_phrases(phrases)
         if not self.use_phrases:
             return
-        text = ", ".join(p.strip() for p in phrases if p.strip())
+        # Written as cased, punctuated sentences: Whisper imitates the prompt's style, and a list joined
+        # with commas in lower case made it write "what time is it," (a trailing comma reads as unfinished).
+        parts = [p.strip().rstrip(".?!,") for p in phrases if p.strip()]
+        text = " ".join(p[:1].upper() + p[1:] + "." for p in parts)
         tokens = self.tok.encode(" " + text) if text else []
         self._prompt_prev = tokens[-(MAX_TOKENS // 2 - 1):]
 
