@@ -51,6 +51,10 @@ $(VENV)/.stamp-$(ORT_EXTRA): pyproject.toml
 	@# MTCNN weights for `python -m models.mtcnn.export` (the camera runs the committed ONNX files);
 	@# --no-deps: it pins torch < 2.3 and numpy < 2, and only its data files are used.
 	$(PY) -m pip install -q --no-deps "facenet-pytorch==2.6.0"
+	@# Hearing: the Smart Turn v3.2 and silero VAD ONNX files (BSD-2) inside pipecat-ai; --no-deps: only the files are used.
+	$(PY) -m pip install -q --no-deps "pipecat-ai==1.14.0"
+	@# Whisper's runtime; --no-deps: it declares onnxruntime (its other dependencies are in the hearing extra).
+	$(PY) -m pip install -q --no-deps "faster-whisper==1.2.1"
 	rm -f $(VENV)/.stamp-*
 	touch $@
 

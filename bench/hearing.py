@@ -1,11 +1,19 @@
-"""Hearing benchmark: real speech streamed in real time through the simulated microphone into the
-hearing pipeline (AEC3, webrtcvad endpointing, pocketsphinx), pinned to one CPU core.
+"""Hearing benchmark: speech through the hearing pipeline (AEC3, VAD endpointing, end of turn,
+Whisper final pass with pocketsphinx partials, as the service builds it from the default config).
 
-Prints progress on stderr and one JSON object as the last stdout line:
-final_after_speech_end_ms_p50 (final transcript after the end of speech), rtf (STT time over
-speech time), wer_librivox_pocketsphinx, wer_mbrola (mb-us2 sentences), barge_in_ms_p50 (visitor
-onset to barge-in detection while a reply plays). Run from the repository root:
-``python bench/hearing.py``. Needs ../shared/data and espeak-ng with mbrola-us1/us2.
+Real time (the simulated microphone, wall-clock latencies): the LibriVox clips and the mb-us2
+kiosk sentences give ``final_after_speech_end_ms_p50/_p95`` (final transcript after the VAD's end
+of speech), ``complete_turn_answer_ms_p50`` (after the sentence's last sample), ``wer_librivox``,
+``wer_mbrola``; barge-in scenes give ``barge_in_ms_p50``.
+Offline (the same pipeline fed as fast as it runs): ``wer_real`` (../shared/data/speech/real, 47
+utterances, 31 speakers), ``wer_kiosk_noisy`` (40 kiosk sentences by 4 voices in babble at 10 dB
+SNR), ``midpause_cutoff_rate`` (40 sentences with a 400-900 ms pause mid-sentence: share answered
+at the pause), ``complete_turn_fast_rate`` (40 finished ones: share ended at the first silence),
+``false_transcripts_on_noise`` (silence, white/pink noise, breath, music, clicks, babble-free hum).
+``--compare`` adds the same sets with pocketsphinx alone, ``--vad`` the silero/webrtcvad comparison,
+``--turn smart_turn`` measures that end-of-turn mode. Prints progress on stderr and one JSON object
+as the last stdout line. Run from the repository root: ``python bench/hearing.py``. Needs
+../shared/data and espeak-ng with mbrola-us1/us2/us3.
 """
 
 from __future__ import annotations
@@ -26,12 +34,19 @@ REPO = Path(__file__).resolve().parents[1]
 # shadow the standard library's email package (imported by importlib.metadata, among others).
 sys.path[0] = str(REPO)
 
-from hardware.microphone import RATE, FileMicrophone, load_audio  # noqa: E402
+from assistant.config.schema import HearingSettings  # noqa: E402
+from hardware.microphone import RATE, AudioChunk, FileMicrophone, load_audio  # noqa: E402
 from services.hearing.echo import PlaybackReference  # noqa: E402
 from services.hearing.pipeline import Final, HearingPipeline, SpeechStarted  # noqa: E402
-from services.hearing.sentences import MBROLA_SENTENCES  # noqa: E402
+from services.hearing.sentences import KIOSK_SENTENCES, KIOSK_SPLIT, MBROLA_SENTENCES  # noqa: E402
+from services.hearing.stt import create_engine  # noqa: E402
 from services.hearing.stt.pocketsphinx_engine import PocketSphinxEngine  # noqa: E402
+from services.hearing.vad import EndpointerSettings  # noqa: E402
 from services.hearing.wer import wer  # noqa: E402
+
+VOICES = ["mb-us1", "mb-us2", "mb-us3", "en-us"]
+NAMES = ["Nguyen", "Saoirse", "Aoife", "Thibault", "Joaquin", "Krzysztof", "Siobhan", "Niamh", "Xavier", "Ingrid", "Dmitri", "Priya"]
+T0 = 10**12
 
 REPLY = "good afternoon and welcome. i am the assistant of this building. i can tell you where to find people, and i can send them a message for you."
 VISITOR = "hello where is the meeting room please"
@@ -41,12 +56,16 @@ def log(*a) -> None:
     print(*a, file=sys.stderr, flush=True)
 
 
-def synth(text: str, path: Path, voice: str = "mb-us2") -> np.ndarray:
-    subprocess.run(["espeak-ng", "-v", voice, "-w", str(path), text], check=True, capture_output=True)
+def synth(text: str, path: Path, voice: str = "mb-us2", ssml: bool = False) -> np.ndarray:
+    subprocess.run(["espeak-ng", *(["-m"] if ssml else []), "-v", voice, "-w", str(path), text], check=True, capture_output=True)
     return load_audio(path)
 
 
-def stream(engine, clips: list[np.ndarray], tmp: Path, name: str, gap_s: float = 1.0):
+def make_pipeline(engine, on_event, turn: str = "words", **kw) -> HearingPipeline:
+    return HearingPipeline(engine, on_event, end_of_turn=turn, **kw)
+
+
+def stream(engine, clips: list[np.ndarray], tmp: Path, name: str, gap_s: float = 1.6, turn: str = "words"):
     """Play clips (with gaps) through the simulated microphone in real time; returns per-clip text and latencies."""
     import soundfile as sf
 
@@ -59,7 +78,14 @@ def stream(engine, clips: list[np.ndarray], tmp: Path, name: str, gap_s: float =
     sf.write(str(tmp / f"{name}.wav"), audio, RATE, subtype="PCM_16")
     finals: list[tuple[int, Final]] = []
     done = threading.Event()
-    pipeline = HearingPipeline(engine, lambda ev: isinstance(ev, Final) and finals.append((time.monotonic_ns(), ev)))
+    details: list[dict] = []
+
+    def on_event(ev) -> None:
+        if isinstance(ev, Final):
+            finals.append((time.monotonic_ns(), ev))
+            details.append({"reason": ev.reason, **{k: v for k, v in getattr(engine, "last", {}).items() if k in ("speculative", "decode_s", "rejected")}})
+
+    pipeline = make_pipeline(engine, on_event, turn)
     mic = FileMicrophone(tmp / f"{name}.wav", lead_s=0.5)
     start = time.monotonic_ns() + 200_000_000
     mic.start_at_ns = start
@@ -67,14 +93,27 @@ def stream(engine, clips: list[np.ndarray], tmp: Path, name: str, gap_s: float =
     mic.start(pipeline.push)
     done.wait((0.5 + len(audio) / RATE) + 1.0)
     mic.stop()
-    pipeline.stop()
+    pipeline.stop(timeout=120)  # a pipeline that fell behind must finish before the engine is used again
     texts = [""] * len(clips)
     for _, f in finals:
         t = (f.speech_start_ns - start) / 1e9 - 0.5
         k = next((i for i, b in enumerate(bounds) if t * RATE < b), len(clips) - 1)
         texts[k] = (texts[k] + " " + f.result.text).strip()
     latencies = [(t - f.speech_end_ns) / 1e6 for t, f in finals]
-    return texts, latencies, pipeline
+    for (t, f), d in zip(finals, details):
+        log(f"  final {(t - f.speech_end_ns) / 1e6:.0f} ms after the end of speech: {d}")
+    # After the sentence's last loud sample (what a visitor waits for), per clip: its last final.
+    ends, pos = [], 0
+    for c in clips:
+        loud = np.flatnonzero(np.abs(c.astype(np.int32)) > 300)
+        ends.append(start + int((0.5 + (pos + (loud[-1] if len(loud) else len(c))) / RATE) * 1e9))
+        pos += len(c) + len(gap)
+    answer = []
+    for k, end in enumerate(ends):
+        mine = [t for t, f in finals if f.result.text and abs(f.speech_end_ns - end) < 600_000_000]
+        if mine:
+            answer.append((mine[-1] - end) / 1e6)
+    return texts, latencies, pipeline, answer
 
 
 def barge_in(engine, reply: np.ndarray, visitor: np.ndarray, tmp: Path, after_s: float) -> tuple[float | None, str]:
@@ -104,33 +143,173 @@ def barge_in(engine, reply: np.ndarray, visitor: np.ndarray, tmp: Path, after_s:
             got["text"] = ev.result.text
             done.set()
 
-    pipeline = HearingPipeline(engine, on_event, reference=ref)
+    pipeline = make_pipeline(engine, on_event, reference=ref)
     pipeline.start()
     mic.start(pipeline.push)
     done.wait((onset - time.monotonic_ns()) / 1e9 + len(visitor) / RATE + 3.0)
     mic.stop()
-    pipeline.stop()
+    pipeline.stop(timeout=120)
     det = (got["detect"] - onset) / 1e6 if "detect" in got else None
     return det, got.get("text", "")
 
 
+def offline(engine, clips: list[np.ndarray], gap_s: float = 2.0, turn: str = "words", vad_engine: str = "webrtc"):
+    """The same pipeline fed as fast as it runs (synthetic capture times). Returns per-clip text and finals."""
+    gap = np.zeros(int(gap_s * RATE), np.int16)
+    audio = np.concatenate([np.zeros(RATE // 2, np.int16)] + [x for c in clips for x in (c, gap)])
+    audio = np.clip(audio + np.random.default_rng(1).normal(0, 10, len(audio)), -32768, 32767).astype(np.int16)  # a quiet room
+    bounds, pos = [], RATE // 2
+    for c in clips:
+        bounds.append(pos + len(c) + len(gap) // 2)
+        pos += len(c) + len(gap)
+    finals: list[Final] = []
+    pipeline = make_pipeline(engine, lambda ev: isinstance(ev, Final) and finals.append(ev), turn, vad_engine=vad_engine)
+    for i in range(0, len(audio), 320):
+        pipeline.process(AudioChunk(audio[i:i + 320], T0 + i * 1_000_000_000 // RATE))
+    pipeline.flush()
+    texts = [""] * len(clips)
+    per_clip: list[list[Final]] = [[] for _ in clips]
+    for f in finals:
+        t = (f.speech_start_ns - T0) / 1e9
+        k = next((i for i, b in enumerate(bounds) if t * RATE < b), len(clips) - 1)
+        texts[k] = (texts[k] + " " + f.result.text).strip()
+        per_clip[k].append(f)
+    return texts, per_clip
+
+
+def mix_at_snr(speech: np.ndarray, noise: np.ndarray, snr_db: float, rng) -> np.ndarray:
+    """Noise (looped, random offset) scaled so the speech-active power is ``snr_db`` above it."""
+    loud = np.abs(speech.astype(np.int32)) > 300
+    p_s = np.mean(speech[loud].astype(np.float64) ** 2) if loud.any() else 1.0
+    start = int(rng.integers(0, len(noise)))
+    n = np.resize(np.roll(noise, -start), len(speech)).astype(np.float64)
+    n *= np.sqrt(p_s / (np.mean(n ** 2) + 1e-9) / 10 ** (snr_db / 10))
+    return np.clip(speech + n, -32768, 32767).astype(np.int16)
+
+
+def babble(tmp: Path, seconds: float = 20.0) -> np.ndarray:
+    """Eight talkers at once, none of them a voice or a sentence of the test set: cafe babble."""
+    talkers = []
+    texts = MBROLA_SENTENCES + [REPLY]
+    for k, voice in enumerate(["en-gb", "mb-en1", "en-gb-x-rp", "en-gb-scotland", "en-029", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-us-nyc"]):
+        parts = [synth(texts[(k * 3 + j) % len(texts)], tmp / f"bab{k}_{j}.wav", voice) for j in range(6)]
+        talkers.append(np.resize(np.concatenate(parts), int(seconds * RATE)).astype(np.float64))
+    return np.sum(talkers, axis=0) / 4
+
+
+def noises(rng) -> dict[str, np.ndarray]:
+    """Inputs with no speech in them, at levels a kiosk hears: none may become a transcript."""
+    n = 4 * RATE
+    t = np.arange(n) / RATE
+
+    def level(x, dbfs):
+        x = np.asarray(x, np.float64)
+        return np.clip(x / (np.sqrt(np.mean(x ** 2)) + 1e-9) * 32768 * 10 ** (dbfs / 20), -32768, 32767).astype(np.int16)
+
+    def pink(k):
+        f = np.fft.rfft(rng.normal(size=k))
+        return np.fft.irfft(f / np.sqrt(np.arange(len(f)) + 1), k)
+
+    from scipy.signal import butter, lfilter
+
+    b, a = butter(2, [300 / 8000, 3000 / 8000], "band")
+    env = sum(np.exp(-0.5 * ((t - c) / 0.22) ** 2) for c in (0.7, 2.3, 3.6))
+    clicks = np.zeros(n)
+    for c in rng.integers(0, n - 200, 40):
+        clicks[c:c + 160] += rng.normal(size=160) * np.exp(-np.arange(160) / 20)
+    music = sum(np.sin(2 * np.pi * f0 * t + i) * (0.5 + 0.5 * np.sin(2 * np.pi * (0.5 + 0.3 * i) * t)) for i, f0 in enumerate((261.6, 329.6, 392.0, 523.3)))
+    return {
+        "silence": np.zeros(n, np.int16),
+        "white_-35dBFS": level(rng.normal(size=n), -35),
+        "pink_-30dBFS": level(pink(n), -30),
+        "breath": level(lfilter(b, a, pink(n)) * env, -30),
+        "breath_loud": level(lfilter(b, a, pink(n)) * env, -20),
+        "music": level(music, -25),
+        "clicks": level(clicks, -30),
+        "hum": level(np.sin(2 * np.pi * 100 * t) + 0.3 * np.sin(2 * np.pi * 200 * t), -25),
+        "door_slam": level(np.concatenate([np.zeros(n // 2), rng.normal(size=n // 2) * np.exp(-np.arange(n // 2) / 1500)]), -20),
+    }
+
+
+def vad_compare(tmp: Path, clean: list[np.ndarray], noise: np.ndarray) -> dict:
+    """Frame precision/recall of silero and webrtcvad on kiosk sentences in 10 dB SNR babble (1 s of
+    babble before and after each): the classifier alone, and as the endpointer uses it (behind the
+    energy gate over the tracked noise floor). Truth: frames within 15 dB of the clean sentence's mean power."""
+    from services.hearing.vad import Endpointer, SileroVad
+
+    import webrtcvad
+
+    rng = np.random.default_rng(5)
+    clips = []
+    for c in clean:
+        pad = np.zeros(RATE, np.int16)
+        c2 = np.concatenate([pad, c, pad])
+        noisy = mix_at_snr(c2, noise, 10.0, rng)
+        ref = 10 * np.log10(np.mean(c2[np.abs(c2.astype(np.int32)) > 300].astype(np.float64) ** 2) + 1)
+        truth = [10 * np.log10(np.mean(c2[i:i + 480].astype(np.float64) ** 2) + 1) > ref - 15 for i in range(0, len(c2) - 480, 480)]
+        clips.append((np.array(truth), [noisy[i:i + 480] for i in range(0, len(c2) - 480, 480)]))
+
+    def score(pred, truth):
+        tp = float(np.sum(pred & truth))
+        prec, rec = tp / max(1.0, float(pred.sum())), tp / max(1.0, float(truth.sum()))
+        return {"precision": round(prec, 3), "recall": round(rec, 3), "f1": round(2 * prec * rec / max(1e-9, prec + rec), 3)}
+
+    out = {}
+    truth = np.concatenate([t for t, _ in clips])
+    for name, make in (("webrtc_mode2", lambda: webrtcvad.Vad(2)), ("webrtc_mode3", lambda: webrtcvad.Vad(3)), ("silero", lambda: SileroVad(0.5))):
+        vad, t = make(), time.perf_counter()
+        pred = np.array([vad.is_speech(f.tobytes(), RATE) for _, frames in clips for f in frames])
+        us = (time.perf_counter() - t) / len(pred) * 1e6
+        gated = []
+        for _, frames in clips:
+            ep = Endpointer(EndpointerSettings(aggressiveness=3 if name == "webrtc_mode3" else 2), engine="silero" if name == "silero" else "webrtc")
+            gated += [ep.voiced(f, False) for f in frames]
+        out[name] = {"alone": score(pred, truth), "with_gate": score(np.array(gated), truth), "us_per_30ms_frame": round(us, 1)}
+    return out
+
+
 def main() -> int:
-    cpus = sorted(os.sched_getaffinity(0))
-    os.sched_setaffinity(0, {cpus[-1]})  # "RTF on one core"
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--compare", action="store_true", help="also run pocketsphinx alone on the WER sets")
+    parser.add_argument("--vad", action="store_true", help="compare silero and webrtcvad at 10 dB SNR babble")
+    parser.add_argument("--turn", default="words", choices=["words", "smart_turn", "silence"], help="end-of-turn mode")
+    parser.add_argument("--one-core", action="store_true", help="pin to one CPU core (the wave-1 RTF figure)")
+    args = parser.parse_args()
+    if args.one_core:
+        cpus = sorted(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {cpus[-1]})
     shared = Path(os.environ.get("ASSISTANT_SHARED_DATA", REPO.parent / "shared" / "data"))
-    engine = PocketSphinxEngine()
+    engine = create_engine(HearingSettings())
+    log(f"engine: {engine.name}")
+    result: dict = {"engine": engine.name, "end_of_turn": args.turn}
+    rng = np.random.default_rng(7)
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
+        # --- real time: latency -------------------------------------------------------------
         clips = sorted((shared / "speech" / "librivox").glob("*.wav"))
         log(f"librivox: {len(clips)} clips in real time")
-        lv_text, lv_lat, p1 = stream(engine, [load_audio(c) for c in clips], tmp, "librivox")
+        lv_text, lv_lat, p1, lv_ans = stream(engine, [load_audio(c) for c in clips], tmp, "librivox", turn=args.turn)
         lv_refs = [c.with_suffix(".txt").read_text().strip() for c in clips]
         for r, h in zip(lv_refs, lv_text):
             log(f"  REF {r}\n  HYP {h}")
         log(f"mbrola mb-us2: {len(MBROLA_SENTENCES)} sentences in real time")
-        mb_text, mb_lat, p2 = stream(engine, [synth(s, tmp / f"mb{i}.wav") for i, s in enumerate(MBROLA_SENTENCES)], tmp, "mbrola")
+        mb_text, mb_lat, p2, mb_ans = stream(engine, [synth(s, tmp / f"mb{i}.wav") for i, s in enumerate(MBROLA_SENTENCES)], tmp, "mbrola", turn=args.turn)
         for r, h in zip(MBROLA_SENTENCES, mb_text):
             log(f"  REF {r}\n  HYP {h}")
+        lat = lv_lat + mb_lat
+        log(f"latencies ms: {[round(x) for x in lat]}")
+        result.update({
+            "final_after_speech_end_ms_p50": round(float(np.median(lat)), 1),
+            "final_after_speech_end_ms_p95": round(float(np.percentile(lat, 95)), 1),
+            "complete_turn_answer_ms_p50": round(float(np.median(lv_ans + mb_ans)), 1) if lv_ans + mb_ans else None,
+            "rtf": round((p1.stats.stt_s + p2.stats.stt_s) / (p1.stats.utterance_s + p2.stats.utterance_s), 3),
+            "pipeline_load": round((p1.stats.process_s + p2.stats.process_s) / (p1.stats.audio_s + p2.stats.audio_s), 3),
+            "wer_librivox": round(wer(lv_refs, lv_text), 3),
+            "wer_mbrola": round(wer(MBROLA_SENTENCES, mb_text), 3),
+        })
+        # --- barge-in --------------------------------------------------------------------------
         reply = synth(REPLY, tmp / "reply.wav", voice="mb-us1")
         visitor = synth(VISITOR, tmp / "visitor_src.wav")
         barge = []
@@ -138,21 +317,86 @@ def main() -> int:
             det, text = barge_in(engine, reply, visitor, tmp, after)
             log(f"barge-in {after:.1f} s into the reply: detected {det} ms after onset, heard {text!r}")
             barge.append(det if det is not None else float("inf"))
-    lat = lv_lat + mb_lat
-    stt_s = p1.stats.stt_s + p2.stats.stt_s
-    speech_s = p1.stats.utterance_s + p2.stats.utterance_s
-    result = {
-        "final_after_speech_end_ms_p50": round(float(np.median(lat)), 1),
-        "final_after_speech_end_ms_p90": round(float(np.percentile(lat, 90)), 1),
-        "rtf": round(stt_s / speech_s, 3),
-        "pipeline_load": round((p1.stats.process_s + p2.stats.process_s) / (p1.stats.audio_s + p2.stats.audio_s), 3),
-        "wer_librivox_pocketsphinx": round(wer(lv_refs, lv_text), 3),
-        "wer_mbrola": round(wer(MBROLA_SENTENCES, mb_text), 3),
-        "barge_in_ms_p50": round(float(np.median(barge)), 1),
-        "barge_in_ms_max": round(float(np.max(barge)), 1),
-        "barge_in_trials": len(barge),
-        "cpu_cores": 1,
-    }
+        result.update({"barge_in_ms_p50": round(float(np.median(barge)), 1), "barge_in_ms_max": round(float(np.max(barge)), 1),
+                       "barge_in_trials": len(barge)})
+        # --- offline: accuracy (CPU-heavy, no timing: lower priority on a shared machine) ---
+        os.nice(5)
+        real = sorted((shared / "speech" / "real").glob("*.wav"))
+        log(f"real speech: {len(real)} utterances")
+        real_refs = [c.with_suffix(".txt").read_text().strip() for c in real]
+        real_audio = [load_audio(c) for c in real]
+        real_text, _ = offline(engine, real_audio, turn=args.turn)
+        for r, h in zip(real_refs, real_text):
+            if wer(r, h):
+                log(f"  REF {r}\n  HYP {h}")
+        result["wer_real"] = round(wer(real_refs, real_text), 3)
+        kiosk = [synth(s, tmp / f"k{i}_{VOICES[i % len(VOICES)]}.wav", VOICES[i % len(VOICES)]) for i, s in enumerate(KIOSK_SENTENCES)]
+        bab = babble(tmp)
+        noisy = [mix_at_snr(np.concatenate([np.zeros(RATE // 4, np.int16), k, np.zeros(RATE // 4, np.int16)]), bab, 10.0, rng) for k in kiosk]
+        log(f"kiosk sentences in babble at 10 dB SNR: {len(noisy)} by {len(VOICES)} voices")
+        noisy_text, _ = offline(engine, noisy, turn=args.turn)
+        for r, h in zip(KIOSK_SENTENCES, noisy_text):
+            if wer(r, h):
+                log(f"  REF {r}\n  HYP {h}")
+        result["wer_kiosk_noisy"] = round(wer(KIOSK_SENTENCES, noisy_text), 3)
+        result["kiosk_noisy_voices"] = len(VOICES)
+        # --- end of turn ---------------------------------------------------------------------
+        prng = np.random.default_rng(11)
+        paused, pauses = [], []
+        for i, s in enumerate(KIOSK_SPLIT):
+            a, b = s.split(" | ")
+            v = VOICES[(i + 1) % len(VOICES)]
+            pause = float(prng.uniform(0.4, 0.9))
+            pauses.append(pause)
+            # One sentence with an SSML break: the voice keeps the sentence's prosody around the pause.
+            paused.append(synth(f'<speak>{a} <break time="{int(pause * 1000)}ms"/> {b}</speak>', tmp / f"p{i}_{v}.wav", v, ssml=True))
+        _, per = offline(engine, paused, turn=args.turn)
+        cut = [i for i, fs in enumerate(per) if len(fs) > 1]
+        for i in cut:
+            log(f"  cut at the pause ({pauses[i]:.2f} s): {KIOSK_SPLIT[i]!r} -> {[f.result.text for f in per[i]]}")
+        result["midpause_cutoff_rate"] = round(len(cut) / len(paused), 3)
+        result["midpause_pause_s"] = [round(min(pauses), 2), round(max(pauses), 2)]
+        result["midpause_utterances"] = len(paused)
+        _, per_c = offline(engine, kiosk, turn=args.turn)
+        fast = [fs for fs in per_c if len(fs) == 1 and fs[0].reason == "silence"]
+        result["complete_turn_fast_rate"] = round(len(fast) / len(kiosk), 3)
+        result["complete_utterances"] = len(kiosk)
+        for i, fs in enumerate(per_c):
+            if not (len(fs) == 1 and fs[0].reason == "silence"):
+                log(f"  complete sentence waited for: {KIOSK_SENTENCES[i]!r} -> {[(f.result.text, f.reason) for f in fs]}")
+        # --- phrase biasing: the brain's names in Whisper's prompt ----------------------------
+        if hasattr(engine, "set_phrases") and engine.name == "whisper":
+            hits = {"plain": 0, "prompted": 0}
+            for k, name in enumerate(NAMES):
+                for v in ("mb-us1", "mb-us2"):
+                    pcm = synth(f"please tell {name.lower()} that i am here", tmp / f"name{k}_{v}.wav", v)
+                    engine.set_phrases([])
+                    hits["plain"] += name in engine.transcribe(pcm).text
+                    engine.set_phrases(NAMES + ["reception", "meeting room", "visitor badge"])
+                    hits["prompted"] += name in engine.transcribe(pcm).text
+            engine.set_phrases([])
+            result["names_right_plain"] = round(hits["plain"] / (2 * len(NAMES)), 3)
+            result["names_right_with_phrases"] = round(hits["prompted"] / (2 * len(NAMES)), 3)
+        # --- hallucination guards -------------------------------------------------------------
+        false = 0
+        for name, x in noises(rng).items():
+            texts, per_n = offline(engine, [x], turn=args.turn)
+            if texts[0]:
+                false += 1
+            log(f"  noise {name}: {len(per_n[0])} utterances, transcript {texts[0]!r}")
+        result["false_transcripts_on_noise"] = false
+        if args.vad:
+            result["vad_10db_babble"] = vad_compare(tmp, kiosk, bab)
+        if args.compare:
+            ps = PocketSphinxEngine()
+            result["wer_librivox_pocketsphinx"] = round(wer(lv_refs, offline(ps, [load_audio(c) for c in clips], turn="silence")[0]), 3)
+            result["wer_real_pocketsphinx"] = round(wer(real_refs, offline(ps, real_audio, turn="silence")[0]), 3)
+            result["wer_kiosk_noisy_pocketsphinx"] = round(wer(KIOSK_SENTENCES, offline(ps, noisy, turn="silence")[0]), 3)
+    result["cpu_cores"] = len(os.sched_getaffinity(0))
+    result["floors_met"] = bool(
+        result["wer_librivox"] <= 0.10 and result["wer_real"] <= 0.08 and result["wer_kiosk_noisy"] <= 0.12
+        and result["final_after_speech_end_ms_p50"] <= 350 and result["final_after_speech_end_ms_p95"] <= 600
+        and result["midpause_cutoff_rate"] <= 0.10 and result["false_transcripts_on_noise"] == 0 and result["barge_in_ms_p50"] <= 300)
     print(json.dumps(result))
     return 0
 

@@ -84,10 +84,10 @@ def test_missing_audio_file_is_a_clear_error(tmp_path):
 
 
 def test_engine_choice_and_loading_errors_name_the_fix(tmp_path):
-    assert engine_name(HearingSettings()) == "pocketsphinx"
+    assert engine_name(HearingSettings()) == "whisper"
     assert engine_name(HearingSettings(vosk_model="/x")) == "vosk"
-    with pytest.raises(EngineError, match="one of: pocketsphinx, vosk"):
-        create_engine(HearingSettings(engine="whisper"))
+    with pytest.raises(EngineError, match="one of: pocketsphinx, vosk, whisper"):
+        create_engine(HearingSettings(engine="kaldi"))
     with pytest.raises(EngineError) as err:
         create_engine(HearingSettings(engine="vosk"))
     assert "hearing.vosk_model" in str(err.value) and "alphacephei.com/vosk/models" in str(err.value)

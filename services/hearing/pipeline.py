@@ -60,6 +60,8 @@ class Final:
     """Audio fed to the engine."""
     stt_s: float
     """Processing time the engine took for it."""
+    reason: str = ""
+    """Why the utterance ended: ``silence``, ``long_pause``, ``max_length``, ``audio_gap``, ``end_of_audio``."""
 
 
 Event = SpeechStarted | SpeechEnded | PartialText | Final
@@ -88,10 +90,23 @@ class HearingPipeline:
     def __init__(self, engine: SttEngine, on_event: Callable[[Event], None], *,
                  vad: EndpointerSettings = EndpointerSettings(), reference: PlaybackReference | None = None,
                  aec: bool = True, aec_delay_ms: int = 0, partial_interval_ms: int = 300,
-                 max_queue_s: float = 10.0) -> None:
+                 max_queue_s: float = 10.0, end_of_turn: str = "words", turn_threshold: float = 0.5,
+                 smart_turn=None, vad_engine: str = "webrtc", silero_threshold: float = 0.5) -> None:
         self.engine = engine
         self.on_event = on_event
-        self.endpointer = Endpointer(vad)
+        self.endpointer = Endpointer(vad, engine=vad_engine, silero_threshold=silero_threshold)
+        self.turn_mode = end_of_turn
+        self.turn_threshold = turn_threshold
+        self.smart_turn = smart_turn
+        if end_of_turn == "smart_turn" and smart_turn is None:
+            from .turn import SmartTurn
+
+            self.smart_turn = SmartTurn()
+        if end_of_turn != "silence":
+            self.endpointer.end_of_turn = self._turn_complete
+        self._utt_audio: list[np.ndarray] = []
+        self.turn_checks: list[tuple[bool, float]] = []
+        """(complete, seconds the check took) per end-of-turn decision (last 100)."""
         self.reference = reference or PlaybackReference()
         self.echo = EchoFilter(aec_delay_ms) if aec else None
         self.double_talk = DoubleTalkDetector()
@@ -112,6 +127,7 @@ class HearingPipeline:
         self._speech_start = 0
         self._utt_t0 = 0
         self._utt_samples = 0
+        self._utt_audio: list[np.ndarray] = []
         self._utt_stt_s = 0.0
         self._last_partial_ns = 0
         self._last_partial = ""
@@ -211,6 +227,10 @@ class HearingPipeline:
             self._feed(frame)
             if edge is not None and edge.event == "ended":
                 self._finish(edge.at_ns, edge.reason)
+            elif edge is not None and edge.event == "pause":
+                self._timed(self.engine.speculate)
+            elif edge is not None and edge.event == "resumed":
+                self._timed(self.engine.resume)
             elif t_ns - self._last_partial_ns >= self.partial_every:
                 self._last_partial_ns = t_ns
                 t = time.perf_counter()
@@ -229,6 +249,7 @@ class HearingPipeline:
         self._speech_start = at_ns
         self._utt_t0 = audio_t0
         self._utt_samples = 0
+        self._utt_audio: list[np.ndarray] = []
         self._utt_stt_s = 0.0
         self._last_partial_ns = at_ns
         self._last_partial = ""
@@ -244,6 +265,33 @@ class HearingPipeline:
         self.engine.feed(frame)
         self._utt_stt_s += time.perf_counter() - t
         self._utt_samples += len(frame)
+        if self.smart_turn is not None:
+            self._utt_audio.append(frame)
+
+    def _timed(self, fn):
+        t = time.perf_counter()
+        out = fn()
+        self._utt_stt_s += time.perf_counter() - t
+        return out
+
+    def _turn_complete(self) -> bool:
+        """Asked by the endpointer after ``hangover_ms`` of silence: is the visitor's sentence finished?"""
+        from .turn import words_complete
+
+        t = time.perf_counter()
+        if self.turn_mode == "smart_turn":
+            p = self.smart_turn.probability(np.concatenate(self._utt_audio)) if self._utt_audio else 1.0
+            done = p >= self.turn_threshold
+        else:
+            # "words": neither the final pass's text so far (speculated at the pause) nor the streaming
+            # partial trails off. Whisper's language model tends to round a fragment off ("I am
+            # looking for" -> "I am looking forward."); pocketsphinx writes the words it heard.
+            # On a loaded machine the pipeline must not stall for long: past 0.5 s the partial decides alone.
+            result = self._timed(lambda: self.engine.peek(0.5))
+            partial = self._timed(self.engine.partial)
+            done = words_complete(partial) and (result is None or words_complete(result.text))
+        self.turn_checks = [*self.turn_checks[-99:], (done, time.perf_counter() - t)]
+        return done
 
     def _finish(self, end_ns: int, reason: str) -> None:
         turn, self._turn = self._turn, ""
@@ -255,7 +303,7 @@ class HearingPipeline:
         self.stats.utterances += 1
         self.stats.utterance_s += audio_s
         self.stats.stt_s += self._utt_stt_s
-        self.on_event(Final(turn, result, self._speech_start, end_ns, self._utt_t0, audio_s, self._utt_stt_s))
+        self.on_event(Final(turn, result, self._speech_start, end_ns, self._utt_t0, audio_s, self._utt_stt_s, reason))
         self.stats.latencies_ms = [*self.stats.latencies_ms[-99:], (time.monotonic_ns() - end_ns) / 1e6]
 
     def _abort_utterance(self) -> None:

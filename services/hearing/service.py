@@ -52,14 +52,19 @@ class HearingService(Service):
         s = self.config.hearing
         self.engine = create_engine(s)  # EngineError names the missing model and how to install one
         self.lang = s.lang or self.engine.lang
+        partials = getattr(self.engine, "partials", None)
+        self.partial_engine = partials.name if partials is not None else ""
         self.reference = PlaybackReference(tail_ms=s.playback_tail_ms)
         vad = EndpointerSettings(
             aggressiveness=s.vad_aggressiveness, frame_ms=s.vad_frame_ms, start_ms=s.vad_start_ms, playback_start_ms=s.vad_playback_start_ms,
             preroll_ms=s.vad_preroll_ms, hangover_ms=s.vad_hangover_ms, max_utterance_s=s.max_utterance_s,
-            gate_db=s.vad_gate_db, playback_gate_db=s.playback_gate_db,
+            gate_db=s.vad_gate_db, playback_gate_db=s.playback_gate_db, speculate_ms=s.vad_speculate_ms,
+            turn_max_silence_ms=s.turn_max_silence_ms,
         )
         self.pipeline = HearingPipeline(self.engine, self._on_event, vad=vad, reference=self.reference,
-                                        aec=s.aec, aec_delay_ms=s.aec_delay_ms, partial_interval_ms=s.partial_interval_ms)
+                                        aec=s.aec, aec_delay_ms=s.aec_delay_ms, partial_interval_ms=s.partial_interval_ms,
+                                        end_of_turn=s.end_of_turn, turn_threshold=s.turn_threshold,
+                                        vad_engine=s.vad_engine, silero_threshold=s.silero_threshold)
         if s.phrases:
             self.pipeline.set_phrases(list(s.phrases))
         self.pipeline.start()
@@ -81,6 +86,8 @@ class HearingService(Service):
             self.mic.stop()
         if getattr(self, "pipeline", None) is not None:
             self.pipeline.stop()
+        if getattr(self, "engine", None) is not None:
+            self.engine.close()
 
     def heartbeat_counters(self) -> dict[str, float]:
         st = self.pipeline.stats
@@ -106,13 +113,19 @@ class HearingService(Service):
         elif isinstance(ev, SpeechEnded):
             self.publish(Speech(event="ended", at_ns=ev.at_ns), turn=ev.turn)
         elif isinstance(ev, PartialText):
-            self.publish(Partial(text=ev.text, engine=self.engine.name), turn=ev.turn)
+            self.publish(Partial(text=ev.text, engine=self.partial_engine or self.engine.name), turn=ev.turn)
         elif isinstance(ev, Final):
+            rejected = getattr(self.engine, "last", {}).get("rejected", "")
+            if rejected:
+                self.count("rejected_transcripts")  # invented by the final pass on noise, breath or silence
+            if ev.reason == "long_pause":
+                self.count("unfinished_turns_waited")
             t0 = ev.audio_t0_ns
             words = [Word(w.text, t0 + int(w.start_s * 1e9), t0 + int(w.end_s * 1e9), w.confidence) for w in ev.result.words]
             self.publish(Transcript(text=ev.result.text, confidence=ev.result.confidence, engine=self.engine.name,
                                     speech_start_ns=ev.speech_start_ns, speech_end_ns=ev.speech_end_ns, words=words,
-                                    lang=self.lang), turn=ev.turn)
+                                    lang=self.lang, partial_engine=self.partial_engine, end_reason=ev.reason,
+                                    rejected=rejected), turn=ev.turn)
             # A visitor's words only at DEBUG (privacy); the timing at INFO.
             log.info("heard %d word(s) (%.0f ms after the end of speech, rtf %.2f)", len(ev.result.text.split()),
                      (time.monotonic_ns() - ev.speech_end_ns) / 1e6, ev.stt_s / ev.audio_s if ev.audio_s else 0.0)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import math
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -31,7 +32,11 @@ class EndpointerSettings:
     preroll_ms: int = 300
     """Audio kept from before the start and handed to the recogniser, so first sounds are not cut."""
     hangover_ms: int = 210
-    """Unvoiced time after speech before the utterance ends."""
+    """Unvoiced time after speech before the utterance may end (``end_of_turn`` decides; without it, it ends)."""
+    speculate_ms: int = 90
+    """Unvoiced time after which a ``pause`` edge lets the engine start its final pass early."""
+    turn_max_silence_ms: int = 1300
+    """With an ``end_of_turn`` check that says "not finished", the utterance ends after this much silence anyway."""
     max_utterance_s: float = 15.0
     """An utterance longer than this is ended (and transcribed) anyway."""
     gate_db: float = 8.0
@@ -54,7 +59,7 @@ class Edge:
     """An utterance started or ended."""
 
     event: str
-    """``started`` or ``ended``."""
+    """``started``, ``pause`` (``speculate_ms`` of silence in an utterance), ``resumed`` (speech after a pause) or ``ended``."""
     at_ns: int
     """Time of the edge in the audio (first voiced sample, or end of the last voiced frame)."""
     audio: list[np.ndarray] = field(default_factory=list)
@@ -64,7 +69,8 @@ class Edge:
     during_playback: bool = False
     """The assistant's voice was playing at the start."""
     reason: str = ""
-    """For ``ended``: ``silence`` or ``max_length``."""
+    """For ``ended``: ``silence`` (a finished turn after ``hangover_ms``), ``long_pause`` (an unfinished one after
+    ``turn_max_silence_ms``) or ``max_length``."""
 
 
 def energy_db(frame: np.ndarray) -> float:
@@ -72,19 +78,79 @@ def energy_db(frame: np.ndarray) -> float:
     return 10.0 * math.log10(float(np.mean(frame.astype(np.float64) ** 2)) + 1.0)
 
 
+class SileroVad:
+    """Silero VAD v5 (the ONNX file in the pipecat-ai wheel) on onnxruntime, with webrtcvad's
+    ``is_speech(bytes, rate)`` call: it scores 512-sample windows (with 64 samples of context) and
+    a frame is speech when the latest window's probability is over ``threshold``."""
+
+    MODEL = ("pipecat", "audio/vad/data/silero_vad.onnx")
+
+    def __init__(self, threshold: float = 0.5) -> None:
+        import importlib.util
+        from pathlib import Path
+
+        import onnxruntime as ort
+
+        from assistant.errors import SetupError
+
+        spec = importlib.util.find_spec(self.MODEL[0])
+        path = Path(next(iter(spec.submodule_search_locations))) / self.MODEL[1] if spec and spec.submodule_search_locations else None
+        if path is None or not path.is_file():
+            raise SetupError("hearing.vad_engine = 'silero' needs the silero ONNX file from the pipecat-ai wheel: "
+                             "pip install --no-deps pipecat-ai==1.14.0; or use vad_engine = 'webrtc'")
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = 1
+        so.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
+        self.threshold = threshold
+        self.prob = 0.0
+        self.reset()
+
+    def reset(self) -> None:
+        self._state = np.zeros((2, 1, 128), np.float32)
+        self._context = np.zeros((1, 64), np.float32)
+        self._pending = np.zeros(0, np.float32)
+        self._windows = 0
+
+    def is_speech(self, frame: bytes, rate: int = RATE) -> bool:
+        self._pending = np.concatenate([self._pending, np.frombuffer(frame, np.int16).astype(np.float32) / 32768.0])
+        while len(self._pending) >= 512:
+            x = np.concatenate([self._context, self._pending[None, :512]], axis=1)
+            self._pending = self._pending[512:]
+            out, self._state = self.session.run(None, {"input": x, "state": self._state, "sr": np.array(RATE, np.int64)})
+            self._context = x[:, -64:]
+            self.prob = float(np.asarray(out).ravel()[0])
+            self._windows += 1
+            if self._windows >= 60 and self.prob < 0.1:  # ~2 s: a quiet moment clears the recurrent state (as pipecat does)
+                self._state[:] = 0
+                self._windows = 0
+        return self.prob >= self.threshold
+
+
 class Endpointer:
     """Feed it fixed-size frames with their times; it says when utterances start and end."""
 
-    def __init__(self, settings: EndpointerSettings = EndpointerSettings()) -> None:
-        import webrtcvad
-
+    def __init__(self, settings: EndpointerSettings = EndpointerSettings(), *, engine: str = "webrtc", silero_threshold: float = 0.5) -> None:
         settings.check()
         self.s = settings
-        self.vad = webrtcvad.Vad(settings.aggressiveness)
+        if engine == "silero":
+            self.vad = SileroVad(silero_threshold)
+        elif engine == "webrtc":
+            import webrtcvad
+
+            self.vad = webrtcvad.Vad(settings.aggressiveness)
+        else:
+            raise ValueError(f"hearing.vad_engine = {engine!r}: use webrtc or silero")
         self.frame_len = RATE * settings.frame_ms // 1000
         self.start_frames = max(1, math.ceil(settings.start_ms / settings.frame_ms))
         self.playback_start_frames = max(self.start_frames, math.ceil(settings.playback_start_ms / settings.frame_ms))
         self.hang_frames = max(1, math.ceil(settings.hangover_ms / settings.frame_ms))
+        self.spec_frames = max(1, min(self.hang_frames, math.ceil(settings.speculate_ms / settings.frame_ms)))
+        self.max_hang_frames = max(self.hang_frames, math.ceil(settings.turn_max_silence_ms / settings.frame_ms))
+        self.end_of_turn: Callable[[], bool] | None = None
+        """Asked once per pause when ``hangover_ms`` of silence has passed: True ends the turn now."""
+        self._paused = False
+        self._asked = False
         self.max_frames = int(settings.max_utterance_s * 1000 / settings.frame_ms)
         self.preroll: collections.deque = collections.deque(maxlen=max(1, settings.preroll_ms // settings.frame_ms) + self.playback_start_frames + 1)
         self.floor_db: float | None = None
@@ -109,14 +175,15 @@ class Endpointer:
             self.floor_db = e
         elif not playing:
             self.floor_db += 0.05 * self.s.frame_ms / 30
+        # The classifier sees every frame (silero carries state from one window to the next).
         if not playing:
-            return e >= self.floor_db + self.s.gate_db and self.vad.is_speech(frame.tobytes(), RATE)
+            return self.vad.is_speech(frame.tobytes(), RATE) and e >= self.floor_db + self.s.gate_db
         if raw is None:  # no canceller: only the stricter level gate tells a visitor from the echo
-            return e >= self.floor_db + self.s.playback_gate_db and self.vad.is_speech(frame.tobytes(), RATE)
+            return self.vad.is_speech(frame.tobytes(), RATE) and e >= self.floor_db + self.s.playback_gate_db
         # With the canceller: the double-talk detector decides; the raw frame (AEC3 mutes a
         # visitor's first few hundred ms) must be loud and sound like speech.
-        return (near_end and e >= self.floor_db + self.s.gate_db and energy_db(raw) >= self.floor_db + self.s.playback_gate_db
-                and self.vad.is_speech(raw.tobytes(), RATE))
+        speech = self.vad.is_speech(raw.tobytes(), RATE)
+        return near_end and e >= self.floor_db + self.s.gate_db and energy_db(raw) >= self.floor_db + self.s.playback_gate_db and speech
 
     def process(self, frame: np.ndarray, t_ns: int, playing: bool = False, raw: np.ndarray | None = None,
                 near_end: bool = False) -> Edge | None:
@@ -139,21 +206,37 @@ class Endpointer:
                 return Edge("started", first, audio=audio, audio_t0_ns=audio_t0, during_playback=playing)
             return None
         self._frames += 1
+        if self._frames >= self.max_frames:
+            return self._end("max_length")
         if voiced:
             self._silent = 0
             self._last_voiced_end = end_ns
-        else:
-            self._silent += 1
+            self._asked = False
+            if self._paused:
+                self._paused = False
+                return Edge("resumed", t_ns)
+            return None
+        self._silent += 1
         if self._silent >= self.hang_frames:
-            return self._end("silence")
-        if self._frames >= self.max_frames:
-            return self._end("max_length")
+            if self.end_of_turn is None:
+                return self._end("silence")
+            if self._silent >= self.max_hang_frames:
+                return self._end("long_pause")
+            if not self._asked:
+                self._asked = True
+                if self.end_of_turn():
+                    return self._end("silence")
+        if self._silent >= self.spec_frames and not self._paused:
+            self._paused = True
+            return Edge("pause", self._last_voiced_end)
         return None
 
     def _end(self, reason: str) -> Edge:
         self.in_speech = False
+        self._paused = self._asked = False
         return Edge("ended", self._last_voiced_end, reason=reason)
 
     def reset(self) -> None:
         self.in_speech = False
+        self._paused = self._asked = False
         self.preroll.clear()

@@ -62,6 +62,22 @@ class SttEngine:
     def set_phrases(self, phrases: list[str]) -> None:
         """Expected phrases of the kiosk's domain (from the brain); engines that can't use them ignore them."""
 
+    def speculate(self) -> None:
+        """A pause began and the utterance may be over: an engine with a costly final pass may start it
+        now on the audio so far. ``finish()`` uses that result unless ``resume()`` came in between
+        (only silence is fed after a ``speculate()`` that stands)."""
+
+    def resume(self) -> None:
+        """Speech went on after ``speculate()``."""
+
+    def peek(self, timeout: float | None = None) -> Result | None:
+        """The result of the standing ``speculate()`` (waiting up to ``timeout`` s for it), or ``None`` when
+        the engine has none (or it is not ready in time)."""
+        return None
+
+    def close(self) -> None:
+        """Release worker threads and models."""
+
     def transcribe(self, pcm: np.ndarray, chunk: int = 480) -> Result:
         """Whole-buffer convenience: start, feed in chunks, finish."""
         self.start()

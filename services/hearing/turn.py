@@ -1,0 +1,102 @@
+"""End of turn from more than silence: the Smart Turn v3.2 model (audio in, "is the sentence finished?" out).
+
+The ONNX file ships in the ``pipecat-ai`` wheel (BSD-2; installed ``--no-deps``, only the file is
+used: pipecat itself is not imported). It reads the last 8 s of the utterance as Whisper-style
+log-mel features and returns the probability that the speaker has finished; intonation and the
+words' rhythm tell "I would like to ..." from "I would like to leave a message for Maria".
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from assistant.errors import SetupError
+
+log = logging.getLogger(__name__)
+
+RATE = 16_000
+WINDOW = 8 * RATE
+MODEL = ("pipecat", "audio/turn/smart_turn/data/smart-turn-v3.2-cpu.onnx")
+INSTALL_HINT = "pip install --no-deps pipecat-ai==1.14.0 (the model file ships in its wheel), or set hearing.end_of_turn = \"silence\""
+
+
+def model_path() -> Path:
+    """The Smart Turn ONNX file inside the installed pipecat-ai package (found, not imported)."""
+    spec = importlib.util.find_spec(MODEL[0])
+    if spec is None or not spec.submodule_search_locations:
+        raise SetupError(f"the Smart Turn model is missing: pipecat-ai is not installed; {INSTALL_HINT}")
+    path = Path(next(iter(spec.submodule_search_locations))) / MODEL[1]
+    if not path.is_file():
+        raise SetupError(f"the Smart Turn model is missing ({path}); {INSTALL_HINT}")
+    return path
+
+
+class SmartTurn:
+    """``complete(pcm)``: probability that the utterance in ``pcm`` (16 kHz int16, up to now) is a finished turn."""
+
+    def __init__(self, threads: int = 1) -> None:
+        import onnxruntime as ort
+        from faster_whisper.feature_extractor import FeatureExtractor
+
+        path = model_path()
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        try:
+            self.session = ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
+            raise SetupError(f"the Smart Turn model at {path} could not be loaded ({exc}); {INSTALL_HINT}") from None
+        self.features = FeatureExtractor(chunk_length=8)
+        self.last_s = 0.0
+
+    def probability(self, pcm: np.ndarray) -> float:
+        t = time.perf_counter()
+        x = pcm[-WINDOW:].astype(np.float32) / 32768.0
+        x = np.pad(x, (WINDOW - len(x), 0))  # the model wants 8 s: silence before a shorter utterance
+        x = (x - x.mean()) / np.sqrt(x.var() + 1e-7)
+        feats = self.features(x, padding=0)[:, :800]
+        p = float(np.asarray(self.session.run(None, {"input_features": feats[None].astype(np.float32)})[0]).ravel()[0])
+        self.last_s = time.perf_counter() - t
+        return p
+
+
+# Words a finished English sentence does not end on: articles, prepositions, conjunctions,
+# possessives, auxiliaries and modals, titles and hesitations ("I would like to ... leave a message").
+DANGLING = frozenset("""
+a an the to for of in on at with from by about into onto like than as and or but because if that so
+my your his her our their its this these those some any every no
+is are was were am be been being can could would should will shall may might must do does did have has had
+i we they he she it's i'm we're they're i'd i'll we'll you're
+want wanted need needed like looking trying going gonna wanna tell ask give send leave call find see meet
+mister missus miss mr mrs ms dr doctor professor
+um uh er erm ehm hmm mm ah uhm
+very really just also then which who whose whom where when while until unless although though
+""".split())
+
+
+AUXILIARIES = frozenset("is are was were am be been can could would should will shall may might must do does did have has had".split())
+PRONOUNS = frozenset("i you he she it we they there that this one".split())
+
+
+def words_complete(text: str) -> bool:
+    """Do the words so far read as a finished turn? Whisper marks trailing-off speech with "..." or
+    a comma; otherwise the last word decides (a sentence does not end on "to", "the", "and", ...)."""
+    import re
+
+    text = text.strip()
+    if not text:
+        return True  # nothing understood: waiting would not help
+    if text.endswith(("...", "…", ",", "-", ":", ";")):
+        return False
+    words = re.findall(r"[a-z0-9']+", text.lower())
+    if len(words) >= 3 and words[-1] == "please" and words[-2] == "you":  # "could you please ..."
+        return False
+    if len(words) >= 2 and words[-1] in AUXILIARIES and words[-2] in PRONOUNS:  # "than he was", "yes i do"
+        return True
+    return not words or words[-1] not in DANGLING
