@@ -102,7 +102,7 @@ class WebServer:
 
     def __init__(self, name: str, build: Callable[["object"], None], *, host: str, port: int, token: str = "",
                  limits: WebLimits = WebLimits(), on_refused: Callable[[str], None] | None = None,
-                 token_key: str = "ops.token_file") -> None:
+                 token_key: str = "ops.token_file", port_key: str = "") -> None:
         try:
             from aiohttp import web  # noqa: F401
         except ImportError:
@@ -127,7 +127,8 @@ class WebServer:
             self._sock.bind((bind_host, port))
         except OSError as exc:
             self._sock.close()
-            raise WebError(f"the {name} cannot listen on {host}:{port}: {exc.strerror or exc}; pick another port (0: any)") from None
+            where = f"set {port_key} to another port" if port_key else "pick another port"
+            raise WebError(f"the {name} cannot listen on {host}:{port}: {exc.strerror or exc}; {where} (0: any)") from None
         self._sock.listen(256)
         self._sock.setblocking(False)
         self.port = self._sock.getsockname()[1]

@@ -61,7 +61,7 @@ class WebMicrophone(Microphone):
         self.texts = 0
         self.bad_messages = 0
         try:
-            self.web = WebServer("browser microphone", self._routes, host=host, port=port, token=token, limits=limits,
+            self.web = WebServer("browser microphone", self._routes, host=host, port=port, port_key="hearing.web_port", token=token, limits=limits,
                                  token_key=token_key)
         except Exception as exc:  # noqa: BLE001 - WebError or a missing aiohttp: the same advice
             raise MicrophoneError(f"{exc} (hearing.web_host / hearing.web_port)") from None

@@ -60,7 +60,7 @@ class WebScreen:
         self._page_stats: dict[str, list] = {"av_offset_ms": [], "audio_start_error_ms": [], "fps": [], "audio_starts": [], "looks": [], "delay_ms": []}
         self._stats_lock = threading.Lock()
         self._page = resources.files("hardware").joinpath("kiosk.html").read_bytes()
-        self.web = WebServer("kiosk page", self._routes, host=host, port=port, token=token, limits=limits)
+        self.web = WebServer("kiosk page", self._routes, host=host, port=port, port_key="renderer.web_port", token=token, limits=limits)
         self.url = self.web.url
         self.web.start()
         self._encoder = threading.Thread(target=self._encode_loop, name="web-jpeg", daemon=True)

@@ -32,7 +32,7 @@ class StatusServer:
         self.token = token
         self.on_request = on_request or (lambda route: None)
         self.page = resources.files(__package__).joinpath("page.html").read_bytes()
-        self.web = WebServer("status page", self._routes, host=host, port=port, token=token, limits=limits,
+        self.web = WebServer("status page", self._routes, host=host, port=port, port_key="ops.port", token=token, limits=limits,
                              on_refused=lambda reason: self.on_request("unauthorised" if reason == "token" else "refused"))
 
     @property
