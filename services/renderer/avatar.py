@@ -381,6 +381,7 @@ def person_matte(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
         part[part == cv2.GC_PR_BGD] = cv2.GC_BGD
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
     try:
+        cv2.setRNGSeed(0)  # GrabCut seeds its colour models with k-means: the same portrait, the same matte
         cv2.grabCut(small, mask, None, bgd, fgd, 5, cv2.GC_INIT_WITH_MASK)
         person = np.where((mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD), 255, 0).astype(np.uint8)
     except cv2.error as exc:  # a flat image: fall back to the seeds
