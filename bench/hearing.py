@@ -290,7 +290,8 @@ def main() -> int:
         # --- real time: latency -------------------------------------------------------------
         clips = sorted((shared / "speech" / "librivox").glob("*.wav"))
         log(f"librivox: {len(clips)} clips in real time")
-        lv_text, lv_lat, p1, lv_ans = stream(engine, [load_audio(c) for c in clips], tmp, "librivox", turn=args.turn)
+        lv_audio = [load_audio(c) for c in clips]
+        lv_text, lv_lat, p1, lv_ans = stream(engine, lv_audio, tmp, "librivox", turn=args.turn)
         lv_refs = [c.with_suffix(".txt").read_text().strip() for c in clips]
         for r, h in zip(lv_refs, lv_text):
             log(f"  REF {r}\n  HYP {h}")
@@ -365,7 +366,7 @@ def main() -> int:
             if not (len(fs) == 1 and fs[0].reason == "silence"):
                 log(f"  complete sentence waited for: {KIOSK_SENTENCES[i]!r} -> {[(f.result.text, f.reason) for f in fs]}")
         # --- phrase biasing: the brain's names in Whisper's prompt ----------------------------
-        if hasattr(engine, "set_phrases") and engine.name == "whisper":
+        if engine.name == "whisper":
             hits = {"plain": 0, "prompted": 0}
             for k, name in enumerate(NAMES):
                 for v in ("mb-us1", "mb-us2"):
@@ -389,7 +390,7 @@ def main() -> int:
             result["vad_10db_babble"] = vad_compare(tmp, kiosk, bab)
         if args.compare:
             ps = PocketSphinxEngine()
-            result["wer_librivox_pocketsphinx"] = round(wer(lv_refs, offline(ps, [load_audio(c) for c in clips], turn="silence")[0]), 3)
+            result["wer_librivox_pocketsphinx"] = round(wer(lv_refs, offline(ps, lv_audio, turn="silence")[0]), 3)
             result["wer_real_pocketsphinx"] = round(wer(real_refs, offline(ps, real_audio, turn="silence")[0]), 3)
             result["wer_kiosk_noisy_pocketsphinx"] = round(wer(KIOSK_SENTENCES, offline(ps, noisy, turn="silence")[0]), 3)
     result["cpu_cores"] = len(os.sched_getaffinity(0))

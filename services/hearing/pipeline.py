@@ -21,6 +21,7 @@ from hardware.microphone import RATE, AudioChunk
 
 from .echo import DoubleTalkDetector, EchoFilter, PlaybackReference
 from .stt import Result, SttEngine
+from .turn import SmartTurn, words_complete
 from .vad import Endpointer, EndpointerSettings, energy_db
 
 log = logging.getLogger(__name__)
@@ -99,12 +100,9 @@ class HearingPipeline:
         self.turn_threshold = turn_threshold
         self.smart_turn = smart_turn
         if end_of_turn == "smart_turn" and smart_turn is None:
-            from .turn import SmartTurn
-
             self.smart_turn = SmartTurn()
         if end_of_turn != "silence":
             self.endpointer.end_of_turn = self._turn_complete
-        self._utt_audio: list[np.ndarray] = []
         self.turn_checks: list[tuple[bool, float]] = []
         """(complete, seconds the check took) per end-of-turn decision (last 100)."""
         self.reference = reference or PlaybackReference()
@@ -249,7 +247,7 @@ class HearingPipeline:
         self._speech_start = at_ns
         self._utt_t0 = audio_t0
         self._utt_samples = 0
-        self._utt_audio: list[np.ndarray] = []
+        self._utt_audio = []
         self._utt_stt_s = 0.0
         self._last_partial_ns = at_ns
         self._last_partial = ""
@@ -276,8 +274,6 @@ class HearingPipeline:
 
     def _turn_complete(self) -> bool:
         """Asked by the endpointer after ``hangover_ms`` of silence: is the visitor's sentence finished?"""
-        from .turn import words_complete
-
         t = time.perf_counter()
         if self.turn_mode == "smart_turn":
             p = self.smart_turn.probability(np.concatenate(self._utt_audio)) if self._utt_audio else 1.0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import re
 import time
 from pathlib import Path
 
@@ -21,19 +22,24 @@ log = logging.getLogger(__name__)
 
 RATE = 16_000
 WINDOW = 8 * RATE
-MODEL = ("pipecat", "audio/turn/smart_turn/data/smart-turn-v3.2-cpu.onnx")
+MODEL = ("pipecat", "audio/turn/smart_turn/data/smart-turn-v3.2-cpu.onnx")  # package, file in it
 INSTALL_HINT = "pip install --no-deps pipecat-ai==1.14.0 (the model file ships in its wheel), or set hearing.end_of_turn = \"silence\""
 
 
-def model_path() -> Path:
-    """The Smart Turn ONNX file inside the installed pipecat-ai package (found, not imported)."""
-    spec = importlib.util.find_spec(MODEL[0])
+def pipecat_file(rel: str, what: str, hint: str) -> Path:
+    """A model file inside the installed pipecat-ai package (found, not imported); ``SetupError`` names ``what`` is missing."""
+    spec = importlib.util.find_spec("pipecat")
     if spec is None or not spec.submodule_search_locations:
-        raise SetupError(f"the Smart Turn model is missing: pipecat-ai is not installed; {INSTALL_HINT}")
-    path = Path(next(iter(spec.submodule_search_locations))) / MODEL[1]
+        raise SetupError(f"{what} is missing: pipecat-ai is not installed; {hint}")
+    path = Path(next(iter(spec.submodule_search_locations))) / rel
     if not path.is_file():
-        raise SetupError(f"the Smart Turn model is missing ({path}); {INSTALL_HINT}")
+        raise SetupError(f"{what} is missing ({path}); {hint}")
     return path
+
+
+def model_path() -> Path:
+    """The Smart Turn ONNX file inside the installed pipecat-ai package."""
+    return pipecat_file(MODEL[1], "the Smart Turn model", INSTALL_HINT)
 
 
 class SmartTurn:
@@ -82,19 +88,18 @@ very really just also then which who whose whom where when while until unless al
 
 AUXILIARIES = frozenset("is are was were am be been can could would should will shall may might must do does did have has had".split())
 PRONOUNS = frozenset("i you he she it we they there that this one".split())
+_WORD = re.compile(r"[a-z0-9']+")
 
 
 def words_complete(text: str) -> bool:
     """Do the words so far read as a finished turn? Whisper marks trailing-off speech with "..." or
     a comma; otherwise the last word decides (a sentence does not end on "to", "the", "and", ...)."""
-    import re
-
     text = text.strip()
     if not text:
         return True  # nothing understood: waiting would not help
     if text.endswith(("...", "…", ",", "-", ":", ";")):
         return False
-    words = re.findall(r"[a-z0-9']+", text.lower())
+    words = _WORD.findall(text.lower())
     if len(words) >= 3 and words[-1] == "please" and words[-2] == "you":  # "could you please ..."
         return False
     if len(words) >= 2 and words[-1] in AUXILIARIES and words[-2] in PRONOUNS:  # "than he was", "yes i do"

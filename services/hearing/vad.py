@@ -83,21 +83,13 @@ class SileroVad:
     ``is_speech(bytes, rate)`` call: it scores 512-sample windows (with 64 samples of context) and
     a frame is speech when the latest window's probability is over ``threshold``."""
 
-    MODEL = ("pipecat", "audio/vad/data/silero_vad.onnx")
-
     def __init__(self, threshold: float = 0.5) -> None:
-        import importlib.util
-        from pathlib import Path
-
         import onnxruntime as ort
 
-        from assistant.errors import SetupError
+        from .turn import pipecat_file
 
-        spec = importlib.util.find_spec(self.MODEL[0])
-        path = Path(next(iter(spec.submodule_search_locations))) / self.MODEL[1] if spec and spec.submodule_search_locations else None
-        if path is None or not path.is_file():
-            raise SetupError("hearing.vad_engine = 'silero' needs the silero ONNX file from the pipecat-ai wheel: "
-                             "pip install --no-deps pipecat-ai==1.14.0; or use vad_engine = 'webrtc'")
+        path = pipecat_file("audio/vad/data/silero_vad.onnx", "the silero ONNX file (hearing.vad_engine = 'silero')",
+                            "pip install --no-deps pipecat-ai==1.14.0 (it ships in that wheel); or use vad_engine = 'webrtc'")
         so = ort.SessionOptions()
         so.intra_op_num_threads = 1
         so.inter_op_num_threads = 1

@@ -104,6 +104,7 @@ def wer(refs: list[str] | str, hyps: list[str] | str) -> float:
     """Corpus WER: total word edits over total reference words."""
     if isinstance(refs, str):
         refs, hyps = [refs], [hyps]  # type: ignore[list-item]
-    errors = sum(_best_errors(normalize(r), h) for r, h in zip(refs, hyps, strict=True))
-    words = sum(len(normalize(r)) for r in refs)
+    norm_refs = [normalize(r) for r in refs]
+    errors = sum(_best_errors(r, h) for r, h in zip(norm_refs, hyps, strict=True))
+    words = sum(len(r) for r in norm_refs)
     return errors / max(words, 1)

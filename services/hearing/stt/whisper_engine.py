@@ -111,7 +111,7 @@ class WhisperEngine(SttEngine):
         self.word_times = word_times
         self.use_phrases = use_phrases
         self.partials = partials
-        self._prompt_prev: list[int] = []
+        self._prompt = [*self.tok.sot_sequence, self.tok.no_timestamps]  # rebuilt by set_phrases()
         self._audio: list[np.ndarray] = []
         self._samples = 0
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="whisper")
@@ -145,11 +145,8 @@ class WhisperEngine(SttEngine):
         parts = [p.strip().rstrip(".?!,") for p in phrases if p.strip()]
         text = " ".join(p[:1].upper() + p[1:] + "." for p in parts)
         tokens = self.tok.encode(" " + text) if text else []
-        self._prompt_prev = tokens[-(MAX_TOKENS // 2 - 1):]
-
-    def _prompt(self) -> list[int]:
-        prev = [self.tok.sot_prev, *self._prompt_prev] if self._prompt_prev else []
-        return [*prev, *self.tok.sot_sequence, self.tok.no_timestamps]
+        prev = [self.tok.sot_prev, *tokens[-(MAX_TOKENS // 2 - 1):]] if tokens else []
+        self._prompt = [*prev, *self.tok.sot_sequence, self.tok.no_timestamps]  # built once here, not per decode
 
     # --- streaming interface ----------------------------------------------------------------
     def start(self) -> None:
@@ -261,7 +258,7 @@ class WhisperEngine(SttEngine):
         window = np.zeros((1, feats.shape[0], total), np.float32)
         window[0, :, :n] = feats
         enc = self.model.model.encode(self._ct2.StorageView.from_array(window))
-        prompt = self._prompt()
+        prompt = self._prompt
         # About 3 tokens per second of speech; a cap well above that stops a repetition loop early.
         max_length = min(MAX_TOKENS, len(prompt) + 16 + int(8 * n / FRAMES_PER_S))
         out = self.model.model.generate(enc, [prompt], beam_size=self.beam_size, max_length=max_length, return_scores=True,
