@@ -53,20 +53,6 @@ def log(msg: str, *args) -> None:
     print(msg % args, file=sys.stderr, flush=True)
 
 
-def pearson(a: np.ndarray, b: np.ndarray) -> float:
-    return 0.0 if np.std(a) < 1e-9 or np.std(b) < 1e-9 else float(np.corrcoef(a, b)[0, 1])
-
-
-def best_lag(pred: np.ndarray, true: np.ndarray, max_lag: int = 5) -> int:
-    """Frames by which ``pred`` is late (positive) at its best correlation with ``true``."""
-    scores = []
-    for k in range(-max_lag, max_lag + 1):
-        p = pred[k:] if k >= 0 else pred[:k]
-        t = true[: len(true) - k] if k >= 0 else true[-k:]
-        scores.append(pearson(p, t))
-    return int(np.argmax(scores)) - max_lag
-
-
 def hop_mfcc(audio: np.ndarray, rate: int) -> np.ndarray:
     """Log energy + MFCC c1-c12 per 10 ms hop (4 per video frame), normalised per utterance."""
     f = hop_features(audio, rate, FeatureConfig())[:, :13]
@@ -113,7 +99,7 @@ def main() -> None:
     import soxr
 
     from models.lipsync.config import GRID_TRANSCRIPTS, GridSplit
-    from models.lipsync.evaluate import load_real, viseme_phonemes
+    from models.lipsync.evaluate import MAX_LAG, load_real, pearson, viseme_phonemes, xcorr
     from services.voice.tts.piper_engine import PiperEngine
 
     t_start = time.monotonic()
@@ -149,7 +135,7 @@ def main() -> None:
                 opening = warp(mouth_opening(mouth), path, n)
                 r = pearson(opening, real_open)
                 rows[name]["r"].append(r)
-                rows[name]["lag"].append(best_lag(opening, real_open))
+                rows[name]["lag"].append(int(np.argmax(xcorr(opening, real_open))) - MAX_LAG)
                 if clip.name in heldout:
                     rows_heldout[name].append(r)
         log("%s %r: %s", clip.name, GRID_TRANSCRIPTS[clip.name],

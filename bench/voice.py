@@ -44,6 +44,7 @@ sys.path[0] = str(REPO)
 
 from assistant.messages import Done, Heartbeat, Say, Stop, SystemState, Utterance  # noqa: E402
 from hardware.speaker import read_recording  # noqa: E402
+from services.hearing.wer import edit_distance, normalize  # noqa: E402
 from tests.procs import Procs, wait_for  # noqa: E402
 
 MS = 1_000_000
@@ -96,40 +97,15 @@ KIOSK_REPLIES = [
 ]
 
 
-_UNITS = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen " \
-         "seventeen eighteen nineteen".split()
-_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
-_CONTRACTIONS = {"you're": "you are", "i'm": "i am", "it's": "it is", "i'll": "i will", "we're": "we are",
-                 "they're": "they are", "that's": "that is", "there's": "there is", "i've": "i have",
-                 "don't": "do not", "can't": "cannot", "won't": "will not", "let's": "let us", "what's": "what is"}
+#: Contractions beyond the ones services.hearing.wer already expands: Whisper writes them either way.
+_CONTRACTIONS = {"you're": "you are", "i'll": "i will", "we're": "we are", "they're": "they are",
+                 "there's": "there is", "i've": "i have", "won't": "will not", "let's": "let us"}
 
 
 def words(text: str) -> list[str]:
-    """Words for scoring, normalised as Whisper's evaluation does: case, punctuation, contractions,
-    and numbers under 100 written as words ("8" -> "eight"), so formatting is not counted as an error."""
-    import re
-
-    def number(m: re.Match) -> str:
-        n = int(m.group())
-        if n < 20:
-            return _UNITS[n]
-        return _TENS[n // 10] + ("" if n % 10 == 0 else " " + _UNITS[n % 10]) if n < 100 else m.group()
-
-    text = re.sub(r"\b\d+\b", number, text.lower().replace("-", " ").replace("’", "'"))
-    out = []
-    for w in re.sub(r"[^a-z0-9' ]+", " ", text).split():
-        out += _CONTRACTIONS.get(w, w.strip("'")).split()
-    return out
-
-
-def wer(ref: list[str], hyp: list[str]) -> int:
-    """Word edits (substitutions, deletions, insertions) turning ``ref`` into ``hyp``."""
-    d = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        prev, d[0] = d[0], i
-        for j, h in enumerate(hyp, 1):
-            prev, d[j] = d[j], min(d[j] + 1, d[j - 1] + 1, prev + (r != h))
-    return d[len(hyp)]
+    """Words for scoring: ``services.hearing.wer``'s normalisation (case, punctuation, numbers as
+    words) with the contractions above expanded too, so formatting is not counted as an error."""
+    return [x for w in normalize(text.replace("’", "'")) for x in _CONTRACTIONS.get(w, w.strip("'")).split()]
 
 
 WER_DRAWS = 3
@@ -173,7 +149,7 @@ def piper_quality() -> tuple[float, float, float, int]:
             segments, _ = model.transcribe(audio, language="en", beam_size=5, condition_on_previous_text=False)
             heard = " ".join(seg.text for seg in segments)
             ref, hyp = words(text), words(heard)
-            draw_errors += wer(ref, hyp)
+            draw_errors += edit_distance(ref, hyp)
             draw_total += len(ref)
             if ref != hyp and draw == 0:
                 log("  said %r, heard %r", text, heard.strip())

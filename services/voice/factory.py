@@ -55,16 +55,13 @@ def build_engines(cfg: VoiceSettings) -> list[TtsEngine]:
 
             p = cfg.piper
             try:
-                import piper  # noqa: F401 - import check only
-            except ImportError:  # the kiosk keeps speaking with the rest of the chain
-                log.error("voice.engines names piper but piper-tts is not installed "
-                          "(pip install --no-deps piper-tts==1.8.0; make setup does): speaking without it")
-                continue
-            engines.append(PiperEngine(PiperSettings(lang=cfg.lang, voice=p.voice, extra_voices=p.extra_voices,
-                                                     length_scale=p.length_scale, noise_scale=p.noise_scale,
-                                                     noise_w_scale=p.noise_w_scale, threads=p.threads,
-                                                     alignments=p.alignments,
-                                                     deadline_s=_deadline(cfg, name))))
+                engines.append(PiperEngine(PiperSettings(lang=cfg.lang, voice=p.voice, extra_voices=p.extra_voices,
+                                                         length_scale=p.length_scale, noise_scale=p.noise_scale,
+                                                         noise_w_scale=p.noise_w_scale, threads=p.threads,
+                                                         alignments=p.alignments,
+                                                         deadline_s=_deadline(cfg, name))))
+            except ImportError as exc:  # the kiosk keeps speaking with the rest of the chain
+                log.error("voice.engines names piper but %s: speaking without it", exc)
         elif name == "gtts":
             from .tts.gtts_engine import GttsEngine, GttsSettings
 

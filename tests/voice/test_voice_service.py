@@ -60,6 +60,16 @@ class Voice:
         return self.wait(lambda rx: isinstance(rx.msg, Heartbeat) and rx.msg.service == "voice"
                          and predicate(rx.msg.counters), timeout).msg
 
+    def refused(self, cases: dict[str, Say]) -> None:
+        """Publish every request of ``cases`` (say_id -> Say); each gets one short, one-line
+        ``voice.error`` and a failed ``voice.done``."""
+        for say in cases.values():
+            self.client.publish(say)
+        for sid in cases:
+            err = self.wait(lambda rx: isinstance(rx.msg, VoiceError) and rx.msg.say_id == sid).msg
+            assert err.error and "\n" not in err.error and len(err.error) < 400, err.error
+            assert self.done(sid).status == "failed"
+
     def recording(self):
         """Stop the service (the twin saves its sample times on close) and read what it played."""
         self.proc.send_signal(signal.SIGTERM)
@@ -167,12 +177,7 @@ def test_bad_input_gets_a_clear_error_and_the_service_keeps_running(procs, tmp_p
         "voice": Say(text="Hello.", voice="no-such-voice", say_id="voice"),
         "huge": Say(text="x" * 7000, say_id="huge"),
     }
-    for say in cases.values():
-        v.client.publish(say)
-    for sid in cases:
-        err = v.wait(lambda rx: isinstance(rx.msg, VoiceError) and rx.msg.say_id == sid).msg
-        assert err.error and "\n" not in err.error and len(err.error) < 400, err.error
-        assert v.done(sid).status == "failed"
+    v.refused(cases)
     assert "language" in v.of(VoiceError, say_id="lang")[0].error
     assert "too long" in v.of(VoiceError, say_id="huge")[0].error
 

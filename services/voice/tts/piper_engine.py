@@ -97,11 +97,18 @@ class PiperEngine:
 
     def __init__(self, settings: PiperSettings | None = None) -> None:
         try:
-            import piper  # noqa: F401 - import check only
+            from piper import SynthesisConfig
         except ImportError as exc:  # pragma: no cover - depends on the install
             raise ImportError("Piper is not installed: pip install --no-deps piper-tts==1.8.0 and "
                               "'embodied-assistant[voice]' (make setup does both)") from exc
-        self.settings = settings or PiperSettings()
+        self.settings = s = settings or PiperSettings()
+        self._config = SynthesisConfig(length_scale=s.length_scale, noise_scale=s.noise_scale,
+                                       noise_w_scale=s.noise_w_scale)
+        d = PiperSettings()
+        scales = (s.length_scale, s.noise_scale, s.noise_w_scale)
+        self._scales = ("" if scales == (d.length_scale, d.noise_scale, d.noise_w_scale)
+                        else "@" + ",".join(f"{x:g}" for x in scales))
+        """Suffix of the voice id: the synthesis scales when not the defaults (they change the audio)."""
         self._voices: dict[str, _Loaded] = {}
         self._files: dict[str, VoiceFiles] = {}  # spec -> files, found once
         self._lock = threading.Lock()
@@ -154,11 +161,7 @@ class PiperEngine:
 
     def voice_id(self, lang: str = "", voice: str = "") -> str:
         """The voice's name, plus the synthesis scales when not the defaults (they change the audio)."""
-        files = self._choose(lang, voice)
-        s, d = self.settings, PiperSettings()
-        if (s.length_scale, s.noise_scale, s.noise_w_scale) == (d.length_scale, d.noise_scale, d.noise_w_scale):
-            return files.name
-        return f"{files.name}@{s.length_scale:g},{s.noise_scale:g},{s.noise_w_scale:g}"
+        return self._choose(lang, voice).name + self._scales
 
     def load(self, lang: str = "", voice: str = "") -> VoiceFiles:
         """Load the voice ``lang``/``voice`` pick (the default one without arguments) now."""
@@ -179,22 +182,18 @@ class PiperEngine:
 
     def synthesize(self, text: str, lang: str = "", voice: str = "") -> Synthesis:
         """Speak ``text`` with the chosen voice; audio, and phoneme timings when the voice gives them."""
-        from piper import SynthesisConfig
-
         text = check_text(text)
         files = self._choose(lang, voice)
         loaded = self._loaded(files)
         # Control characters are not speech; ``[[...]]`` would be read as raw phonemes.
         text = "".join(" " if unicodedata.category(ch)[0] == "C" else ch for ch in text)
         text = text.replace("[", "(").replace("]", ")")
-        s = self.settings
-        cfg = SynthesisConfig(length_scale=s.length_scale, noise_scale=s.noise_scale, noise_w_scale=s.noise_w_scale)
         pcm: list[np.ndarray] = []
         phonemes: list[Phoneme] | None = [] if loaded.timed else None
         offset = 0
         timer = self._arm_deadline(loaded)
         try:
-            for chunk in loaded.voice.synthesize(text, syn_config=cfg, include_alignments=loaded.timed):
+            for chunk in loaded.voice.synthesize(text, syn_config=self._config, include_alignments=loaded.timed):
                 audio = chunk.audio_int16_array
                 if phonemes is not None:
                     if chunk.phoneme_alignments:
@@ -207,7 +206,7 @@ class PiperEngine:
                 offset += len(audio)
         except Exception as exc:  # noqa: BLE001 - onnxruntime and the phonemizer raise many types
             if timer is not None and timer.finished.is_set():
-                raise TtsError(f"Piper gave up after {s.deadline_s:.2f} s (a busy CPU?)") from None
+                raise TtsError(f"Piper gave up after {self.settings.deadline_s:.2f} s (a busy CPU?)") from None
             raise TtsError(f"Piper voice {files.name} failed: {type(exc).__name__}: {str(exc)[:160]}") from exc
         finally:
             if timer is not None:
@@ -218,9 +217,8 @@ class PiperEngine:
             raise TtsError(f"Piper produced no audio for {text[:40]!r} with voice {files.name}")
         out, phonemes = trim_silence(out, phonemes, files.sample_rate)
         return Synthesis(pcm=out.astype(np.int16, copy=False), sample_rate=files.sample_rate, engine=self.name,
-                         voice=self.voice_id(lang, voice), phonemes=phonemes or [],
+                         voice=files.name + self._scales, phonemes=phonemes or [],
                          alphabet="ipa" if phonemes else "")
-
 
     def _arm_deadline(self, loaded: _Loaded) -> threading.Timer | None:
         """This thread's onnxruntime runs stop at ``deadline_s`` from now (``None``: no deadline)."""

@@ -31,8 +31,6 @@ class VoiceFiles:
     """The ONNX model."""
     config: Path
     """Its ``.onnx.json`` (phoneme ids, sample rate, language)."""
-    spec: str
-    """What the config said (package name, folder or file), for messages."""
     language: str
     """The voice's language (``en_US``), from its config."""
     sample_rate: int
@@ -67,7 +65,7 @@ def find_voice(spec: str) -> VoiceFiles:
     path = Path(spec).expanduser()
     looks_like_path = "/" in spec or spec.endswith(".onnx") or spec.startswith(".")
     if path.suffix == ".onnx" or path.is_file():
-        return _load_pair(path, spec)
+        return _load_pair(path)
     folder: Path | None = path if path.is_dir() else None
     if folder is None and not looks_like_path:
         pkg = _package_folder(spec)
@@ -87,10 +85,10 @@ def find_voice(spec: str) -> VoiceFiles:
     if len(models) > 1:
         raise VoiceFileError(f"Piper voice {spec!r}: {folder} holds {len(models)} voices "
                              f"({', '.join(m.name for m in models)}); name the .onnx file itself")
-    return _load_pair(models[0], spec)
+    return _load_pair(models[0])
 
 
-def _load_pair(model: Path, spec: str) -> VoiceFiles:
+def _load_pair(model: Path) -> VoiceFiles:
     config = model.with_name(model.name + ".json")
     if not model.is_file():
         raise VoiceFileError(f"Piper voice model {model} is missing: put the voice's .onnx there "
@@ -107,7 +105,7 @@ def _load_pair(model: Path, spec: str) -> VoiceFiles:
         raise VoiceFileError(f"Piper voice config {config} is broken ({type(exc).__name__}: {str(exc)[:120]}): "
                              "replace it with the voice's original .onnx.json (reinstall the voice package)") from None
     lang = cfg.get("language", {}).get("code") or cfg.get("espeak", {}).get("voice", "")
-    return VoiceFiles(name=model.name[: -len(".onnx")], model=model, config=config, spec=spec,
+    return VoiceFiles(name=model.name[: -len(".onnx")], model=model, config=config,
                       language=str(lang), sample_rate=rate)
 
 
