@@ -76,8 +76,8 @@ class BrainService(Service):
         self.every(s.phrases_every_s, lambda: self.emit([self.brain.phrases()]), first_in=0)
         self.every(s.outbox_retry_s, lambda: self.emit(self.brain.outbox()), first_in=0)
         self.every(min(3600.0, s.mail_retention_s / 4), self._purge, first_in=0)
+        self._store_seen = (0.0, 0.0)  # store errors and stored mail at the last health check
         self.every(self.config.service.heartbeat_s, self._store_health)
-        self._store_seen = (0.0, 0.0)
 
     def _store_health(self) -> None:
         """``degraded`` while mail cannot be written (disk full, locked; the email service redelivers

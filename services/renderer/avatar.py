@@ -327,8 +327,8 @@ def lower_face_mask(shape: tuple[int, int], landmarks: np.ndarray, feather: floa
     """uint8 mask of the lower face (jaw and the mouth region under the nose), feathered at its edge.
 
     Kept in the avatar cache for tools that blend a generated lower face back into the photo;
-    the classic synthesiser needs no blend (its mesh is the identity at its border). The jaw outline is pushed out a quarter so a dropped chin stays fully
-    inside; ``feather`` (inter-ocular distances) is the width of the soft edge, which ends before
+    the classic synthesiser needs no blend (its mesh is the identity at its border). The jaw
+    outline is pushed out a quarter so a dropped chin stays fully inside; ``feather`` (inter-ocular distances) is the width of the soft edge, which ends before
     the mesh's fixed ring.
     """
     lm = np.asarray(landmarks, dtype=np.float64)

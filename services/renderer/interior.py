@@ -145,6 +145,16 @@ class MouthInterior:
         self.rest = np.asarray(rest_inner, dtype=np.float64)
         self.photo = photo
         self._blur = max(3, int(0.012 * self.iod) | 1)
+        # Upper teeth, fixed to the skull (so the same region-pixel arch every frame): its edge lies
+        # just below where the lips meet in the middle and recedes towards the corners.
+        left, right, centre = self.closed[0], self.closed[4], self.closed[2]
+        half = max((right[0] - left[0]) / 2 * 0.9, 1.0)
+        cx = (left[0] + right[0]) / 2
+        u = np.linspace(-1.0, 1.0, 11)
+        self._teeth_edge_y = centre[1] + 0.015 * self.iod
+        y_side = (left[1] + right[1]) / 2 - 0.03 * self.iod
+        lower_edge = np.stack([cx + u * half, self._teeth_edge_y + (y_side - self._teeth_edge_y) * u * u], axis=1)
+        self._teeth_poly = np.vstack([lower_edge - (0, 0.16 * self.iod), lower_edge[::-1]])
 
     def paint(self, region: np.ndarray, inner: np.ndarray) -> None:
         """Fill the inner-lip polygon ``inner`` (8, 2: points 60..67, region pixels) of ``region``."""
@@ -162,7 +172,7 @@ class MouthInterior:
         box = region[y0:y1, x0:x1]
         bh, bw = box.shape[:2]
         o = np.array([x0, y0], np.float64)
-        inner_b, closed_b = inner - o, self.closed - o
+        inner_b = inner - o
         depth = float(np.clip(opening / (0.35 * self.iod), 0.0, 1.0))
         width = float(np.hypot(*(inner[4] - inner[0])))
         # Cavity: dark red, darker high up (under the upper teeth) and the wider the mouth opens.
@@ -193,19 +203,10 @@ class MouthInterior:
                 top_edge = np.stack([xl, yl - band], axis=1)
                 cv2.fillPoly(paint, [_fix(np.vstack([top_edge, (top_edge + (0, 2 * band))[::-1]]))],
                              _bgr(self.c.teeth * 0.55), cv2.LINE_AA, _SHIFT)
-        # Upper teeth, fixed to the skull: an arch whose edge lies just below where the lips
-        # meet in the middle and recedes towards the corners.
-        left, right, centre = closed_b[0], closed_b[4], closed_b[2]
-        half = max((right[0] - left[0]) / 2 * 0.9, 1.0)
-        cx = (left[0] + right[0]) / 2
-        u = np.linspace(-1.0, 1.0, 11)
-        y_c = centre[1] + 0.015 * self.iod
-        y_side = (left[1] + right[1]) / 2 - 0.03 * self.iod
-        lower_edge = np.stack([cx + u * half, y_c + (y_side - y_c) * u * u], axis=1)
-        upper_edge = lower_edge - (0, 0.16 * self.iod)
-        teeth_poly = _fix(np.vstack([upper_edge, lower_edge[::-1]]))
+        # Upper teeth (the arch prepared once, see __init__).
+        y_c = self._teeth_edge_y - o[1]
         tooth = np.zeros((bh, bw), np.uint8)
-        cv2.fillPoly(tooth, [teeth_poly], 255, cv2.LINE_AA, _SHIFT)
+        cv2.fillPoly(tooth, [_fix(self._teeth_poly - o)], 255, cv2.LINE_AA, _SHIFT)
         # The teeth catch light at their edge and sit in shadow under the lip.
         t = np.clip((rows - (y_c - 0.16 * self.iod)) / (0.175 * self.iod), 0.0, 1.0)
         light = (0.62 + 0.3 * t)[:, None, None]

@@ -19,7 +19,6 @@ is still the same person. The numbers:
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,13 +59,6 @@ def aligned_phonemes(path: Path) -> list[Phoneme]:
     return [Phoneme(p["t"], float(p["b"]), float(p["d"])) for w in data["w"] for p in w["w"]]
 
 
-def _model(name: str) -> str:
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("face_recognition_models is not installed")
-    return str(Path(list(spec.submodule_search_locations)[0]) / "models" / name)
-
-
 class FrameMeasure:
     """dlib on rendered pixels: 68 points (the face box re-found every ``redetect`` frames)."""
 
@@ -76,7 +68,8 @@ class FrameMeasure:
         self.dlib = dlib
         self.detector = dlib.get_frontal_face_detector()
         self.predictor = dlib.shape_predictor(str(predictor_path()))
-        self.encoder = dlib.face_recognition_model_v1(_model("dlib_face_recognition_resnet_model_v1.dat"))
+        self.encoder = dlib.face_recognition_model_v1(
+            str(predictor_path().parent / "dlib_face_recognition_resnet_model_v1.dat"))
         self.redetect = redetect
         self._box = None
         self._n = 0
