@@ -66,7 +66,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def read_token(name: str, key: str = "ops.token_file") -> str:
+def read_token(name: str) -> str:
     """The access token: the first line of the file ``name`` (relative: in ``$CREDENTIALS_DIRECTORY``)."""
     if not name:
         return ""
@@ -76,9 +76,9 @@ def read_token(name: str, key: str = "ops.token_file") -> str:
     try:
         token = (path.read_text(encoding="utf-8").splitlines() or [""])[0].strip()
     except (OSError, UnicodeDecodeError) as exc:
-        raise WebError(f"{key}: cannot read {path} ({type(exc).__name__}); check the path and its permissions") from None
+        raise WebError(f"ops.token_file: cannot read {path} ({type(exc).__name__}); check the path and its permissions") from None
     if not token:
-        raise WebError(f"{key}: {path} is empty; write a token in it or clear {key}")
+        raise WebError(f"ops.token_file: {path} is empty; write a token in it or clear ops.token_file")
     return token
 
 
@@ -102,13 +102,13 @@ class WebServer:
 
     def __init__(self, name: str, build: Callable[["object"], None], *, host: str, port: int, token: str = "",
                  limits: WebLimits = WebLimits(), on_refused: Callable[[str], None] | None = None,
-                 token_key: str = "ops.token_file", port_key: str = "") -> None:
+                 port_key: str = "") -> None:
         try:
             from aiohttp import web  # noqa: F401
         except ImportError:
             raise WebError("aiohttp is not installed; pip install 'embodied-assistant[web]'") from None
         if not is_loopback(host) and not token:
-            raise WebError(f"the {name} on non-loopback address {host!r} needs a token; set {token_key}, or use 127.0.0.1")
+            raise WebError(f"the {name} on non-loopback address {host!r} needs a token; set ops.token_file, or use 127.0.0.1")
         self.name = name
         self.token = token
         self.limits = limits

@@ -42,7 +42,7 @@ class WebMicrophone(Microphone):
     name = "web"
 
     def __init__(self, host: str = "127.0.0.1", port: int = 8781, *, token: str = "", limits: WebLimits = WebLimits(),
-                 chunk_ms: int = 20, noise_dbfs: float = -70.0, jitter_ms: int = 40, token_key: str = "ops.token_file") -> None:
+                 chunk_ms: int = 20, noise_dbfs: float = -70.0, jitter_ms: int = 40) -> None:
         super().__init__()
         self.chunk = int(RATE * chunk_ms / 1000)
         self.noise_rms = 32768.0 * 10 ** (noise_dbfs / 20)
@@ -61,8 +61,7 @@ class WebMicrophone(Microphone):
         self.texts = 0
         self.bad_messages = 0
         try:
-            self.web = WebServer("browser microphone", self._routes, host=host, port=port, port_key="hearing.web_port", token=token, limits=limits,
-                                 token_key=token_key)
+            self.web = WebServer("browser microphone", self._routes, host=host, port=port, port_key="hearing.web_port", token=token, limits=limits)
         except Exception as exc:  # noqa: BLE001 - WebError or a missing aiohttp: the same advice
             raise MicrophoneError(f"{exc} (hearing.web_host / hearing.web_port)") from None
         self.port = self.web.port

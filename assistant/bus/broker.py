@@ -252,7 +252,7 @@ class Broker:
                 self._drain_subscriptions()
             if self.xsub in events:
                 self._forward_batch()
-            if len(events) > sum(s in events for s in (self.zap, self.xpub, self.xsub)):
+            if any(mon in events for mon in self._monitors):
                 self._read_monitors()
 
     def _drain_subscriptions(self) -> None:

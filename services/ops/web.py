@@ -14,13 +14,11 @@ import logging
 from importlib import resources
 from typing import Callable
 
-from assistant.web import WebError, WebLimits, WebServer, is_loopback
+from assistant.web import WebLimits, WebServer
 
 from .board import StatusBoard
 
 log = logging.getLogger(__name__)
-
-__all__ = ["StatusServer", "WebError", "is_loopback"]
 
 
 class StatusServer:
