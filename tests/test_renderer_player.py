@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
@@ -116,6 +117,49 @@ def test_speech_moves_the_mouth_and_stop_rests_it_at_the_next_frame(synth):
     assert after and all(f.utterance_id == "" for f in after)
     stats = player.take_stats()
     assert stats.frames == len(frames) and stats.av_offset_ms is not None
+
+
+def test_a_new_utterance_brings_the_next_frame_onto_its_sound(synth):
+    """The voice schedules a reply's first sentence ~30 ms ahead. Added just after a frame was
+    shown, at 5 fps the next tick is ~200 ms away: the slot is brought forward instead, so its
+    first mouth shows when its sound starts, and the grid goes on from there, one period apart."""
+    sr, fps = 16000, 5.0
+    period_ms = 1000 / fps
+    pcm = syllables(1.0, sr)
+    driver = RmsDriver()
+    shown = threading.Event()
+    frames = []
+
+    def on_frame(f):
+        frames.append(f)
+        shown.set()
+
+    player = FacePlayer(synth, lambda: [Recording()], fps, IdleLife(seed=1), on_frame=on_frame)
+    player.start()
+    lags, early = [], []
+    try:
+        for i in range(5):
+            time.sleep(0.3)
+            shown.clear()
+            assert shown.wait(2.0)  # a frame was just shown: the next tick is a period away
+            before = frames[-1]
+            play_at = time.monotonic_ns() + int(0.03e9)
+            player.add(f"u{i}", driver.drive(pcm, sr, fps), driver.neutral, play_at, sr, len(pcm))
+            deadline = time.monotonic() + 2.0
+            while time.monotonic() < deadline and not any(f.utterance_id == f"u{i}" for f in frames):
+                time.sleep(0.005)
+            first = next(f for f in frames if f.utterance_id == f"u{i}")
+            lags.append((first.shown_ns - play_at) / 1e6)
+            early.append((first.due_ns - before.due_ns) / 1e6 < period_ms - 20)
+            time.sleep(0.5)
+            after = [f.due_ns for f in frames if f.due_ns >= first.due_ns][:3]
+            np.testing.assert_allclose(np.diff(after), 1e9 / fps, rtol=0, atol=2)  # the grid goes on
+    finally:
+        player.close()
+    # On the old fixed grid these were ~170 ms (the next tick, 200 ms after the frame shown).
+    assert np.median(lags) < 60, lags
+    assert min(lags) > -40, lags  # not before the lead either
+    assert sum(early) >= 3 and player.realigned >= 3, (early, player.realigned)
 
 
 def test_screens_that_fail_to_open_fail_start(synth):

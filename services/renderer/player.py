@@ -7,6 +7,13 @@ moment is what the sound is doing then. When rendering takes about a whole perio
 may come up to half a period late; a frame that cannot even make that is skipped, not shown
 later still: skipped slots are the dropped frames.
 
+A new utterance moves the frame grid onto its sound: the voice schedules a reply's first
+sentence only ~30 ms ahead (``voice.lead_ms``), so waiting for the next tick of a fixed grid
+would show its first mouth up to a whole period (40 ms at 25 fps) after the sound starts. When
+an utterance's mouths arrive, the next slot is brought forward to the moment its first mouth
+frame is due (``play_at - lead_s``), or as soon as a frame can be rendered when that moment
+has passed; the grid goes on from there (one short frame interval, never a long one).
+
 The A/V offset is measured, not assumed: for every frame of speech the loop takes the time it
 was really shown and the time its mouth's sound leaves the speaker according to the latest
 ``voice.playback`` report (not the timeline's smoothed estimate), and reports the difference
@@ -107,6 +114,9 @@ class FacePlayer:
         self._stops = 0  # barge-ins so far; a frame rendered across one is redrawn at rest
         self._gaze_at = 0
         self._quit = threading.Event()
+        self._wake = threading.Event()  # set by add(): a new utterance may move the next slot
+        self._align_ns: float | None = None  # first mouth time of an utterance added since the last slot
+        self.realigned = 0
         self._opened: Future = Future()
         self._thread = threading.Thread(target=self._run, name="renderer-frames", daemon=True)
         self.frames = 0
@@ -124,6 +134,7 @@ class FacePlayer:
 
     def close(self, timeout: float = 5.0) -> None:
         self._quit.set()
+        self._wake.set()
         if self._thread.is_alive():
             self._thread.join(timeout)
 
@@ -133,6 +144,10 @@ class FacePlayer:
         with self._lock:
             clock = self._clocks.setdefault(utterance_id, _Clock(float(play_at_ns), sample_rate))
             self.timeline.add(utterance_id, mouths, neutral, self.fps, int(clock.start_ns), sample_rate, n_samples)
+            first = clock.start_ns - self.lead_s * 1e9  # the driver's frame 0 is due on screen then
+            if self._align_ns is None or first < self._align_ns:
+                self._align_ns = first
+        self._wake.set()
 
     def announce(self, utterance_id: str, play_at_ns: int, sample_rate: int) -> None:
         """An utterance was announced (its mouths come later): start its clock at ``play_at_ns``."""
@@ -160,6 +175,7 @@ class FacePlayer:
         """Barge-in: the next frame shown is at rest, even one being rendered now."""
         with self._lock:
             self.timeline.stop()
+            self._align_ns = None
             self._stops += 1
         for screen in self.screens:
             cut = getattr(screen, "silence_from", None)
@@ -230,6 +246,7 @@ class FacePlayer:
     def _loop(self) -> None:
         t0 = time.monotonic_ns() + self.period_ns
         k = 0
+        last_due = 0
         while not self._quit.is_set():
             prep = self._render_estimate() + self._show_ns + _MARGIN_NS
             now = time.monotonic_ns()
@@ -240,7 +257,18 @@ class FacePlayer:
                 self.dropped += reachable - k
                 k = reachable
             due = int(t0 + k * self.period_ns)
-            if self._quit.wait(max(0.0, (due - prep - time.monotonic_ns()) / 1e9)):
+            while True:  # wait to start rendering; a new utterance may bring the slot forward
+                moved = self._aligned(due, prep, last_due)
+                if moved != due:
+                    t0 += moved - due
+                    due = moved
+                    self.realigned += 1
+                delay = (due - prep - time.monotonic_ns()) / 1e9
+                if delay <= 0 or self._quit.is_set():
+                    break
+                self._wake.wait(delay)
+                self._wake.clear()
+            if self._quit.is_set():
                 break
             frame, info = self._render(due)
             wait = (due - self._show_ns - time.monotonic_ns()) / 1e9
@@ -252,7 +280,24 @@ class FacePlayer:
             shown = time.monotonic_ns()
             self._show_ns = 0.9 * self._show_ns + 0.1 * (shown - a)
             self._finish_frame(k, due, shown, info)
+            last_due = due
             k += 1
+
+    def _aligned(self, due: int, prep: float, last_due: int) -> int:
+        """The due time of the next slot: ``due``, or earlier when an utterance added since the
+        last slot has its first mouth before it (then at that moment, or as soon as a frame can
+        be rendered, but after the previous frame)."""
+        with self._lock:
+            first = self._align_ns
+            if first is None or first >= due:
+                return due  # none, or its first mouth is this slot's or a later one's business
+            self._align_ns = None
+        # The sound has started or is about to: render now. Typical (median) render time, not
+        # the cautious 90th percentile that paces the grid: this one frame may be a little late
+        # rather than surely a lot late.
+        soon = float(np.median(self._render_ns)) + self._show_ns + _MARGIN_NS if self._render_ns else prep
+        target = int(max(first, time.monotonic_ns() + min(prep, soon), last_due + 1))
+        return target if target < due - _MARGIN_NS else due
 
     def _sample(self, due: int):
         """Mouth and idle state for the due time, under the lock."""
