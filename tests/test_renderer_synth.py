@@ -147,3 +147,32 @@ def test_partial_head_redraw_matches_a_full_warp():
         lag = np.abs(fast._corners @ d[:, :2].T + d[:, 2]).max()
         assert lag < fast.settings.head_redraw_px, f"frame {k}: pose {lag:.2f} px behind"
     assert partial > 20, f"only {partial} of 60 frames avoided the full warp"
+
+
+def test_closed_lips_meet_in_one_soft_line_not_a_seam_of_teeth():
+    """``MouthInterior.seal``: lips warped together over a tooth sliver and the shadow behind it
+    are redrawn as lip fading into lip with one dark line where they touch."""
+    from services.renderer.interior import MouthColours, MouthInterior
+
+    lip = np.array([90, 100, 190], np.uint8)  # BGR
+    region = np.tile(lip, (60, 120, 1))
+    region[20:23] = 235  # a sliver of tooth...
+    region[23:25] = 20  # ...and the dark gap behind it, between the lips
+    y = 23.0
+    inner = np.array([[10, y], [35, y], [60, y], [85, y], [110, y], [85, y], [60, y], [35, y]], np.float64)
+    outer_upper = np.array([[30, 8], [45, 6], [60, 6], [75, 6], [90, 8]], np.float64)
+    interior = MouthInterior(MouthColours(lip.astype(np.float32), np.float32([200, 210, 220])), 200.0,
+                             inner, inner)
+    before = region.copy()
+    interior.seal(region, inner, outer_upper)
+    band = region[12:30, 45:76].astype(int)
+    grey = band.mean(axis=2)
+    assert grey.max() <= lip.mean() + 3, "a tooth sliver is left between the lips"
+    darkest = grey.argmin(axis=0) + 12
+    assert np.all(np.abs(darkest - y) <= 1.5) and grey.min() < 0.75 * lip.mean()  # one line where they touch
+    assert (grey < 0.75 * lip.mean()).sum(axis=0).max() <= 3  # ... a thin one, not a gap
+    # Beyond the corners and outside the band nothing changes; near the corners, hardly anything.
+    np.testing.assert_array_equal(region[:, :10], before[:, :10])
+    change = np.abs(region.astype(int) - before).max(axis=(0, 2))
+    assert change[10:14].max() < 0.25 * change[55:65].min()
+    np.testing.assert_array_equal(region[40:], before[40:])

@@ -156,6 +156,58 @@ class MouthInterior:
         lower_edge = np.stack([cx + u * half, self._teeth_edge_y + (y_side - self._teeth_edge_y) * u * u], axis=1)
         self._teeth_poly = np.vstack([lower_edge - (0, 0.16 * self.iod), lower_edge[::-1]])
 
+    def seal(self, region: np.ndarray, inner: np.ndarray, outer_upper: np.ndarray | None = None) -> None:
+        """Redraw where closed lips meet (``inner``: 8, 2, region px, upper and lower together) as
+        lips have it: down each column, the upper lip's colour fading into the lower lip's, with a
+        soft darker line where they touch.
+
+        A portrait that shows its teeth is closed by warping its lips together, and the rows at
+        the lips' inner edges then meet in a hard, stair-stepped seam holding slivers of tooth
+        and of the shadow behind the lips (a thin upper lip is mostly such rows); a viewer, and
+        dlib, read that as lips a little apart. The band replaces those rows: up to ``outer_upper``
+        (the upper lip's outer contour, 5, 2: points 49..53) less a third of the lip, a little
+        way into the lower lip. It fades out towards the corners, which stay the photo's own (a
+        smile's corners are dark)."""
+        h, w = region.shape[:2]
+        line = _catmull_rom(np.vstack([inner[0], (inner[1] + inner[7]) / 2, (inner[2] + inner[6]) / 2,
+                                       (inner[3] + inner[5]) / 2, inner[4]]), 8)
+        order = np.argsort(line[:, 0])
+        x0, x1 = int(np.ceil(line[:, 0].min())), int(np.floor(line[:, 0].max()))
+        if x1 - x0 < 4:
+            return
+        xs = np.arange(x0, x1 + 1)
+        ys = np.interp(xs, line[order, 0], line[order, 1])
+        down = max(2.0, 0.03 * self.iod)
+        up = np.full(len(xs), down)
+        if outer_upper is not None:
+            o = np.asarray(outer_upper, dtype=np.float64)
+            oo = np.argsort(o[:, 0])
+            lip = ys - np.interp(xs, o[oo, 0], o[oo, 1])
+            up = np.clip(0.67 * lip, down, 0.08 * self.iod)
+        top = np.clip(np.floor(ys - up).astype(int), 0, h - 1)
+        bottom = np.clip(np.ceil(ys + down).astype(int), 0, h - 1)
+        ok = (xs >= 0) & (xs < w) & (bottom > top)
+        xs, ys, top, bottom = xs[ok], ys[ok], top[ok], bottom[ok]
+        if not len(xs):
+            return
+        rows = top[None, :] + np.arange(int((bottom - top).max()) + 1)[:, None]  # (band, columns)
+        inside = rows <= bottom[None, :]
+        rows = np.minimum(rows, h - 1)
+        upper = region[top, xs].astype(np.float32)
+        lower = region[bottom, xs].astype(np.float32)
+        t = np.clip((rows - top[None, :]) / np.maximum(bottom - top, 1)[None, :], 0.0, 1.0)[..., None]
+        colour = upper[None] * (1.0 - t) + lower[None] * t
+        # The line where the lips touch: dark (as a closed smile's corners are), about two pixels wide at 1080p.
+        sigma = max(0.6, 0.005 * self.iod)
+        colour *= (1.0 - 0.6 * np.exp(-(((rows - ys[None, :]) / sigma) ** 2)))[..., None]
+        # Full strength over the middle of the mouth, fading out over the outer quarter each side.
+        u = np.abs(xs - (x0 + x1) / 2) / max((x1 - x0) / 2, 1.0)
+        fade = np.clip((1.0 - u) / 0.25, 0.0, 1.0)
+        fade = (fade * fade * (3 - 2 * fade))[None, :, None] * inside[..., None]
+        cols = np.broadcast_to(xs[None, :], rows.shape)
+        old = region[rows, cols].astype(np.float32)
+        region[rows, cols] = np.clip(old * (1.0 - fade) + colour * fade + 0.5, 0, 255).astype(np.uint8)
+
     def paint(self, region: np.ndarray, inner: np.ndarray) -> None:
         """Fill the inner-lip polygon ``inner`` (8, 2: points 60..67, region pixels) of ``region``."""
         opening = polygon_gap(inner)

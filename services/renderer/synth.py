@@ -60,6 +60,8 @@ class SynthSettings:
     behind. 0: always redraw."""
     matte: bool = True
     """Move only the person (head) over a still room; false: the whole picture moves (old look)."""
+    seal_lips: bool = True
+    """Redraw where the lips meet when a portrait that shows its teeth is drawn with its lips closed."""
 
 
 @dataclass(frozen=True)
@@ -297,6 +299,9 @@ class FaceSynth:
         colours = sample_colours(self.lower_src, mouth, real_teeth)
         photo = PhotoTeeth.from_photo(self.lower_src, mouth[12:]) if real_teeth else None
         self.interior = MouthInterior(colours, self.eye_distance, (mouth + self.closing)[12:], mouth[12:], photo)
+        # A portrait showing its teeth is closed by warping: its lips' inner edges meet in a seam
+        # that is redrawn (``MouthInterior.seal``); a closed portrait's own seam is left as it is.
+        self._seal = real_teeth and self.settings.seal_lips
         self._closed_pts = self._mesh_points(self.closing)
 
     def _mesh_points(self, d: np.ndarray) -> np.ndarray:
@@ -340,6 +345,8 @@ class FaceSynth:
             skip = self.avatar.lower.interior if polygon_gap(inner) < 1.0 else None
             region = self.lower_warper.warp(self.lower_src, pts, skip=skip)
             self.interior.paint(region, inner)
+            if skip is not None and self._seal:
+                self.interior.seal(region, inner, pts[self.avatar.lower.mouth_slots[1:6]])
             work[self.lower_roi] = region
         for eye in self.eyes:
             eye.draw(work, blink, gaze)
