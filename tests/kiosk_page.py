@@ -93,10 +93,14 @@ class Kiosk:
         return f"http://127.0.0.1:{self.web_port}/"
 
     def _start(self, module: str) -> subprocess.Popen:
-        log = self.workdir / f"{module.rsplit('.', 1)[-1]}.log"
+        from assistant.supervisor import set_nice
+
+        name = module.rsplit('.', 1)[-1]
+        log = self.workdir / f"{name}.log"
         self.logs.append(log)
+        # Each service at the CPU priority ``assistant up`` and the systemd units give it.
         proc = subprocess.Popen([sys.executable, "-m", module], cwd=REPO, env=self.env, stdout=subprocess.DEVNULL,
-                                stderr=open(log, "w"))  # noqa: SIM115 - closed with the process
+                                stderr=open(log, "w"), preexec_fn=lambda: set_nice(name))  # noqa: SIM115 - closed with the process
         self.procs.append(proc)
         return proc
 
@@ -155,9 +159,10 @@ class Kiosk:
 
 
 class Browser:
-    """Headless Chromium with ``pages`` tabs on ``url`` (and a fake microphone playing ``wav``)."""
+    """Headless Chromium with ``pages`` tabs on ``url`` (and a fake microphone playing ``wav``);
+    ``nice`` > 0 runs it at a lower CPU priority (a viewer that in real use is another machine)."""
 
-    def __init__(self, url: str, pages: int = 1, wav: Path | None = None, profile: Path | None = None) -> None:
+    def __init__(self, url: str, pages: int = 1, wav: Path | None = None, profile: Path | None = None, nice: int = 0) -> None:
         exe = chromium()
         if exe is None:
             raise RuntimeError("chromium is not installed (apt-get install chromium)")
@@ -167,7 +172,8 @@ class Browser:
         if wav is not None:
             flags.append(f"--use-file-for-fake-audio-capture={wav}")
         urls = url if isinstance(url, list) else [url] * pages
-        self.proc = subprocess.Popen([exe, *flags, urls[0]], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen([exe, *flags, urls[0]], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     preexec_fn=(lambda: os.nice(nice)) if nice else None)
         for more in urls[1:]:
             self.open(more)
 
