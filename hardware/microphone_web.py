@@ -144,26 +144,27 @@ class WebMicrophone(Microphone):
         """A chunk from the talker: into the jitter buffer, then out with whatever it completes."""
         now = time.monotonic_ns()
         with self._lock:
-            if not self._streaming:
-                self._streaming = True
+            self._streaming = True
             if now - self.jitter_ns - self._next_ns >= 2 * self.chunk * NS // RATE and len(self._buffer) < self.chunk:
                 self.holds += 1  # the stream had been waiting for this message
             self._buffer = np.concatenate([self._buffer, pcm])
+            if len(self._buffer) > self.max_buffer:
+                self.overflow_samples += len(self._buffer) - self.max_buffer
+                self._buffer = self._buffer[-self.max_buffer:]
+        if self._on_chunk is None:
+            return
+        self._deliver_due(now)
+        with self._lock:
+            # What stays buffered once everything due went out: a standing surplus (more than the
+            # burst pattern needs, for a whole second) is latency for nothing; shorten a quiet
+            # stretch, never speech.
             self._levels = [*self._levels[-(RATE // self.chunk):], len(self._buffer)]
-            # Standing surplus (more buffered than the burst pattern needs, for a whole second):
-            # shorten a quiet stretch, never speech.
-            surplus = min(self._levels) - 2 * self.chunk
-            if surplus >= self.chunk and len(self._levels) > RATE // self.chunk:
+            if len(self._levels) > RATE // self.chunk and min(self._levels) >= 2 * self.chunk:
                 head = self._buffer[:self.chunk].astype(np.float32)
                 if float(np.sqrt(np.mean(head * head))) < self.quiet_rms:
                     self._buffer = self._buffer[self.chunk:]
                     self.quiet_dropped_ms += self.chunk * 1000 / RATE
                     self._levels = [lv - self.chunk for lv in self._levels]
-            if len(self._buffer) > self.max_buffer:
-                self.overflow_samples += len(self._buffer) - self.max_buffer
-                self._buffer = self._buffer[-self.max_buffer:]
-        if self._on_chunk is not None:
-            self._deliver_due(now)
 
     def _stream_end(self) -> None:
         """The talker let go or left: what it sent plays out, then the quiet room, in real time."""

@@ -131,3 +131,35 @@ def test_a_late_burst_is_waited_for_not_cut_and_a_silent_talker_gives_way_to_the
     assert m.max_late_ms > 150  # it did wait for the late burst
     assert abs(stream[-1].t0_ns - time.monotonic_ns()) < 0.2e9  # and is back in real time with the quiet room
     assert np.abs(stream[-1].pcm).max() < 100
+
+
+def test_a_standing_surplus_is_shortened_in_quiet_only(mic):
+    """A talker whose audio started out 300 ms ahead keeps that much buffered (latency for nothing):
+    the buffer sheds it in the quiet before the speech, and the speech itself arrives whole."""
+    import aiohttp
+
+    m, chunks, _, lock = mic
+    quiet = np.zeros(384, "<i2").tobytes()
+    speech = (1000 + np.arange(1, 20 * 384 + 1) % 20000).astype("<i2")
+    msgs = [quiet] * 70 + [speech[i:i + 384].tobytes() for i in range(0, len(speech), 384)]
+
+    async def talk():
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(f"http://127.0.0.1:{m.port}/mic") as ws:
+                await asyncio.sleep(0.2)
+                for _ in range(12):  # 290 ms at once
+                    await ws.send_bytes(quiet)
+                t0 = time.monotonic()
+                for k, msg in enumerate(msgs):  # then in real time, on a schedule (a loaded box's late wake-ups do not add up)
+                    await asyncio.sleep(max(0.0, t0 + k * 0.024 - time.monotonic()))
+                    await ws.send_bytes(msg)
+                await ws.send_str(json.dumps({"type": "end"}))
+                await asyncio.sleep(0.1)
+
+    asyncio.run(talk())
+    time.sleep(0.2)
+    with lock:
+        pcm = np.concatenate([c.pcm for c in chunks])
+    start = int(np.argmax(pcm >= 1000))
+    assert np.array_equal(pcm[start:start + len(speech)], speech)
+    assert 100 <= m.quiet_dropped_ms <= 400 and m.overflow_samples == 0, m.quiet_dropped_ms
