@@ -50,7 +50,7 @@ class WebMicrophone(Microphone):
     name = "web"
 
     def __init__(self, host: str = "127.0.0.1", port: int = 8781, *, token: str = "", limits: WebLimits = WebLimits(),
-                 chunk_ms: int = 20, noise_dbfs: float = -70.0, jitter_ms: int = 20, max_hold_ms: int = 400,
+                 chunk_ms: int = 20, noise_dbfs: float = -70.0, jitter_ms: int = 20, max_hold_ms: int = 1000,
                  max_buffer_ms: int = 1000, quiet_dbfs: float = -50.0) -> None:
         super().__init__()
         self.chunk = int(RATE * chunk_ms / 1000)
@@ -148,13 +148,12 @@ class WebMicrophone(Microphone):
             if now - self.jitter_ns - self._next_ns >= 2 * self.chunk * NS // RATE and len(self._buffer) < self.chunk:
                 self.holds += 1  # the stream had been waiting for this message
             self._buffer = np.concatenate([self._buffer, pcm])
-            if len(self._buffer) > self.max_buffer:
+        if self._on_chunk is not None:
+            self._deliver_due(now)
+        with self._lock:
+            if len(self._buffer) > self.max_buffer:  # still more than a second ahead of the stream: a fast clock
                 self.overflow_samples += len(self._buffer) - self.max_buffer
                 self._buffer = self._buffer[-self.max_buffer:]
-        if self._on_chunk is None:
-            return
-        self._deliver_due(now)
-        with self._lock:
             # What stays buffered once everything due went out: a standing surplus (more than the
             # burst pattern needs, for a whole second) is latency for nothing; shorten a quiet
             # stretch, never speech.

@@ -116,7 +116,7 @@ def test_a_late_burst_is_waited_for_not_cut_and_a_silent_talker_gives_way_to_the
             continue
         else:
             actions.extend([msg, 0.024])
-    actions.append(0.8)  # no "end": the talker just goes quiet, still connected
+    actions.append(1.5)  # no "end": the talker just goes quiet, still connected
     asyncio.run(_talk(m.port, actions))
     time.sleep(0.2)
     with lock:
