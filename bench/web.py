@@ -10,7 +10,7 @@ Prints one JSON object (last line):
 - ``page_av_offset_ms_p95``: |frame time - time of the sound heard| at each frame the pages draw
   while speech plays, measured in the pages against their Web Audio clock;
 - ``viewers``: pages watching at once; ``fps_at_page``: frames the pages drew per second (median
-  of their per-second reports).
+  of all pages' per-second reports); ``fps_at_talking_page``: the same for the page that talks.
 - ``recognised`` of ``transcripts``: final transcripts whose words (``services.hearing.wer``
   normalisation: case, punctuation) are the sentence the microphone played. None recognised is a
   failure (exit 1), whatever the timings say.
@@ -125,12 +125,14 @@ def main() -> int:
     starts = [(page - play_at) for _, play_at, page in stats["audio_starts"]]
     offsets = np.abs(np.array(stats["av_offset_ms"], dtype=float))
     fps = np.array(stats["fps"][len(stats["fps"]) // 4:], dtype=float)  # after the pages' start-up
+    fps_talker = np.array(stats.get("fps_talking_page", [])[len(stats.get("fps_talking_page", [])) // 4:], dtype=float)
     result = {
         "mic_to_transcript_ms_p50": round(float(np.median([ms for _, ms, _ in heard])), 1) if heard else None,
         "first_sound_to_page_audio_ms_p50": round(float(np.median(starts)), 1) if starts else None,
         "page_av_offset_ms_p95": round(float(np.percentile(offsets, 95)), 1) if len(offsets) else None,
         "viewers": viewers,
         "fps_at_page": round(float(np.median(fps)), 1) if len(fps) else None,
+        "fps_at_talking_page": round(float(np.median(fps_talker)), 1) if len(fps_talker) else None,
         "page_delay_ms_p50": round(float(np.median(stats["delay_ms"])), 1) if stats["delay_ms"] else None,
         "recognised_mic_to_transcript_ms_p50": round(float(np.median(recognised)), 1) if recognised else None,
         "hearing_stt_rtf": hearing.get("rtf"), "hearing_pipeline_load": hearing.get("pipeline_load"),
