@@ -105,6 +105,13 @@ class Kiosk:
         return proc
 
     def start(self, timeout: float = 90.0) -> None:
+        try:
+            self._start_all(timeout)
+        except BaseException:
+            self.stop()  # a service that failed to start must not leave the others running
+            raise
+
+    def _start_all(self, timeout: float) -> None:
         self._start("services.bus")
         deadline = time.monotonic() + 15
         while not (self.runtime_dir / "bus-sub.sock").exists():
@@ -145,6 +152,8 @@ class Kiosk:
 
     def stop(self) -> None:
         """Services first, the bus last (as ``assistant up`` does), so nobody loses the broker."""
+        if not self.procs:
+            return
         bus, *services = self.procs
         for group in (services, [bus]):
             for p in group:
