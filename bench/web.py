@@ -91,17 +91,20 @@ def main() -> int:
     wav = speech_wav(work)
     kiosk = Kiosk(work, width=args.width, height=args.height)
     kiosk.start()
-    client = BusClient(BusSettings(runtime_dir=str(kiosk.runtime_dir)), "bench-web", [Transcript.TYPE, Heartbeat.TYPE])
-    client.wait_live(10)
-    # One browser per viewer: a headless browser draws only its front tab (background tabs get no
-    # animation frames), and a kiosk's viewers are separate screens anyway.
-    browsers = [Browser(kiosk.url + "?mic=open", wav=wav)] + [Browser(kiosk.url, nice=args.viewer_nice) for _ in range(args.viewers - 1)]
-    roots = {name: p.pid for name, p in zip(("bus", *kiosk.services), kiosk.procs)}
-    roots.update({"talking_page": browsers[0].proc.pid}, **{f"viewer{i}": b.proc.pid for i, b in enumerate(browsers[1:], 1)})
     heard: list[tuple[str, float, str]] = []
     hearing: dict[str, float] = {}
     viewers = 0
+    client = None
+    browsers: list[Browser] = []
     try:
+        client = BusClient(BusSettings(runtime_dir=str(kiosk.runtime_dir)), "bench-web", [Transcript.TYPE, Heartbeat.TYPE])
+        client.wait_live(10)
+        # One browser per viewer: a headless browser draws only its front tab (background tabs get no
+        # animation frames), and a kiosk's viewers are separate screens anyway.
+        browsers.append(Browser(kiosk.url + "?mic=open", wav=wav))
+        browsers.extend(Browser(kiosk.url, nice=args.viewer_nice) for _ in range(args.viewers - 1))
+        roots = {name: p.pid for name, p in zip(("bus", *kiosk.services), kiosk.procs)}
+        roots.update({"talking_page": browsers[0].proc.pid}, **{f"viewer{i}": b.proc.pid for i, b in enumerate(browsers[1:], 1)})
         deadline = time.monotonic() + args.seconds
         cpu0, t_cpu0 = _tree_cpu(roots), time.monotonic()
         while time.monotonic() < deadline:
@@ -116,7 +119,8 @@ def main() -> int:
     finally:
         for browser in browsers:
             browser.close()
-        client.close()
+        if client is not None:
+            client.close()
         kiosk.stop()
     want = normalize(SENTENCE)
     for text, ms, reason in heard:
