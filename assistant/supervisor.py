@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import signal
 import subprocess
 import sys
@@ -35,6 +36,13 @@ SERVICES: dict[str, str] = {
     "ops": "services.ops",
 }
 
+#: CPU priority (nice) per service, as the systemd units set it (``Nice=``): the live audio path
+#: first. On a loaded kiosk the hearing service must not fall behind the microphone (its end of
+#: speech -> transcript time is what a visitor waits for); the camera, mail and ops work can wait a
+#: few ms. A negative value needs privileges (root, CAP_SYS_NICE or RLIMIT_NICE); without them the
+#: service runs at the supervisor's own priority and the others still yield to it.
+NICE: dict[str, int] = {"hearing": -5, "voice": -2, "camera": 5, "email": 10, "ops": 10}
+
 _STABLE_S = 60.0  # uptime after which a child's restart backoff starts again from the first step
 
 
@@ -44,6 +52,16 @@ def module_for(name: str) -> str:
     except KeyError:
         known = ", ".join(sorted(SERVICES))
         raise ValueError(f"unknown service {name!r}; known services: {known}") from None
+
+
+def set_nice(name: str) -> None:
+    """In the child before exec: the CPU priority ``NICE`` gives the service (best effort)."""
+    delta = NICE.get(name, 0)
+    if delta:
+        try:
+            os.setpriority(os.PRIO_PROCESS, 0, os.getpriority(os.PRIO_PROCESS, 0) + delta)
+        except OSError:  # raising priority without the right: keep the current one
+            pass
 
 
 def _die_with_parent() -> None:
@@ -74,7 +92,11 @@ class Child:
         # stops the services first and the bus last (a group-wide SIGINT stopped the bus with them,
         # and every service logged that it had lost the broker). PR_SET_PDEATHSIG still ends the
         # children if the supervisor dies.
-        self.proc = subprocess.Popen(self.argv, process_group=0, preexec_fn=_die_with_parent)
+        def before_exec() -> None:
+            set_nice(self.name)
+            _die_with_parent()
+
+        self.proc = subprocess.Popen(self.argv, process_group=0, preexec_fn=before_exec)
         self.started = time.monotonic()
         self.abort_sent = None
         log.info("started %s (pid %d)", self.name, self.proc.pid)

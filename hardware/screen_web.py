@@ -57,7 +57,7 @@ class WebScreen:
         self.viewers_max = 0
         self.frames_sent = 0
         self.frames_dropped = 0
-        self._page_stats: dict[str, list] = {"av_offset_ms": [], "audio_start_error_ms": [], "fps": [], "audio_starts": [], "looks": [], "delay_ms": []}
+        self._page_stats: dict[str, list] = {"av_offset_ms": [], "audio_start_error_ms": [], "fps": [], "audio_starts": [], "looks": [], "delay_ms": [], "fps_talking_page": []}
         self._stats_lock = threading.Lock()
         self._page = resources.files("hardware").joinpath("kiosk.html").read_bytes()
         self.web = WebServer("kiosk page", self._routes, host=host, port=port, port_key="renderer.web_port", token=token, limits=limits)
@@ -268,6 +268,9 @@ class WebScreen:
                 if isinstance(value, (int, float)) and 0 <= value < 1e6:
                     self._page_stats[key].append(float(value))
                     del self._page_stats[key][:-_STATS_KEPT]
+                    if key == "fps" and data.get("talking") is True:  # the page whose microphone is on (a kiosk's own screen, say)
+                        self._page_stats["fps_talking_page"].append(float(value))
+                        del self._page_stats["fps_talking_page"][:-_STATS_KEPT]
 
     def page_stats(self) -> dict:
         with self._stats_lock:

@@ -93,14 +93,25 @@ class Kiosk:
         return f"http://127.0.0.1:{self.web_port}/"
 
     def _start(self, module: str) -> subprocess.Popen:
-        log = self.workdir / f"{module.rsplit('.', 1)[-1]}.log"
+        from assistant.supervisor import set_nice
+
+        name = module.rsplit('.', 1)[-1]
+        log = self.workdir / f"{name}.log"
         self.logs.append(log)
+        # Each service at the CPU priority ``assistant up`` and the systemd units give it.
         proc = subprocess.Popen([sys.executable, "-m", module], cwd=REPO, env=self.env, stdout=subprocess.DEVNULL,
-                                stderr=open(log, "w"))  # noqa: SIM115 - closed with the process
+                                stderr=open(log, "w"), preexec_fn=lambda: set_nice(name))  # noqa: SIM115 - closed with the process
         self.procs.append(proc)
         return proc
 
     def start(self, timeout: float = 90.0) -> None:
+        try:
+            self._start_all(timeout)
+        except BaseException:
+            self.stop()  # a service that failed to start must not leave the others running
+            raise
+
+    def _start_all(self, timeout: float) -> None:
         self._start("services.bus")
         deadline = time.monotonic() + 15
         while not (self.runtime_dir / "bus-sub.sock").exists():
@@ -141,6 +152,8 @@ class Kiosk:
 
     def stop(self) -> None:
         """Services first, the bus last (as ``assistant up`` does), so nobody loses the broker."""
+        if not self.procs:
+            return
         bus, *services = self.procs
         for group in (services, [bus]):
             for p in group:
@@ -155,9 +168,10 @@ class Kiosk:
 
 
 class Browser:
-    """Headless Chromium with ``pages`` tabs on ``url`` (and a fake microphone playing ``wav``)."""
+    """Headless Chromium with ``pages`` tabs on ``url`` (and a fake microphone playing ``wav``);
+    ``nice`` > 0 runs it at a lower CPU priority (a viewer that in real use is another machine)."""
 
-    def __init__(self, url: str, pages: int = 1, wav: Path | None = None, profile: Path | None = None) -> None:
+    def __init__(self, url: str, pages: int = 1, wav: Path | None = None, profile: Path | None = None, nice: int = 0) -> None:
         exe = chromium()
         if exe is None:
             raise RuntimeError("chromium is not installed (apt-get install chromium)")
@@ -167,7 +181,8 @@ class Browser:
         if wav is not None:
             flags.append(f"--use-file-for-fake-audio-capture={wav}")
         urls = url if isinstance(url, list) else [url] * pages
-        self.proc = subprocess.Popen([exe, *flags, urls[0]], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen([exe, *flags, urls[0]], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     preexec_fn=(lambda: os.nice(nice)) if nice else None)
         for more in urls[1:]:
             self.open(more)
 

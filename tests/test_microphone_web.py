@@ -97,3 +97,69 @@ def test_one_talker_at_a_time_and_foreign_pages_are_refused(mic):
         asyncio.run(_talk(m.port, [], origin="http://evil.example"))
     assert err.value.status == 403
     assert asyncio.run(_talk(m.port, [], origin=f"http://localhost:{m.port + 1}")) == []  # the kiosk page's own origin
+
+
+def test_a_late_burst_is_waited_for_not_cut_and_a_silent_talker_gives_way_to_the_room(mic):
+    """A busy browser holds messages back and sends them in a burst: the stream waits for the late
+    audio (no noise inside the speech, no sample lost, stamps continuous and never in the future),
+    then catches up; a talker who stops sending without "end" is followed by the room in real time."""
+    m, chunks, _, lock = mic
+    ramp = np.arange(1, 40 * 384 + 1, dtype=np.int64)
+    speech = (1000 + ramp % 20000).astype("<i2")  # every sample distinct from its neighbours, never quiet
+    msgs = [speech[i:i + 384].tobytes() for i in range(0, len(speech), 384)]
+    actions = [0.2]
+    for k, msg in enumerate(msgs):
+        if k == 10:
+            actions.append(0.25)  # a 250 ms stall mid-speech ...
+            actions.extend(msgs[k:k + 10])  # ... then ten messages at once
+        elif 10 < k < 20:
+            continue
+        else:
+            actions.extend([msg, 0.024])
+    actions.append(1.5)  # no "end": the talker just goes quiet, still connected
+    asyncio.run(_talk(m.port, actions))
+    time.sleep(0.2)
+    with lock:
+        stream = list(chunks)
+    for a, b in zip(stream, stream[1:]):
+        assert b.t0_ns == a.t0_ns + len(a.pcm) * 1_000_000_000 // RATE
+    pcm = np.concatenate([c.pcm for c in stream])
+    start = int(np.argmax(pcm >= 1000))
+    got = pcm[start:start + len(speech)]
+    assert np.array_equal(got, speech), f"{int((got != speech).sum())} samples of the talker's audio changed or lost"
+    assert m.holds >= 1 and m.noise_in_talk_ms == 0 and m.overflow_samples == 0
+    assert m.max_late_ms > 150  # it did wait for the late burst
+    assert abs(stream[-1].t0_ns - time.monotonic_ns()) < 0.2e9  # and is back in real time with the quiet room
+    assert np.abs(stream[-1].pcm).max() < 100
+
+
+def test_a_standing_surplus_is_shortened_in_quiet_only(mic):
+    """A talker whose audio started out 300 ms ahead keeps that much buffered (latency for nothing):
+    the buffer sheds it in the quiet before the speech, and the speech itself arrives whole."""
+    import aiohttp
+
+    m, chunks, _, lock = mic
+    quiet = np.zeros(384, "<i2").tobytes()
+    speech = (1000 + np.arange(1, 20 * 384 + 1) % 20000).astype("<i2")
+    msgs = [quiet] * 70 + [speech[i:i + 384].tobytes() for i in range(0, len(speech), 384)]
+
+    async def talk():
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(f"http://127.0.0.1:{m.port}/mic") as ws:
+                await asyncio.sleep(0.2)
+                for _ in range(12):  # 290 ms at once
+                    await ws.send_bytes(quiet)
+                t0 = time.monotonic()
+                for k, msg in enumerate(msgs):  # then in real time, on a schedule (a loaded box's late wake-ups do not add up)
+                    await asyncio.sleep(max(0.0, t0 + k * 0.024 - time.monotonic()))
+                    await ws.send_bytes(msg)
+                await ws.send_str(json.dumps({"type": "end"}))
+                await asyncio.sleep(0.1)
+
+    asyncio.run(talk())
+    time.sleep(0.2)
+    with lock:
+        pcm = np.concatenate([c.pcm for c in chunks])
+    start = int(np.argmax(pcm >= 1000))
+    assert np.array_equal(pcm[start:start + len(speech)], speech)
+    assert 100 <= m.quiet_dropped_ms <= 400 and m.overflow_samples == 0, m.quiet_dropped_ms

@@ -100,6 +100,7 @@ class HearingService(Service):
         )
         if self.mic is not None:
             self.counters.update(mic_reopens=self.mic.reopens, mic_errors=self.mic.errors, mic_available=int(self.mic.available))
+            self.counters.update(getattr(self.mic, "counters", {}))  # the browser microphone's jitter buffer
         else:
             self.counters["mic_available"] = 0
         return self.counters
