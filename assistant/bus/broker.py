@@ -131,7 +131,7 @@ class Broker:
 
     def _take_lock(self) -> None:
         base = ensure_private_dir(runtime_dir(self.settings))
-        lock = open(base / "bus.lock", "a+")
+        lock = open(base / "bus.lock", "a+")  # noqa: SIM115 - held open (and flocked) while the broker runs
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
