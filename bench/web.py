@@ -15,6 +15,7 @@ Prints one JSON object (last line):
 Floors (issue 19): page A/V offset p95 <= 60 ms, fps at the page >= 24, mic -> transcript p50 <= 600 ms.
 
     python bench/web.py [--seconds 40] [--viewers 3]
+    python bench/web.py --smoke    # the test suite's run: one page for 10 s
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import numpy as np
 
 sys.path[0] = str(Path(__file__).resolve().parents[1])  # the repo, not bench/ (bench/email.py would shadow the stdlib)
 
-from tests.kiosk_page import SENTENCE, Browser, Kiosk, speech_wav  # noqa: E402
+from tests.kiosk_page import SENTENCE, Browser, Kiosk, chromium, speech_wav  # noqa: E402
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -38,7 +39,13 @@ def main() -> int:
     ap.add_argument("--viewers", type=int, default=3)
     ap.add_argument("--width", type=int, default=640)
     ap.add_argument("--height", type=int, default=360)
+    ap.add_argument("--smoke", action="store_true", help="one page for 10 s (the test suite)")
     args = ap.parse_args()
+    if args.smoke:
+        args.seconds, args.viewers = 10.0, 1
+        if chromium() is None:
+            print(json.dumps({"skipped": "needs Chromium (apt-get install chromium)"}))
+            return 0
 
     from assistant.bus import BusClient
     from assistant.config import BusSettings
