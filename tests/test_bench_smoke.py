@@ -92,6 +92,7 @@ def test_the_keys_name_existing_benches():
     assert set(KEYS) <= set(BENCHES), f"KEYS names benches that are gone: {sorted(set(KEYS) - set(BENCHES))}"
 
 
+@pytest.mark.timeout(3 * TIMEOUT_S)  # the wait includes the runs queued before this one in its lane
 @pytest.mark.parametrize("name", BENCHES)
 def test_bench_smoke(name, smoke_runs):
     done, seconds = smoke_runs[name].result()
