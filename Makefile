@@ -21,7 +21,7 @@ RUNTIME_EXTRAS := cpu voice hearing vision renderer email brain web
 RUNTIME_LOCKS := requirements/runtime.txt requirements/runtime-nodeps.txt
 UV ?= uv
 
-.PHONY: setup system-packages venv test demo bench clean install verify-units soak runtime-packages runtime-venv lock
+.PHONY: setup system-packages venv test lint demo bench clean install verify-units soak runtime-packages runtime-venv lock
 
 setup: system-packages venv
 
@@ -62,6 +62,11 @@ venv: $(VENV)/.stamp-$(ORT_EXTRA)
 
 test: setup verify-units
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# ruff on the whole tree and mypy on assistant/ (their settings: pyproject.toml).
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(PY) -m mypy
 
 # Production: the runtime set into .venv from the lock, then the assistant user, /etc/assistant
 # (config from the example), units installed and enabled. Run as root from the code tree the units

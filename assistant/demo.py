@@ -66,7 +66,9 @@ def run(out: Path, *, record: bool) -> bool:
     director = None
     started = time.monotonic()
     try:
-        watch = kiosk.start(script.lines())
+        kiosk.start(script.lines())
+        watch = kiosk.watch
+        assert watch is not None and kiosk.dovecot is not None  # start() made both (the demo has mail)
         log.info("the scene starts")
         director = Director(watch, kiosk.visitor, str(kiosk.walk_file), kiosk.dovecot.deliver, script)
         director.run()

@@ -48,6 +48,7 @@ from assistant.config import Config, ConfigError, load
 from assistant.errors import EXIT_SETUP, SetupError
 from assistant.storefile import StoreFault
 from assistant.messages import Command, Heartbeat, Message, Received, SystemState
+from assistant.messages.system import State
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +104,7 @@ class Service:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.started_ns = time.monotonic_ns()
-        self.state = "starting"
+        self.state: State = "starting"
         self.counters: dict[str, float] = {}
         self.bus: BusClient | None = None
         self._stop = threading.Event()
@@ -211,7 +212,7 @@ class Service:
     def topics(self) -> Iterable[str]:
         return [t.TYPE for t in self._handlers] + list(self.extra_topics)
 
-    def _set_state(self, state: str, detail: str = "") -> None:
+    def _set_state(self, state: State, detail: str = "") -> None:
         self.state = state
         if self.bus is not None:
             try:
@@ -340,7 +341,7 @@ class Service:
         self._shutdown("stopped")
         return 0
 
-    def _shutdown(self, final_state: str, detail: str = "") -> None:
+    def _shutdown(self, final_state: State, detail: str = "") -> None:
         self._notifier.notify("STOPPING=1")
         self._set_state("stopping", detail)
         try:

@@ -50,7 +50,7 @@ def describe(exc: BaseException) -> str:
         name = getattr(exc, "sqlite_errorname", "") or ""
         return _FAULTS.get(name, "the disk reports an I/O error" if name.startswith("SQLITE_IOERR") else str(exc))
     if isinstance(exc, OSError):
-        return _OS_FAULTS.get(exc.errno, str(exc))
+        return _OS_FAULTS.get(exc.errno, str(exc)) if exc.errno is not None else str(exc)
     return str(exc)
 
 

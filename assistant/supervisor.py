@@ -198,17 +198,17 @@ class Supervisor:
         timeout = self.config.supervisor.stop_timeout_s
         bus, *services = self.children
         for group in (services, [bus]):
-            live = [c for c in group if c.proc is not None and c.proc.poll() is None]
-            for child in live:
-                child.proc.send_signal(signal.SIGTERM)
+            live = [(c, c.proc) for c in group if c.proc is not None and c.proc.poll() is None]
+            for _, proc in live:
+                proc.send_signal(signal.SIGTERM)
             deadline = time.monotonic() + timeout
-            for child in live:
+            for child, proc in live:
                 try:
-                    child.proc.wait(max(0.0, deadline - time.monotonic()))
+                    proc.wait(max(0.0, deadline - time.monotonic()))
                 except subprocess.TimeoutExpired:
                     log.error("%s did not stop within %.1f s; killing it", child.name, timeout)
-                    child.proc.kill()
-                    child.proc.wait()
+                    proc.kill()
+                    proc.wait()
         log.info("all services stopped")
 
 

@@ -29,7 +29,7 @@ import logging
 import socket
 import threading
 from dataclasses import dataclass
-from typing import Awaitable, Callable
+from typing import Any, Callable, Coroutine
 from urllib.parse import urlsplit
 
 log = logging.getLogger(__name__)
@@ -139,8 +139,8 @@ class WebServer:
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name=f"web-{name}", daemon=True)
-        self._runner = None
-        self._server = None
+        self._runner: Any = None  # aiohttp's AppRunner and its server, made on the loop (aiohttp loads lazily)
+        self._server: Any = None
 
     # --- life cycle ---------------------------------------------------------------------------
     def start(self, timeout: float = 10.0) -> "WebServer":
@@ -168,7 +168,7 @@ class WebServer:
         if not self.loop.is_closed():
             self.loop.call_soon_threadsafe(fn, *args)
 
-    def run(self, coro: Awaitable, timeout: float = 5.0):
+    def run(self, coro: Coroutine, timeout: float = 5.0):
         """Run a coroutine on the server's loop and wait for its result (from another thread)."""
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 

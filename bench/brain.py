@@ -1,7 +1,7 @@
 """Brain benchmark: how long the brain takes from a final transcript to the ``voice.say`` of its answer.
 
 Run from the repository root: ``python bench/brain.py``. Progress goes to stderr; the last stdout
-line is one JSON object. Measures, on this machine:
+line is one JSON object (``--smoke``: a few repeats, for the test suite). Measures, on this machine:
 
 - the numpy MiniLM: model load, one short question embedded (p50/p95);
 - the knowledge base: one lookup (embed + nearest question, p50/p95);
@@ -45,7 +45,7 @@ def pct(values: list[float], q: float) -> float:
     return round(float(np.percentile(values, q)), 1)
 
 
-def bench_engines() -> dict:
+def bench_engines(repeats: int = 40) -> dict:
     from services.brain.embedder import SentenceEmbedder
     from services.brain.service import load_knowledge
 
@@ -54,7 +54,7 @@ def bench_engines() -> dict:
     load_ms = (time.perf_counter() - t0) * 1000
     emb.embed(["warm up"])
     times = []
-    for i in range(40):
+    for i in range(repeats):
         t = time.perf_counter()
         emb.embed([KB_QUESTIONS[i % len(KB_QUESTIONS)]])
         times.append((time.perf_counter() - t) * 1000)
@@ -63,7 +63,7 @@ def bench_engines() -> dict:
     kb = load_knowledge(BrainSettings())
     kb_load_ms = (time.perf_counter() - t0) * 1000
     lookups = []
-    for i in range(40):
+    for i in range(repeats):
         t = time.perf_counter()
         kb.answer(KB_QUESTIONS[i % len(KB_QUESTIONS)])
         lookups.append((time.perf_counter() - t) * 1000)
@@ -135,7 +135,8 @@ def bench_service(rounds: int) -> dict:
 
 
 def main() -> int:
-    out = {**bench_engines(), **bench_service(rounds=15), "cores": os.cpu_count()}
+    smoke = "--smoke" in sys.argv  # the test suite's run: the same paths, a few repeats
+    out = {**bench_engines(3 if smoke else 40), **bench_service(rounds=1 if smoke else 15), "cores": os.cpu_count()}
     print(json.dumps(out))
     return 0
 

@@ -2,7 +2,8 @@
 
 Run from the repository root: ``.venv/bin/python bench/bus.py``. Progress goes to stderr; the
 last stdout line is one JSON object:
-``small_msgs_per_s, small_p99_ms, pcm_100k_msgs_per_s, pcm_100k_p99_ms, lost``.
+``small_msgs_per_s, small_p99_ms, pcm_100k_msgs_per_s, pcm_100k_p99_ms, lost``. ``--smoke``: a
+few hundred messages per run (the test suite checks that the bench works, not the floors).
 
 Throughput is measured with the sender going flat out; latency (header ts -> receipt) and loss
 are measured with the sender paced at the issue's floor rates (20,000 small msgs/s, 1,000 PCM
@@ -98,7 +99,11 @@ def measure(runtime_dir: str, kind: str, count: int, rate: float) -> dict[str, f
     }
 
 
-def main() -> None:
+def main(smoke: bool = False) -> None:
+    # --smoke (the test suite's run): the same four runs with a few hundred messages each.
+    runs = [("small", 100_000, 0), ("small", 60_000, 20_000), ("pcm", 5_000, 0), ("pcm", 3_000, 1_000)]
+    if smoke:
+        runs = [(kind, count // 50, rate) for kind, count, rate in runs]
     with tempfile.TemporaryDirectory(prefix="bench-bus-") as runtime_dir:
         env = {**os.environ, "ASSISTANT_BUS__RUNTIME_DIR": runtime_dir, "ASSISTANT_SERVICE__LOG_LEVEL": "warning", "ASSISTANT_BUS__GUEST_TYPES": '["*"]'}
         broker = subprocess.Popen([sys.executable, "-m", "services.bus"], cwd=REPO, env=env)
@@ -106,7 +111,7 @@ def main() -> None:
             while not Path(runtime_dir, "bus-sub.sock").exists():
                 time.sleep(0.02)
             results = {}
-            for kind, count, rate in [("small", 100_000, 0), ("small", 60_000, 20_000), ("pcm", 5_000, 0), ("pcm", 3_000, 1_000)]:
+            for kind, count, rate in runs:
                 r = measure(runtime_dir, kind, count, rate)
                 label = f"{kind} {'flat out' if rate == 0 else f'at {rate:.0f}/s'}"
                 print(f"{label}: {r['msgs_per_s']:.0f} msgs/s, p50 {r['p50_ms']:.3f} ms, p99 {r['p99_ms']:.3f} ms, "
@@ -130,4 +135,4 @@ if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--sender":
         sender(sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5]))
     else:
-        main()
+        main(smoke="--smoke" in sys.argv)

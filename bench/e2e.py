@@ -68,12 +68,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--turns", type=int, default=len(QUESTIONS), help="questions to ask (>= 10 for the floors)")
     parser.add_argument("--no-camera", action="store_true", help="leave the camera out (the brain is told someone is there)")
+    parser.add_argument("--smoke", action="store_true", help="one turn, for the test suite (exit 1 if it was not measured)")
     args = parser.parse_args()
+    if args.smoke:
+        args.turns = 1
     logging.basicConfig(level=logging.INFO, format="bench: %(message)s", stream=sys.stderr)
     problems = missing_prerequisites(mail=False)
     if problems:
-        print(json.dumps({"error": "missing " + "; ".join(problems)}))
-        return 1
+        print(json.dumps({"skipped" if args.smoke else "error": "missing " + "; ".join(problems)}))
+        return 0 if args.smoke else 1
     questions = (QUESTIONS * (args.turns // len(QUESTIONS) + 1))[: args.turns]
     services = tuple(s for s in ("camera", "hearing", "voice", "renderer", "brain") if not (args.no_camera and s == "camera"))
     kiosk = Kiosk(mail=False, services=services, enrol="sam")
@@ -133,7 +136,7 @@ def main() -> int:
             result["turns"] >= 10 and sound and result["speech_end_to_first_sound_ms_p50"] <= 800
             and result["speech_end_to_first_sound_ms_p95"] <= 1200 and mouth and result["first_sound_to_first_mouth_abs_ms_p95"] <= 40)
         print(json.dumps(result))
-        return 0
+        return 1 if args.smoke and not (sound and mouth) else 0
     finally:
         kiosk.close()
 

@@ -276,11 +276,21 @@ def main() -> int:
     parser.add_argument("--vad", action="store_true", help="compare silero and webrtcvad at 10 dB SNR babble")
     parser.add_argument("--turn", default="words", choices=["words", "smart_turn", "silence"], help="end-of-turn mode")
     parser.add_argument("--one-core", action="store_true", help="pin to one CPU core (the wave-1 RTF figure)")
+    parser.add_argument("--smoke", action="store_true", help="one item of every set, for the test suite (every code path)")
     args = parser.parse_args()
+    global MBROLA_SENTENCES, KIOSK_SENTENCES, KIOSK_SPLIT, NAMES
+
+    def take(items):  # --smoke: the first of each set only
+        return list(items)[:1] if args.smoke else items
+
+    MBROLA_SENTENCES, KIOSK_SENTENCES, KIOSK_SPLIT, NAMES = map(take, (MBROLA_SENTENCES, KIOSK_SENTENCES, KIOSK_SPLIT, NAMES))
     if args.one_core:
         cpus = sorted(os.sched_getaffinity(0))
         os.sched_setaffinity(0, {cpus[-1]})
     shared = Path(os.environ.get("ASSISTANT_SHARED_DATA", REPO.parent / "shared" / "data"))
+    if args.smoke and not any((shared / "speech" / "real").glob("*.wav")):
+        print(json.dumps({"skipped": f"needs real speech in {shared / 'speech'}"}))
+        return 0
     engine = create_engine(HearingSettings())
     log(f"engine: {engine.name}")
     result: dict = {"engine": engine.name, "end_of_turn": args.turn}
@@ -288,7 +298,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         # --- real time: latency -------------------------------------------------------------
-        clips = sorted((shared / "speech" / "librivox").glob("*.wav"))
+        clips = take(sorted((shared / "speech" / "librivox").glob("*.wav")))
         log(f"librivox: {len(clips)} clips in real time")
         lv_audio = [load_audio(c) for c in clips]
         lv_text, lv_lat, p1, lv_ans = stream(engine, lv_audio, tmp, "librivox", turn=args.turn)
@@ -314,7 +324,7 @@ def main() -> int:
         reply = synth(REPLY, tmp / "reply.wav", voice="mb-us1")
         visitor = synth(VISITOR, tmp / "visitor_src.wav")
         barge = []
-        for after in (1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0):
+        for after in take((1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0)):
             det, text = barge_in(engine, reply, visitor, tmp, after)
             log(f"barge-in {after:.1f} s into the reply: detected {det} ms after onset, heard {text!r}")
             barge.append(det if det is not None else float("inf"))
@@ -322,7 +332,7 @@ def main() -> int:
                        "barge_in_trials": len(barge)})
         # --- offline: accuracy (CPU-heavy, no timing: lower priority on a shared machine) ---
         os.nice(5)
-        real = sorted((shared / "speech" / "real").glob("*.wav"))
+        real = take(sorted((shared / "speech" / "real").glob("*.wav")))
         log(f"real speech: {len(real)} utterances")
         real_refs = [c.with_suffix(".txt").read_text().strip() for c in real]
         real_audio = [load_audio(c) for c in real]
@@ -380,7 +390,7 @@ def main() -> int:
             result["names_right_with_phrases"] = round(hits["prompted"] / (2 * len(NAMES)), 3)
         # --- hallucination guards -------------------------------------------------------------
         false = 0
-        for name, x in noises(rng).items():
+        for name, x in take(noises(rng).items()):
             texts, per_n = offline(engine, [x], turn=args.turn)
             if texts[0]:
                 false += 1

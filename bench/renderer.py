@@ -1,7 +1,7 @@
 """Renderer benchmark: engine frame rates, then the live service's A/V offset, drops and first frame.
 
-Run from the repository root: ``python bench/renderer.py``. Progress goes to stderr; the last
-stdout line is one JSON object.
+Run from the repository root: ``python bench/renderer.py [--smoke]``. Progress goes to stderr; the
+last stdout line is one JSON object. ``--smoke`` (the test suite's run): every stage, briefly.
 
 1. Engines: frames per second while speaking at 720p and 1080p (rendering on ONE OpenCV
    thread, the renderer's budget on a 2-core kiosk), uncapped.
@@ -132,7 +132,7 @@ def first_frame_ms(avatar: Avatar, pcm: np.ndarray, ahead_ms: float) -> float:
             return float("nan")
 
 
-def portrait_quality() -> dict:
+def portrait_quality(smoke: bool = False) -> dict:
     """Worst-portrait quality keys and the per-portrait table (see the module docstring)."""
     from services.renderer.avatar import PORTRAITS
     from services.renderer.quality import FrameMeasure, aligned_phonemes, measure_portrait, script_phonemes
@@ -141,13 +141,15 @@ def portrait_quality() -> dict:
     alignments = sorted(folder.glob("*.phone.json"))
     # The longest sentence: rounded (to, do), spread (be), closed (m, b, p) and open vowels.
     runs = [(a.stem.split("-")[-1], aligned_phonemes(a)) for a in alignments[:1]] or [("script", script_phonemes())]
+    if smoke:  # the test suite's run: one portrait, the first second of speech
+        runs = [(name, [p for p in ph if p.start_s < 1.0]) for name, ph in runs]
     # The acceptance three, then a real open mouth showing teeth (reported, not in the headline:
     # dlib reads its closed lips 0.005-0.08 apart from one frame to the next, see docs/renderer.md).
     portraits = {"closed": PORTRAITS / "grid_lrwp9a.png", "smile": PORTRAITS / "grid_bbaf2n_smile.png",
                  "apart": PORTRAITS / "grid_lbax4n.png", "real teeth": PORTRAITS / "grid_swiz3n_teeth.png"}
     measure = FrameMeasure()
     table = []
-    for kind, path in portraits.items():
+    for kind, path in list(portraits.items())[:1] if smoke else portraits.items():
         avatar = Avatar.build(path, None)
         for speech_name, phonemes in runs:
             r = measure_portrait(avatar, phonemes, f"{kind}:{path.stem}", measure=measure)
@@ -167,23 +169,24 @@ def portrait_quality() -> dict:
 
 
 def main() -> None:
+    smoke = "--smoke" in sys.argv  # the test suite's run: every stage, a fraction of a second each
     cv2.setNumThreads(1)
     log("building avatar (cached landmarks are not used: timing includes dlib)")
     a = time.perf_counter()
     avatar = Avatar.build(None, None)
     build_ms = (time.perf_counter() - a) * 1000
-    pcm = speech()
+    pcm = speech()[: 2 * SR] if smoke else speech()
     log(f"speech: {len(pcm) / SR:.1f} s; avatar built in {build_ms:.0f} ms")
-    r720 = fps_at(avatar, 1280, 720, pcm)
-    r1080 = fps_at(avatar, 1920, 1080, pcm)
+    r720 = fps_at(avatar, 1280, 720, pcm, 0.3 if smoke else 3.0)
+    r1080 = fps_at(avatar, 1920, 1080, pcm, 0.3 if smoke else 3.0)
     first_now = first_frame_ms(avatar, pcm, 0.0)
     first_ahead = first_frame_ms(avatar, pcm, 300.0)
     log(f"engine first moving frame: {first_now:.0f} ms after play_at when announced at play_at, "
         f"{first_ahead:.0f} ms when announced 300 ms ahead (negative: lips lead the sound)")
-    quality = portrait_quality()
+    quality = portrait_quality(smoke)
     from renderer_live import live  # after the engine numbers, which need no bus
 
-    lv = live()
+    lv = live(smoke)
     headline = ("av_offset_ms_p95", "dropped_frames_pct", "first_frame_ms")
     print(json.dumps({
         "fps_720p": r720["fps"], "fps_1080p": r1080["fps"], **{k: lv[k] for k in headline},

@@ -7,6 +7,7 @@ once, sequence gaps seen on the bus) and turns. Acceptance: RSS growth < 10 %, n
 restarts, nothing lost. Progress goes to stderr.
 
     SOAK_MINUTES=60 python bench/soak.py
+    python bench/soak.py --smoke    # the test suite's run: 5 s of warm-up, 6 s of soak
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def _by_service(kiosk: Kiosk) -> dict[str, float]:
 
 
 def main() -> int:
-    minutes = float(os.environ.get("SOAK_MINUTES", "10"))
+    minutes = 0.1 if "--smoke" in sys.argv else float(os.environ.get("SOAK_MINUTES", "10"))
     warmup_s = min(30.0, max(5.0, minutes * 60 * 0.1))
     kiosk = Kiosk().start()
     try:

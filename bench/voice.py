@@ -1,6 +1,6 @@
 """Benchmark of the voice service over the real bus: first sound, cache, play_at, stop, failover.
 
-Run from the repository root: ``python bench/voice.py [--runs N]``. Progress goes to stderr; the
+Run from the repository root: ``python bench/voice.py [--runs N] [--smoke]``. Progress goes to stderr; the
 last line of stdout is one JSON object. A real broker and a real voice service run as child
 processes (``python -m services.voice``) with the WAV twin as the speaker, which records when
 each sample leaves it; replies are three sentences spoken by espeak-ng.
@@ -296,7 +296,11 @@ def failover_phase(folder: Path, env: dict[str, str], runs: int, label: str) -> 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--smoke", action="store_true", help="one run of each phase, two Piper replies (the test suite)")
     args = ap.parse_args()
+    if args.smoke:
+        global KIOSK_REPLIES, WER_DRAWS
+        args.runs, KIOSK_REPLIES, WER_DRAWS = 1, KIOSK_REPLIES[:2], 1
     for var in ("https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
         os.environ.pop(var, None)
     tmp = Path(tempfile.mkdtemp(prefix="voice-bench-"))
@@ -329,7 +333,7 @@ def main() -> None:
         stop_ms.append(max(0.0, (int(times[idx[-1]]) - t_stop) / MS) if idx.size else 0.0)
 
     log("failover: gTTS with the network unreachable")
-    failover = failover_phase(tmp / "offline", {}, max(3, args.runs // 2), "off")
+    failover = failover_phase(tmp / "offline", {}, 1 if args.smoke else max(3, args.runs // 2), "off")
     log("failover: gTTS behind a network that drops packets (timeout 0.5 s)")
     hole = socket.socket()
     hole.bind(("127.0.0.1", 0))
@@ -337,7 +341,7 @@ def main() -> None:
     try:
         hang = failover_phase(tmp / "hang", {"https_proxy": f"http://127.0.0.1:{hole.getsockname()[1]}",
                                              "ASSISTANT_VOICE__GTTS__TIMEOUT_S": "5",
-                                             "ASSISTANT_VOICE__FAILOVER__TIMEOUT_S": "0.5"}, 3, "hang")
+                                             "ASSISTANT_VOICE__FAILOVER__TIMEOUT_S": "0.5"}, 1 if args.smoke else 3, "hang")
     finally:
         hole.close()
     hang_beyond = [ms - 500 for ms in hang]

@@ -99,7 +99,7 @@ class Kiosk:
 
     # --- life ---------------------------------------------------------------------------
     def start(self, timeout: float = 90.0) -> "Kiosk":
-        self.log = open(self.dir / "up.log", "w")
+        self.log = open(self.dir / "up.log", "w")  # noqa: SIM115 - the child's stdout until stop()
         self.up = subprocess.Popen([sys.executable, "-m", "assistant", "up"], cwd=REPO, env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
         while not (self.runtime / "bus-sub.sock").exists():

@@ -1,7 +1,6 @@
 """Camera engines on the simulated physical camera (real GRID faces): exposure loop, detection and
 tracking, presence events, recognition, bad input, and the sensor model itself."""
 
-import math
 
 import numpy as np
 import pytest
@@ -149,7 +148,6 @@ def test_centre_meter_ignores_a_blown_out_window():
 
 # --- detection, tracking, presence --------------------------------------------------------------
 def test_person_entering_and_leaving_gives_the_right_events(sprites):
-    from hardware.camera_sim import default_walks
     from services.camera.evaluation import run_scene
 
     from hardware.camera_sim import Walk

@@ -4,7 +4,6 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 
-from assistant.face.geometry import mouth_opening  # noqa: E402
 from assistant.face.lstm_driver import LstmDriver  # noqa: E402
 from assistant.face.mouth_shapes import articulate  # noqa: E402
 from models.lipsync.config import NetConfig, TrainConfig  # noqa: E402

@@ -1,4 +1,5 @@
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -61,8 +62,8 @@ def test_pocketsphinx_alignment_matches_reference(shared_data):
 
     base = shared_data / "speech" / "librivox" / "sense_and_sensibility_01_austen_64kb-0870"
     audio, rate = sf.read(str(base) + ".wav", dtype="float32")
-    ref = [p for w in json.loads(open(str(base) + ".phone.json").read())["w"] for p in w["w"]]
-    got = align_phonemes(audio, open(str(base) + ".txt").read().strip())
+    ref = [p for w in json.loads(Path(str(base) + ".phone.json").read_text())["w"] for p in w["w"]]
+    got = align_phonemes(audio, Path(str(base) + ".txt").read_text().strip())
     first_m = next(p for p in got if p.label == "M")
     ref_m = next(p for p in ref if p["t"] == "M")
     assert abs(first_m.start_s - ref_m["b"]) < 0.05

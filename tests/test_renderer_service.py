@@ -120,7 +120,7 @@ def test_mouth_follows_speech_on_the_bus_and_in_the_recording(procs, tmp_path, a
     import av
 
     with av.open(str(mp4)) as c:
-        vs, aus = c.streams.video[0], c.streams.audio[0]
+        vs = c.streams.video[0]
         video = [f.to_ndarray(format="bgr24") for f in c.decode(vs)]
     with av.open(str(mp4)) as c:
         sound = np.concatenate([f.to_ndarray().reshape(-1) for f in c.decode(c.streams.audio[0])])

@@ -8,7 +8,6 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import uuid
-from pathlib import Path
 
 import pytest
 

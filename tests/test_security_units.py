@@ -3,7 +3,6 @@ in place, restart on any exit, a hook on failure, and a key pair per unit as a c
 
 from __future__ import annotations
 
-import configparser
 import shutil
 import subprocess
 import sys

@@ -25,6 +25,7 @@ import logging
 import os
 import time
 from pathlib import Path
+from typing import IO, cast
 
 import msgspec
 import zmq
@@ -33,6 +34,7 @@ from zmq.utils.monitor import parse_monitor_message
 from assistant.config import BusSettings
 from assistant.messages import MAX_FRAME_BYTES, DecodeStats, Heartbeat, decode_header, encode
 from assistant.messages.base import check_payloads, restamp
+from assistant.messages.system import State
 
 from .endpoints import Endpoints, ensure_private_dir, runtime_dir
 from .keys import BROKER, KeyStore
@@ -79,7 +81,7 @@ class Broker:
         self._peers_stamp = -1
         self._peers_read_at = 0.0
         self._logged: set = set()
-        self._lock_file = None
+        self._lock_file: IO[str] | None = None
         self._bound: dict[Path, int] = {}  # socket file -> inode this broker created
 
     # --- start --------------------------------------------------------------------------
@@ -131,7 +133,7 @@ class Broker:
 
     def _take_lock(self) -> None:
         base = ensure_private_dir(runtime_dir(self.settings))
-        lock = open(base / "bus.lock", "a+")
+        lock = open(base / "bus.lock", "a+")  # noqa: SIM115 - held open (and flocked) while the broker runs
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -188,7 +190,7 @@ class Broker:
 
     def _read_monitors(self) -> None:
         for mon in self._monitors:
-            while mon.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+            while cast(int, mon.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
                 try:
                     event = parse_monitor_message(mon.recv_multipart(zmq.NOBLOCK))
                 except zmq.ZMQError:
@@ -211,7 +213,7 @@ class Broker:
     def counters(self) -> dict[str, float]:
         return {"forwarded": self.forwarded, **self.stats.as_dict(), **{f"rejected_{k}": v for k, v in self.rejected.items()}}
 
-    def heartbeat(self, state: str = "ready") -> None:
+    def heartbeat(self, state: State = "ready") -> None:
         """Publish the broker's own heartbeat straight to subscribers."""
         assert self.xpub is not None
         hb = Heartbeat(service="bus", state=state, pid=os.getpid(), started_ns=self.started_ns, counters=self.counters())
@@ -281,7 +283,7 @@ class Broker:
                 continue
             header, cls, body = checked
             try:
-                identity = first.get("User-Id")
+                identity = cast(str, first.get("User-Id"))
             except zmq.ZMQError:  # no ZAP verdict on this peer: never forwarded
                 identity = ""
             if not identity or not policy.allows(identity, header.type):

@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from assistant import paths
 from assistant.config import BusSettings
 
 
@@ -14,14 +15,8 @@ class BusError(RuntimeError):
 
 
 def runtime_dir(settings: BusSettings) -> Path:
-    """The directory for ipc sockets: configured, systemd's ``RuntimeDirectory``, XDG, or /tmp."""
-    if settings.runtime_dir:
-        return Path(settings.runtime_dir)
-    if os.environ.get("RUNTIME_DIRECTORY"):
-        return Path(os.environ["RUNTIME_DIRECTORY"].split(":")[0])
-    if os.environ.get("XDG_RUNTIME_DIR"):
-        return Path(os.environ["XDG_RUNTIME_DIR"]) / "assistant"
-    return Path(f"/tmp/assistant-{os.getuid()}")
+    """The directory for ipc sockets: configured, else :func:`assistant.paths.runtime_dir` (systemd, XDG, /tmp)."""
+    return Path(settings.runtime_dir) if settings.runtime_dir else paths.runtime_dir()
 
 
 @dataclass(frozen=True)

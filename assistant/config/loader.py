@@ -92,8 +92,8 @@ def _no_control_characters(node: Any, key: str, source: str, env_keys: dict[str,
     elif isinstance(node, list):
         for v in node:
             _no_control_characters(v, key, source, env_keys)
-    elif isinstance(node, str) and _CONTROL.search(node):
-        bad = _CONTROL.search(node).group()
+    elif isinstance(node, str) and (found := _CONTROL.search(node)):
+        bad = found.group()
         raise ConfigError(f"{key}: the value holds the control character {bad!r} (from {env_keys.get(key, source)}); "
                           "remove it")
 

@@ -584,7 +584,7 @@ class EmailSettings(Section):
     """Publish an unacknowledged mail again after this long (the brain was down or the ack was lost)."""
     store_path: str = ""
     """SQLite file of handled mails and the outbox; empty: ``$STATE_DIRECTORY/email.sqlite`` (systemd),
-    else ``~/.local/state/assistant/email.sqlite``."""
+    else ``$XDG_STATE_HOME/assistant/email.sqlite`` (``~/.local/state`` without it)."""
     smtp_host: str = "localhost"
     """SMTP server for outgoing mail."""
     smtp_port: Port = 587

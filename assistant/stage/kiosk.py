@@ -18,10 +18,16 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
 
 from .visitor import ScriptedVisitor
 from .walk import EMPTY, write_walk
 from .watch import KioskWatch
+
+if TYPE_CHECKING:
+    from assistant.bus import BusClient
+
+    from .mailservers import Dovecot, SmtpSink
 
 log = logging.getLogger(__name__)
 
@@ -61,16 +67,17 @@ class Kiosk:
         self.config = self.work / "assistant.toml"
         self.log_path = self.out / "services.log"
         self.visitor = ScriptedVisitor(self.work / "cues", self.work / "voice")
-        self.dovecot = self.smtp = None
+        self.dovecot: Dovecot | None = None
+        self.smtp: SmtpSink | None = None
         self.up: subprocess.Popen | None = None
-        self.client = None
+        self.client: BusClient | None = None
         self.watch: KioskWatch | None = None
 
     # --- configuration ------------------------------------------------------------------------
     def config_text(self) -> str:
         w = self.work
         mail = ""
-        if self.dovecot is not None:
+        if self.dovecot is not None and self.smtp is not None:
             from .mailservers import PASSWORD
 
             (w / "imap-password").write_text(PASSWORD + "\n")
@@ -151,7 +158,7 @@ reception = "reception@example.com"
         log.info("%s enrolled from a photo", name)
 
     # --- life cycle -----------------------------------------------------------------------------
-    def start(self, lines: list[str] = (), ready_timeout_s: float = 120.0) -> KioskWatch:
+    def start(self, lines: Sequence[str] = (), ready_timeout_s: float = 120.0) -> KioskWatch:
         from assistant.bus import BusClient
         from assistant.config import BusSettings
 

@@ -19,6 +19,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 MAIL_UID = 65534  # nobody: dovecot refuses root for mail and needs first_valid_uid <= this
 USER = "kiosk"
@@ -125,7 +126,8 @@ namespace inbox {{
                 os.killpg(self.proc.pid, signal.SIGKILL)  # the children the master left behind
             except ProcessLookupError:
                 pass
-            self.proc.stderr.close()
+            if self.proc.stderr is not None:
+                self.proc.stderr.close()
         self.proc = None
         _wait_port(self.port, up=False)
 
@@ -193,7 +195,7 @@ class SmtpSink:
         self.port = port or free_port()
         self.messages: list[bytes] = []
         self.lock = threading.Lock()
-        self.controller = None
+        self.controller: Any = None  # aiosmtpd's Controller (imported when started)
 
     def start(self) -> "SmtpSink":
         import logging

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -35,7 +36,7 @@ def transcript(watch: KioskWatch, visitor: list[Spoken]) -> str:
     return "\n".join(out) + "\n"
 
 
-def latencies(watch: KioskWatch) -> list[dict[str, float | str]]:
+def latencies(watch: KioskWatch) -> list[dict[str, Any]]:
     """Per turn, in ms: end of speech -> transcript -> reply -> first sound; first sound -> first mouth frame."""
     rows = []
     for turn, t in watch.traces:

@@ -10,12 +10,15 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from assistant.messages import (
     Done, EmailAck, EmailFailed, EmailReceived, EmailSend, EmailSent, FaceLandmarks, Heartbeat, Person, Received, Reply,
     RendererStats, Say, Speech, Stop, SystemState, Transcript, TurnTrace, Utterance, VoiceError,
 )
+
+if TYPE_CHECKING:
+    from assistant.bus import BusClient
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +55,7 @@ class Line:
 
 @dataclass
 class KioskWatch:
-    client: object
+    client: BusClient
     """A ``BusClient`` subscribed to everything (topic ``""``)."""
     t0_ns: int = field(default_factory=time.monotonic_ns)
     bus_log: list[str] = field(default_factory=list)

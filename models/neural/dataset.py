@@ -190,7 +190,7 @@ def extract(path: Path, crop: CropConfig, limits: Limits = Limits(), progress: b
         k += 1
     if k < n:
         raise VideoError(f"{path}: {k} frames decoded, {n} tracked")
-    drawings = np.stack([draw_mouth(mouth_in_crop(l, m), s) for l, m in zip(lm, to_crop)])
+    drawings = np.stack([draw_mouth(mouth_in_crop(pts, m), s) for pts, m in zip(lm, to_crop)])
     opening = mouth_opening(np.stack([to_canonical(f)[MOUTH] for f in lm]))
     reference = int(np.argmin(opening[: max(1, int(0.8 * n))]))  # from the part every split trains on
     audio16 = soxr.resample(audio, rate, SAMPLE_RATE).astype(np.float32)

@@ -8,6 +8,7 @@ import sqlite3
 from concurrent.futures import Future
 from pathlib import Path
 
+from assistant import paths
 from assistant.config.schema import BrainSettings
 from assistant.messages import (
     Done, EmailFailed, EmailReceived, EmailSent, FaceLandmarks, Person, Received, Speech, SystemState,
@@ -26,13 +27,7 @@ _TICK_S = 0.05
 
 def store_path(settings: BrainSettings) -> Path:
     """Where the mail store lives (see ``BrainSettings.store_path``)."""
-    if settings.store_path:
-        return Path(settings.store_path)
-    state = os.environ.get("STATE_DIRECTORY") or ""
-    if state:
-        return Path(state.split(":")[0]) / "brain.sqlite"
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "assistant" / "brain.sqlite"
+    return Path(settings.store_path) if settings.store_path else paths.state_dir() / "brain.sqlite"
 
 
 def load_knowledge(settings: BrainSettings):

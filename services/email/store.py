@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from assistant import paths
 from assistant.clock import SteadyClock
 from assistant.storefile import open_sqlite
 
@@ -49,12 +50,8 @@ CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_try);
 
 
 def default_path(configured: str) -> Path:
-    """``store_path``, else ``$STATE_DIRECTORY/email.sqlite`` (systemd), else ``~/.local/state/assistant/``."""
-    if configured:
-        return Path(configured)
-    if os.environ.get("STATE_DIRECTORY"):
-        return Path(os.environ["STATE_DIRECTORY"].split(":")[0]) / "email.sqlite"
-    return Path.home() / ".local" / "state" / "assistant" / "email.sqlite"
+    """``store_path``, else ``email.sqlite`` in the state folder (``$STATE_DIRECTORY``, else ``$XDG_STATE_HOME/assistant``)."""
+    return Path(configured) if configured else paths.state_dir() / "email.sqlite"
 
 
 @dataclass(frozen=True)

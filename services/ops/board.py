@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.exposition import generate_latest
 
 from assistant.messages import (Exposure, FaceLandmarks, Faces, Heartbeat, Preview, Received, RendererStats, Reply,
                                  SystemState, Transcript, TurnTrace)
@@ -210,22 +212,24 @@ def _points(lm: FaceLandmarks) -> list[list[float]]:
 
 
 class _Exposition:
-    """Builds the text format: one HELP and TYPE per metric name, then its samples."""
+    """One snapshot's metric families, written by ``prometheus_client`` in the text format (0.0.4).
+
+    A collector made per scrape: the values are the board's state at that moment, not
+    instrumented counters (``generate_latest`` takes anything with ``collect()``).
+    """
 
     def __init__(self) -> None:
-        self._metrics: dict[str, tuple[str, str, list[str]]] = {}
+        self._families: dict[str, Any] = {}
 
     def add(self, name: str, help_: str, kind: str, labels: dict[str, str], value: float | bool) -> None:
-        entry = self._metrics.setdefault(name, (help_, kind, []))
-        label_text = ",".join(f'{k}="{_escape(str(v))}"' for k, v in labels.items())
-        entry[2].append(f"{name}{{{label_text}}} {float(value):g}" if label_text else f"{name} {float(value):g}")
+        family = self._families.get(name)
+        if family is None:
+            cls = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
+            family = self._families[name] = cls(name, help_, labels=list(labels))
+        family.add_metric([str(v) for v in labels.values()], float(value))
+
+    def collect(self):
+        return iter(self._families.values())
 
     def text(self) -> str:
-        lines = []
-        for name, (help_, kind, samples) in self._metrics.items():
-            lines += [f"# HELP {name} {help_}", f"# TYPE {name} {kind}", *samples]
-        return "\n".join(lines) + "\n"
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+        return generate_latest(self).decode()  # type: ignore[arg-type]  # a collector, not a registry

@@ -75,7 +75,7 @@ class Recording:
 
     def __init__(self, server: PulseServer) -> None:
         self.path = server.folder / f"rec-{time.monotonic_ns()}.raw"
-        self._out = open(self.path, "wb")
+        self._out = open(self.path, "wb")  # noqa: SIM115 - parec's stdout until stop()
         self._proc = subprocess.Popen(["parec", f"--device={SINK}.monitor", "--raw", "--format=s16le",
                                        "--channels=1", "--rate=48000", "--latency-msec=10"],
                                       env=server.env, stdout=self._out)

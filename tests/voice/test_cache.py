@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from services.voice.cache import TMP_PREFIX, AudioCache, CacheSettings
 from services.voice.synthesizer import Synthesizer

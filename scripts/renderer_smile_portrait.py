@@ -3,7 +3,7 @@
 GRID speaker ``bbaf2n``, frame 0 (CC BY 4.0, see that folder's PROVENANCE.md), with the mouth
 spread and opened into a smile showing teeth by this renderer (built-in mouth interior), written
 at the portrait's own size. Run from the repository root with the GRID clip's first frame saved
-as PNG: ``python bench/renderer_smile_portrait.py FRAME.png OUT.png``.
+as PNG: ``python scripts/renderer_smile_portrait.py FRAME.png OUT.png``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-sys.path[0] = str(Path(__file__).resolve().parents[1])  # bench/email.py must not shadow email
+sys.path[0] = str(Path(__file__).resolve().parents[1])  # the repository root, for its packages
 
 import cv2  # noqa: E402
 

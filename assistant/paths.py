@@ -1,0 +1,55 @@
+"""Where the assistant keeps its files: the one resolver of runtime, state, cache and data folders.
+
+Each kind of folder, in order:
+
+1. the folder systemd made for the unit (``RuntimeDirectory=``, ``StateDirectory=``,
+   ``CacheDirectory=`` set ``$RUNTIME_DIRECTORY``, ``$STATE_DIRECTORY``, ``$CACHE_DIRECTORY``;
+   the first of a colon-separated list), used as it is;
+2. else the user's folder by the XDG base-directory rules (``platformdirs``: ``$XDG_STATE_HOME``
+   or ``~/.local/state``, ``$XDG_CACHE_HOME`` or ``~/.cache``, ``$XDG_DATA_HOME`` or
+   ``~/.local/share``, ``$XDG_RUNTIME_DIR``), in an ``assistant`` subfolder;
+3. runtime only: ``/tmp/assistant-<uid>`` when there is no ``$XDG_RUNTIME_DIR`` (a login-less
+   service user has no ``/run/user/<uid>``).
+
+Data that the units keep in ``StateDirectory=`` (built avatars) use :func:`data_dir`, which takes
+``$STATE_DIRECTORY`` under systemd. Nothing here creates a folder: the caller does, with the
+permissions it needs.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+
+APP = "assistant"
+
+
+def _systemd(variable: str) -> Path | None:
+    value = os.environ.get(variable, "")
+    return Path(value.split(":")[0]) if value else None
+
+
+def runtime_dir() -> Path:
+    """Sockets and locks: ``$RUNTIME_DIRECTORY``, else ``$XDG_RUNTIME_DIR/assistant``, else ``/tmp/assistant-<uid>``."""
+    if (path := _systemd("RUNTIME_DIRECTORY")) is not None:
+        return path
+    if os.environ.get("XDG_RUNTIME_DIR"):
+        return platformdirs.user_runtime_path(APP)
+    return Path(f"/tmp/assistant-{os.getuid()}")
+
+
+def state_dir() -> Path:
+    """Stores that must survive a restart: ``$STATE_DIRECTORY``, else ``$XDG_STATE_HOME/assistant``."""
+    return _systemd("STATE_DIRECTORY") or platformdirs.user_state_path(APP)
+
+
+def cache_dir() -> Path:
+    """What can be remade (audio, landmarks): ``$CACHE_DIRECTORY``, else ``$XDG_CACHE_HOME/assistant``."""
+    return _systemd("CACHE_DIRECTORY") or platformdirs.user_cache_path(APP)
+
+
+def data_dir() -> Path:
+    """Things the kiosk builds and keeps (avatars): ``$STATE_DIRECTORY``, else ``$XDG_DATA_HOME/assistant``."""
+    return _systemd("STATE_DIRECTORY") or platformdirs.user_data_path(APP)

@@ -1,0 +1,65 @@
+"""One resolver for the runtime, state, cache and data folders (``assistant.paths``), and its users."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from assistant import paths
+from assistant.bus import runtime_dir
+from assistant.config import BusSettings
+from assistant.config.schema import BrainSettings
+from services.brain.service import store_path
+from services.email.store import default_path
+
+VARS = ("RUNTIME_DIRECTORY", "STATE_DIRECTORY", "CACHE_DIRECTORY", "XDG_RUNTIME_DIR", "XDG_STATE_HOME",
+        "XDG_CACHE_HOME", "XDG_DATA_HOME")
+
+
+@pytest.fixture
+def env(monkeypatch, tmp_path):
+    for var in VARS:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    return monkeypatch
+
+
+def test_user_folders_follow_xdg_and_home(env, tmp_path):
+    home = tmp_path / "home"
+    assert paths.state_dir() == home / ".local" / "state" / "assistant"
+    assert paths.cache_dir() == home / ".cache" / "assistant"
+    assert paths.data_dir() == home / ".local" / "share" / "assistant"
+    assert paths.runtime_dir() == Path(f"/tmp/assistant-{os.getuid()}")
+    env.setenv("XDG_STATE_HOME", str(tmp_path / "s"))
+    env.setenv("XDG_CACHE_HOME", str(tmp_path / "c"))
+    env.setenv("XDG_DATA_HOME", str(tmp_path / "d"))
+    env.setenv("XDG_RUNTIME_DIR", str(tmp_path / "r"))
+    assert paths.state_dir() == tmp_path / "s" / "assistant"
+    assert paths.cache_dir() == tmp_path / "c" / "assistant"
+    assert paths.data_dir() == tmp_path / "d" / "assistant"
+    assert paths.runtime_dir() == tmp_path / "r" / "assistant"
+
+
+def test_systemd_directories_win_and_the_first_of_a_list_is_used(env, tmp_path):
+    env.setenv("XDG_STATE_HOME", str(tmp_path / "s"))
+    env.setenv("XDG_RUNTIME_DIR", str(tmp_path / "r"))
+    env.setenv("STATE_DIRECTORY", f"{tmp_path / 'unit-state'}:{tmp_path / 'other'}")
+    env.setenv("CACHE_DIRECTORY", str(tmp_path / "unit-cache"))
+    env.setenv("RUNTIME_DIRECTORY", str(tmp_path / "unit-run"))
+    assert paths.state_dir() == tmp_path / "unit-state"
+    assert paths.data_dir() == tmp_path / "unit-state"
+    assert paths.cache_dir() == tmp_path / "unit-cache"
+    assert paths.runtime_dir() == tmp_path / "unit-run"
+
+
+def test_the_bus_brain_and_email_use_it_and_a_configured_path_wins(env, tmp_path):
+    env.setenv("XDG_STATE_HOME", str(tmp_path / "s"))  # the email store used to ignore it
+    env.setenv("XDG_RUNTIME_DIR", str(tmp_path / "r"))
+    assert default_path("") == tmp_path / "s" / "assistant" / "email.sqlite"
+    assert store_path(BrainSettings()) == tmp_path / "s" / "assistant" / "brain.sqlite"
+    assert runtime_dir(BusSettings()) == tmp_path / "r" / "assistant"
+    assert default_path(str(tmp_path / "mine.sqlite")) == tmp_path / "mine.sqlite"
+    assert store_path(BrainSettings(store_path=str(tmp_path / "b.sqlite"))) == tmp_path / "b.sqlite"
+    assert runtime_dir(BusSettings(runtime_dir=str(tmp_path / "x"))) == tmp_path / "x"
