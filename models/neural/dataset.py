@@ -91,6 +91,14 @@ class FaceClip:
         return cls(str(z["name"]), z["crops"], z["drawings"], z["landmarks"], z["to_crop"], int(z["reference"]),
                    float(z["fps"]), z["audio"], CropConfig.from_dict(json.loads(str(z["crop"]))))
 
+    def segment(self, start: int, end: int) -> "FaceClip":
+        """Frames [start, end) with their audio (the reference index is kept only when inside)."""
+        per = SAMPLE_RATE / self.fps
+        a, b = int(round(start * per)), int(round(end * per))
+        ref = self.reference - start if start <= self.reference < end else 0
+        return FaceClip(f"{self.name}[{start}:{end}]", self.crops[start:end], self.drawings[start:end],
+                        self.landmarks[start:end], self.to_crop[start:end], ref, self.fps, self.audio[a:b], self.crop)
+
     def lipsync_clip(self) -> Clip:
         """This footage as a lip-sync training clip (canonical mouth, speaker's rest replaced by the neutral)."""
         mouths = np.stack([to_canonical(lm)[MOUTH] for lm in self.landmarks.astype(np.float64)])
