@@ -218,7 +218,7 @@ def cmd_avatar_build(config: Config, args: argparse.Namespace) -> int:
     opts = BuildOptions(videos=tuple(Path(v) for v in args.videos), name=args.name, root=root, size=args.size,
                         mode=args.mode, steps=args.steps, ngf=args.ngf, batch=args.batch, minutes=args.minutes,
                         heldout=args.heldout, heldout_at=args.heldout_at, feature_matching=args.feature_matching,
-                        mouth_l1=args.mouth_l1, edge_l1=args.edge_l1,
+                        mouth_l1=args.mouth_l1, edge_l1=args.edge_l1, loop_seconds=tuple(args.loop_seconds),
                         temporal_l1=args.temporal_l1, compare=not args.no_compare, ablate=args.ablate,
                         min_seconds=args.min_seconds, lipsync_base=Path(args.lipsync_base) if args.lipsync_base else None,
                         lipsync_steps=args.lipsync_steps, device=args.device, threads=args.threads, restart=args.restart)
@@ -361,6 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--feature-matching", type=float, default=10.0, help="discriminator feature-matching loss weight (0: off)")
     p.add_argument("--mouth-l1", type=float, default=50.0, help="extra L1 inside the lips (0: off)")
     p.add_argument("--edge-l1", type=float, default=50.0, help="L1 of image gradients inside the lips, for sharp teeth (0: off)")
+    p.add_argument("--loop-seconds", type=float, nargs=2, default=(4.0, 10.0), metavar=("MIN", "MAX"),
+                   help="shortest and longest base-video loop (default 4 10)")
     p.add_argument("--no-compare", action="store_true", help="skip training plain pix2pix for the comparison")
     p.add_argument("--ablate", action="store_true", help="also train the temporal model without the frame-change L1")
     p.add_argument("--min-seconds", type=float, default=20.0, help="least total footage")

@@ -68,10 +68,12 @@ def choose_loop(thumbs: np.ndarray, landmarks: np.ndarray, usable: int, fps: flo
                 max_s: float = 10.0, fade: int = 8, calm: float = 1.0) -> LoopChoice:
     """The best loop among frames [0, usable) (see the module doc)."""
     n = min(usable, len(thumbs))
+    fade = max(2, min(fade, n // 8))  # short footage (tests, a few seconds): a shorter fade and loop
     lo, hi = max(2 * fade + 2, int(round(min_s * fps))), int(round(max_s * fps))
-    if n < lo + fade + 1:
-        raise ValueError(f"{n} frames are too few for a base loop of at least {lo + fade + 1}")
-    hi = min(hi, n - fade - 1)
+    lo = max(2 * fade + 2, min(lo, n - fade - 2))
+    if n < lo + fade + 2:
+        raise ValueError(f"{n} training frames are too few for a base loop")
+    hi = max(lo, min(hi, n - fade - 1))
     pose = _pose(landmarks[:n])
     iod = float(np.median(pose[:, 2]))
     mouths = np.stack([to_canonical(f)[MOUTH] for f in np.asarray(landmarks[:n], np.float64)])

@@ -308,7 +308,7 @@ class AvatarBuilder:
             spent = sum(self._timing().values()) + (time.time() - self._stage_t0)
             left = self.o.minutes * 60.0 - spent - self._reserve_s()
             steps = int(max(50, min(50000, left / sum(step_s.values()))))
-            self._stage(3, f"budget {self.o.minutes:.0f} min: {spent / 60:.1f} min spent, {sum(step_s.values()):.2f} s per"
+            self._stage(3, f"budget {self.o.minutes:g} min: {spent / 60:.1f} min spent, {sum(step_s.values()):.2f} s per"
                            f" step over {len(step_s)} generator(s) -> {steps} steps each")
         plan_file.write_text(json.dumps({"steps": steps, "step_s": step_s, "minutes": self.o.minutes}, indent=1))
         return steps, step_s
