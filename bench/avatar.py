@@ -23,7 +23,8 @@ audio), then measures on that held-out tail:
   the rate scaled to 1920x1080 output;
 - ``build_minutes``: the build's time summed over all its runs (``avatar.json``).
 
-A strip of real (top) vs generated (bottom) held-out frames is written beside each avatar
+A strip of real (top) vs generated (bottom: the mouth generated from the frame's real landmarks
+and inserted) held-out frames, lower face at 200 px, is written beside each avatar
 (``strip_heldout.jpg``, under the git-ignored avatars folder: these are real people).
 The last stdout line is the JSON object.
 """
@@ -162,7 +163,7 @@ def measure(name: str, folder: Path, reused: bool, args) -> dict:
     n = min(len(mouths), end - start)
     loop = BaseLoop(avatar.base_loop)
     synth = LoopSynth(loop, gen, avatar.crop)
-    from assistant.face.mouth_crop import draw_mouth
+    from assistant.face.mouth_crop import draw_mouth, image_to_crop, warp_to_crop
 
     drawings = np.stack([draw_mouth(synth.mouth_points(m), clip.crop.size) for m in mouths[:n]])
     from_audio = generate_sequence(gen, drawings, ref, gen.temporal)
@@ -184,9 +185,10 @@ def measure(name: str, folder: Path, reused: bool, args) -> dict:
     for k in strip_idx:
         f = frames_real[k].copy()
         composite(f, from_marks[k], clip.to_crop[start + k], avatar.crop.alpha())
-        h = 200
-        top.append(cv2.resize(frames_real[k], (h, h)))
-        bottom.append(cv2.resize(f, (h, h)))
+        # the lower face, 200 px, framed by the real frame's landmarks (eyes at the top edge)
+        view = image_to_crop(clip.landmarks[start + k].astype(np.float64), (0.0, 0.85), 1.05, 200)
+        top.append(warp_to_crop(frames_real[k], view, 200))
+        bottom.append(warp_to_crop(f, view, 200))
     cv2.imwrite(str(folder / "strip_heldout.jpg"), np.vstack([np.hstack(top), np.hstack(bottom)]), [cv2.IMWRITE_JPEG_QUALITY, 90])
     # composited frame rate on 2 threads
     cv2.setNumThreads(2)
