@@ -280,11 +280,16 @@ class AvatarBuilder:
         """(training steps per generator, seconds per step per generator). ``--steps`` when
         given; else the budget left after what the build spent so far (``work/timing.json``),
         less the reserve for later stages, shared out at the step times measured here on a few
-        steps. Saved in ``work/plan.json`` on first use, so a resumed build keeps its plan."""
+        steps. Saved in ``work/plan.json`` on first use, so a resumed build (the same ``--steps``
+        and ``--minutes``) keeps its plan; other values make a new plan, and training continues
+        from its checkpoint to the new step count."""
         plan_file = self.work / "plan.json"
+        asked = {"requested_steps": self.o.steps, "minutes": self.o.minutes}
         if plan_file.is_file():
             plan = json.loads(plan_file.read_text())
-            return int(plan["steps"]), plan["step_s"]
+            if all(plan.get(k) == v for k, v in asked.items()):  # the same command: the same plan
+                return int(plan["steps"]), plan["step_s"]
+            self._stage(3, f"new plan: asked for {asked} (was {', '.join(f'{k} {plan.get(k)}' for k in asked)})")
         import torch
 
         from .train import MouthGAN
@@ -310,7 +315,7 @@ class AvatarBuilder:
             steps = int(max(50, min(50000, left / sum(step_s.values()))))
             self._stage(3, f"budget {self.o.minutes:g} min: {spent / 60:.1f} min spent, {sum(step_s.values()):.2f} s per"
                            f" step over {len(step_s)} generator(s) -> {steps} steps each")
-        plan_file.write_text(json.dumps({"steps": steps, "step_s": step_s, "minutes": self.o.minutes}, indent=1))
+        plan_file.write_text(json.dumps({"steps": steps, "step_s": step_s, **asked}, indent=1))
         return steps, step_s
 
     # --- time spent, over every run of the build ----------------------------------------------
