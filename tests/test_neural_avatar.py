@@ -150,3 +150,33 @@ def test_the_renderer_plays_the_base_video_with_the_generated_mouth(short_build)
     wide = LoopSynth(loop, MouthGenerator(a.generator, prefer_gpu=False), a.crop, out_size=(640, 360))
     f = wide.render(None)
     assert f.shape == (360, 640, 3) and f[:, :100].max() == 0 and wide.landmarks(None)[30, 0] > 140
+
+
+def test_the_step_plan_is_kept_for_the_same_command_only(shared_data, tmp_path):
+    import time
+
+    from models.neural.build import AvatarBuilder, BuildOptions
+    from models.neural.frames import FrameSet
+
+    from .neural_helpers import grid_clip
+
+    frames = FrameSet([grid_clip(shared_data, 32)], 0.2, 0.8)
+    lines: list[str] = []
+
+    def builder(**kw):
+        b = AvatarBuilder(BuildOptions(videos=(tmp_path / "v.mp4",), name="p", root=tmp_path, size=32, ngf=8, batch=2,
+                                       device="cpu", **kw), say=lines.append)
+        b.work.mkdir(parents=True, exist_ok=True)
+        b._stage_t0 = time.time()
+        return b
+
+    steps, step_s = builder(steps=7).plan_steps(frames)
+    assert steps == 7 and set(step_s) == {"temporal", "pix2pix"} and all(v > 0 for v in step_s.values())
+    plan = tmp_path / "p" / "work" / "plan.json"
+    saved = json.loads(plan.read_text())
+    saved["step_s"] = {"temporal": 123.0, "pix2pix": 456.0}  # the saved plan, not a new timing, is what a rerun gets
+    plan.write_text(json.dumps(saved))
+    assert builder(steps=7).plan_steps(frames) == (7, {"temporal": 123.0, "pix2pix": 456.0})
+    steps, _ = builder(minutes=0.5).plan_steps(frames)  # another command: a new plan from the budget
+    assert steps == 50 and any("new plan" in line for line in lines) and any("budget 0.5 min" in line for line in lines)
+    assert json.loads(plan.read_text())["minutes"] == 0.5
