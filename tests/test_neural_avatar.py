@@ -105,6 +105,7 @@ def short_build(shared_data, tmp_path_factory):
 @pytest.mark.slow
 def test_a_budgeted_build_on_six_seconds_holds_out_the_tail(short_build):
     folder, r = short_build
+    assert "[2/7 extract] six.mp4: landmarks 50/150 frames ETA" in r.stderr  # progress inside one video too
     assert "[3/7 loop] base video:" in r.stderr and "budget 0.5 min" in r.stderr and "-> 50 steps each" in r.stderr
     assert "[4/7 train] temporal step 50/50" in r.stderr and "build ETA" in r.stderr
     plan = json.loads((folder / "work" / "plan.json").read_text())
@@ -146,6 +147,15 @@ def test_the_renderer_plays_the_base_video_with_the_generated_mouth(short_build)
     steps = [np.abs(loop.frame(i + 1).astype(int) - loop.frame(i).astype(int)).mean() for i in range(len(loop) - 1)]
     seam = np.abs(loop.frame(0).astype(int) - loop.frame(len(loop) - 1).astype(int)).mean()
     assert seam <= 3 * np.median(steps) + 1.0
+    # With a clock, the loop frame follows time at the video's rate, whatever the render rate.
+    now = [100.0]
+    timed = LoopSynth(loop, MouthGenerator(a.generator, prefer_gpu=False), a.crop, clock=lambda: now[0])
+    shown = []
+    for t in (0.0, 0.4, 1.2, 2.5, len(loop) + 0.2):
+        now[0] = 100.0 + t / loop.fps
+        timed.render(None)
+        shown.append(timed._shown)
+    assert shown == [0, 0, 1, 2, 0]
     # Scaled to another output size (letterboxed), as the renderer service asks.
     wide = LoopSynth(loop, MouthGenerator(a.generator, prefer_gpu=False), a.crop, out_size=(640, 360))
     f = wide.render(None)

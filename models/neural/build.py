@@ -206,8 +206,15 @@ class AvatarBuilder:
             if path.is_file():
                 clips.append(FaceClip.load(path))
                 continue
+            t1 = time.time()
+
+            def tracked(done, total, v=v, t1=t1):
+                if total:
+                    eta = (time.time() - t1) / done * (total - done)
+                    self._stage(1, f"{v.name}: landmarks {done}/{total} frames ETA {_fmt_s(eta)}")
+
             try:
-                clip = extract(v, self.crop, limits, progress=False)
+                clip = extract(v, self.crop, limits, progress=tracked)
             except VideoError as exc:
                 raise BuildError(str(exc)) from None
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -162,10 +162,12 @@ def read_frames(path: Path, limit: int | None = None) -> list[np.ndarray]:
     return out
 
 
-def extract(path: Path, crop: CropConfig, limits: Limits = Limits(), progress: bool = True) -> FaceClip:
+def extract(path: Path, crop: CropConfig, limits: Limits = Limits(), progress=True) -> FaceClip:
     """Measure one talking video. Raises ``VideoError`` with the reason when it cannot be used.
 
     ``limits.min_seconds`` is checked here for one video; the avatar builder checks it on the total.
+    ``progress``: as ``models.lipsync.video.track_face``'s (True: a bar; a function: called with
+    frames tracked and the total).
     """
     import soxr
 

@@ -319,7 +319,10 @@ class LoopSynth:
     """
 
     def __init__(self, loop: BaseLoop, generator: MouthGenerator, crop: CropGeometry, match_colour: bool = True,
-                 out_size: tuple[int, int] | None = None) -> None:
+                 out_size: tuple[int, int] | None = None, clock=None) -> None:
+        """``clock``: a function giving seconds (``time.monotonic``): the loop frame shown is the
+        one for that time at the video's own frame rate, whatever the renderer's rate (and a
+        frame drawn twice, as on a barge-in, does not skip one). None: the next frame per call."""
         if generator.size != crop.size:
             raise NeuralAvatarError(f"generator is {generator.size} px but the avatar's crop is {crop.size} px: rebuild it")
         self.loop, self.generator, self.crop = loop, generator, crop
@@ -338,6 +341,8 @@ class LoopSynth:
         sw, sh = max(1, round(w * self.scale)), max(1, round(h * self.scale))
         self._place = (sw, sh, (ow - sw) // 2, (oh - sh) // 2)
         self.settings = None
+        self.clock = clock
+        self._t0 = clock() if clock is not None else 0.0
         self._k = 0
         self._shown = 0
         self._previous: np.ndarray | None = None
@@ -352,8 +357,11 @@ class LoopSynth:
 
     def render_native(self, mouth_offset: np.ndarray | None = None) -> np.ndarray:
         """The next loop frame with the generated mouth, at the video's resolution."""
-        k = self._k
-        self._k = (k + 1) % len(self.loop)
+        if self.clock is not None:
+            k = int((self.clock() - self._t0) * self.loop.fps) % len(self.loop)
+        else:
+            k = self._k
+            self._k = (k + 1) % len(self.loop)
         self._shown = k
         frame = self.loop.frame(k)
         drawing = draw_mouth(self.mouth_points(mouth_offset), self.crop.size)

@@ -74,7 +74,7 @@ class RendererService(Service):
             gen = MouthGenerator(neural.generator, prefer_gpu=n.gpu, fp16=n.fp16, threads=n.threads)
             if n.use_base_video and neural.base_loop is not None:
                 loop = BaseLoop(neural.base_loop)
-                synth = LoopSynth(loop, gen, neural.crop, n.colour_match, out_size=(s.width, s.height))
+                synth = LoopSynth(loop, gen, neural.crop, n.colour_match, out_size=(s.width, s.height), clock=time.monotonic)
                 log.info("neural face: base video of %d frames at %dx%d", len(loop), *loop.size)
             else:
                 synth = NeuralSynth(synth, gen, neural.crop, n.colour_match)
