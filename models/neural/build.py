@@ -296,7 +296,8 @@ class AvatarBuilder:
             plan = json.loads(plan_file.read_text())
             if all(plan.get(k) == v for k, v in asked.items()):  # the same command: the same plan
                 return int(plan["steps"]), plan["step_s"]
-            self._stage(3, f"new plan: asked for {asked} (was {', '.join(f'{k} {plan.get(k)}' for k in asked)})")
+            self._stage(3, f"new plan for --steps {self.o.steps} --minutes {self.o.minutes:g} (the saved one was for"
+                           f" --steps {plan.get('requested_steps')} --minutes {plan.get('minutes')})")
         import torch
 
         from .train import MouthGAN
