@@ -157,7 +157,8 @@ def measure(name: str, folder: Path, reused: bool, args) -> dict:
     from_marks = generate_sequence(gen, clip.drawings[start:end], ref, gen.temporal)
     # audio -> landmarks -> generator, from the held-out audio only
     per = SAMPLE_RATE / clip.fps
-    pcm = np.clip(clip.audio[int(start * per):int(end * per)] * 32767, -32768, 32767).astype(np.int16)
+    lag = int((meta.get("audio_lag_frames") or [0])[0])  # the recording's own A/V offset, found on training frames
+    pcm = np.clip(clip.audio[int((start + lag) * per):int((end + lag) * per)] * 32767, -32768, 32767).astype(np.int16)
     lip = avatar.lipsync or DEFAULT_MODEL
     mouths = drive(LstmDriver(lip, threads=1, prefer_gpu=False), pcm, SAMPLE_RATE, clip.fps, [], "")
     n = min(len(mouths), end - start)
@@ -232,6 +233,7 @@ def measure(name: str, folder: Path, reused: bool, args) -> dict:
         "composited_fps_1080p_base": round(fps["1080p_base"][0], 1),
         "composited_fps_1080p_base_cpu_time": round(fps["1080p_base"][1], 1),
         "base_resolution": list(loop.size), "base_loop_s": round(len(loop) / loop.fps, 2),
+        "audio_lag_frames": lag,
         "lipsync_model": "fine-tuned" if avatar.lipsync else "shipped lipsync.onnx (no fine-tune)",
         "build_minutes": float(meta.get("build_minutes", float("nan"))),
     }

@@ -366,6 +366,20 @@ class AvatarBuilder:
         sp = split_clip(clip, self.o.heldout, self.o.heldout_at)
         return [(a, b) for a, b in ((0, sp.start), (sp.end, len(clip))) if b > a]
 
+    def audio_lags(self, clips: list[FaceClip]) -> list[dict]:
+        """Per video, how many frames its sound comes after its picture (training frames only)."""
+        from .dataset import audio_lag
+
+        out = []
+        for c in clips:
+            lag, info = audio_lag(c, self.training_spans(c))
+            out.append(info)
+            if lag:
+                self._stage(1, f"{c.name}: the sound comes {lag} frame(s) ({lag / c.fps * 1000:.0f} ms) after the picture"
+                               f" (lip-sync corr {info['corr_0']:.2f} at 0, {info['corr_best']:.2f} there): corrected")
+        self.lags = [int(i.get("lag_frames", 0)) for i in out]
+        return out
+
     def lipsync(self, clips: list[FaceClip]) -> dict:
         base = self.o.lipsync_base or DEFAULT_LIPSYNC_BASE
         target = self.folder / "lipsync.onnx"
@@ -382,7 +396,9 @@ class AvatarBuilder:
             self._stage(4, f"step {step}/{total} loss {loss:.4f} ETA {_fmt_s(eta)}")
 
         # Only the training frames' speech: the held-out block's audio is evaluation material too.
-        parts = [c.segment(a, b).lipsync_clip() for c in clips for a, b in self.training_spans(c) if b - a >= 2 * c.fps]
+        lags = getattr(self, "lags", [0] * len(clips))
+        parts = [c.segment(a, b, lag).lipsync_clip() for c, lag in zip(clips, lags) for a, b in self.training_spans(c)
+                 if b - a >= 2 * c.fps]
         if not parts:
             raise BuildError("no training stretch of 2 s or more outside the held-out block for the lip-sync fine-tune")
         summary = finetune(Path(base), parts, target, steps=self.o.lipsync_steps, progress=report)
@@ -426,6 +442,7 @@ class AvatarBuilder:
                 "footage_s": round(seconds, 2), "device": self.o.device, "onnx_parity": parity,
                 "heldout": self.o.heldout, "heldout_at": self.o.heldout_at,
                 "base_loop": "base_loop.npz" if (self.folder / "base_loop.npz").is_file() else "",
+                "audio_lag_frames": getattr(self, "lags", []), "audio_lag": getattr(self, "lag_info", []),
                 "loop": getattr(self, "base_loop", {}),
                 "build_minutes": round((sum(self._timing().values()) + time.time() - self._stage_t0) / 60, 2),
                 "timing_s": {k: round(v, 1) for k, v in self._timing().items()},
@@ -451,6 +468,7 @@ class AvatarBuilder:
         self._add_time("check", time.time() - t0)
         self._stage(1, f"{seconds:.1f} s of footage; finding faces and landmarks")
         clips = self._timed("extract", self.extract)
+        self.lag_info = self._timed("extract", self.audio_lags, clips)
         self._stage(2, f"{sum(len(c) for c in clips)} frames; choosing the base video loop")
         self.base_loop = self._timed("loop", self.loop, clips)
         self._stage(3, f"training {self.o.steps or 'budgeted'} steps per generator")
