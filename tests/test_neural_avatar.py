@@ -190,3 +190,21 @@ def test_the_step_plan_is_kept_for_the_same_command_only(shared_data, tmp_path):
     steps, _ = builder(minutes=0.5).plan_steps(frames)  # another command: a new plan from the budget
     assert steps == 50 and any("new plan" in line for line in lines) and any("budget 0.5 min" in line for line in lines)
     assert json.loads(plan.read_text())["minutes"] == 0.5
+
+
+def test_a_recording_whose_sound_comes_late_is_found_out(shared_data):
+    from dataclasses import replace
+
+    from models.neural.dataset import audio_lag
+
+    from .neural_helpers import grid_clip
+
+    clip = grid_clip(shared_data, 32)
+    lag, info = audio_lag(clip, [(0, len(clip))])
+    assert abs(lag) <= 1, info
+    late = replace(clip, audio=np.concatenate([np.zeros(3 * 640, np.float32), clip.audio]))  # 3 frames late
+    lag, info = audio_lag(late, [(0, len(clip))])
+    assert lag in (2, 3, 4) and info["corr_best"] > info["corr_0"], info
+    # the lip-sync fine-tune's material takes the sound of the same frames as the picture
+    seg = late.segment(10, 60, lag)
+    assert len(seg) == 50 and len(seg.audio) == 50 * 640
