@@ -160,7 +160,9 @@ def measure(name: str, folder: Path, reused: bool, args) -> dict:
     lag = int((meta.get("audio_lag_frames") or [0])[0])  # the recording's own A/V offset, found on training frames
     pcm = np.clip(clip.audio[int((start + lag) * per):int((end + lag) * per)] * 32767, -32768, 32767).astype(np.int16)
     lip = avatar.lipsync or DEFAULT_MODEL
-    mouths = drive(LstmDriver(lip, threads=1, prefer_gpu=False), pcm, SAMPLE_RATE, clip.fps, [], "")
+    driver = LstmDriver(lip, threads=1, prefer_gpu=False)
+    # the driver gives canonical mouths; the renderer (its timeline) hands the synth offsets from the driver's neutral
+    mouths = drive(driver, pcm, SAMPLE_RATE, clip.fps, [], "") - np.asarray(driver.neutral, np.float32)[None]
     n = min(len(mouths), end - start)
     loop = BaseLoop(avatar.base_loop)
     synth = LoopSynth(loop, gen, avatar.crop)
