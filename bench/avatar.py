@@ -41,8 +41,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[0] = str(REPO)  # not bench/: its email.py would shadow the standard library's email package
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
+import cv2
+import numpy as np
 
 DATA = REPO.parent / "shared" / "data" / "talking" / "single"
 RECORDINGS = ("lieu", "obama")

@@ -69,7 +69,7 @@ def choose_loop(thumbs: np.ndarray, landmarks: np.ndarray, usable: int, fps: flo
     """The best loop among frames [0, usable) (see the module doc)."""
     n = min(usable, len(thumbs))
     fade = max(2, min(fade, n // 8))  # short footage (tests, a few seconds): a shorter fade and loop
-    lo, hi = max(2 * fade + 2, int(round(min_s * fps))), int(round(max_s * fps))
+    lo, hi = max(2 * fade + 2, round(min_s * fps)), round(max_s * fps)
     lo = max(2 * fade + 2, min(lo, n - fade - 2))
     if n < lo + fade + 2:
         raise ValueError(f"{n} training frames are too few for a base loop")

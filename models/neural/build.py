@@ -257,7 +257,7 @@ class AvatarBuilder:
             later = [n for n, _, _ in variants[i + 1:]]
             per_variant.update({n: steps * step_s.get(n, 0.0) for n in later})
 
-            def report(step, total, losses, eta, name=name):
+            def report(step, total, losses, eta, name=name, later=later):
                 left = eta + sum(per_variant[n] for n in later) + self._reserve_s()
                 self._stage(3, f"{name} step {step}/{total} L1 {losses['l1']:.4f} G {losses['g']:.3f}"
                                f" D {losses['d']:.3f} ETA {_fmt_s(eta)} (build ETA {_fmt_s(left)})")

@@ -96,7 +96,7 @@ class FaceClip:
         ``audio_lag``: frames by which the recording's sound comes after its picture (the audio
         taken is that of frames [start + lag, end + lag), so sound and mouth line up)."""
         per = SAMPLE_RATE / self.fps
-        a, b = int(round(max(0, start + audio_lag) * per)), int(round(max(0, end + audio_lag) * per))
+        a, b = round(max(0, start + audio_lag) * per), round(max(0, end + audio_lag) * per)
         ref = self.reference - start if start <= self.reference < end else 0
         return FaceClip(f"{self.name}[{start}:{end}]", self.crops[start:end], self.drawings[start:end],
                         self.landmarks[start:end], self.to_crop[start:end], ref, self.fps, self.audio[a:b], self.crop)
