@@ -216,7 +216,9 @@ def cmd_avatar_build(config: Config, args: argparse.Namespace) -> int:
 
     root = Path(args.out) if args.out else avatars_dir(config.renderer.neural.avatars_dir)
     opts = BuildOptions(videos=tuple(Path(v) for v in args.videos), name=args.name, root=root, size=args.size,
-                        mode=args.mode, steps=args.steps, ngf=args.ngf, heldout=args.heldout, heldout_at=args.heldout_at,
+                        mode=args.mode, steps=args.steps, ngf=args.ngf, batch=args.batch, minutes=args.minutes,
+                        heldout=args.heldout, heldout_at=args.heldout_at, feature_matching=args.feature_matching,
+                        mouth_l1=args.mouth_l1, edge_l1=args.edge_l1, loop_seconds=tuple(args.loop_seconds),
                         temporal_l1=args.temporal_l1, compare=not args.no_compare, ablate=args.ablate,
                         min_seconds=args.min_seconds, lipsync_base=Path(args.lipsync_base) if args.lipsync_base else None,
                         lipsync_steps=args.lipsync_steps, device=args.device, threads=args.threads, restart=args.restart)
@@ -347,13 +349,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("videos", nargs="+", metavar="VIDEO")
     p.add_argument("--name", required=True, help="avatar name for renderer.neural.avatar")
     p.add_argument("--out", default="", help="avatars folder (default: renderer.neural.avatars_dir)")
-    p.add_argument("--size", type=int, default=0, help="mouth crop pixels (default 256 on a GPU, 64 on the CPU)")
+    p.add_argument("--size", type=int, default=0, help="mouth crop pixels (default 256 on a GPU, 128 on the CPU)")
     p.add_argument("--mode", choices=["temporal", "pix2pix"], default="temporal")
-    p.add_argument("--steps", type=int, default=0, help="generator training steps (default 6000 GPU, 1500 CPU)")
+    p.add_argument("--steps", type=int, default=0, help="generator training steps (default 6000 GPU; CPU: what --minutes allows)")
+    p.add_argument("--minutes", type=float, default=60.0, help="CPU: time budget of the whole build, sets the steps (default 60)")
+    p.add_argument("--batch", type=int, default=0, help="pairs per training step (default 8 GPU, 4 CPU)")
     p.add_argument("--ngf", type=int, default=0, help="generator width (default 32 GPU, 16 CPU)")
     p.add_argument("--heldout", type=float, default=0.2, help="fraction of each video held out for the model card (one block)")
-    p.add_argument("--heldout-at", type=float, default=0.4, help="where the held-out block starts in each video (fraction)")
+    p.add_argument("--heldout-at", type=float, default=0.8, help="where the held-out block starts in each video (fraction; default: the last 20%%)")
     p.add_argument("--temporal-l1", type=float, default=100.0, help="frame-change L1 weight (0: temporal discriminator only)")
+    p.add_argument("--feature-matching", type=float, default=10.0, help="discriminator feature-matching loss weight (0: off)")
+    p.add_argument("--mouth-l1", type=float, default=50.0, help="extra L1 inside the lips (0: off)")
+    p.add_argument("--edge-l1", type=float, default=50.0, help="L1 of image gradients inside the lips, for sharp teeth (0: off)")
+    p.add_argument("--loop-seconds", type=float, nargs=2, default=(4.0, 10.0), metavar=("MIN", "MAX"),
+                   help="shortest and longest base-video loop (default 4 10)")
     p.add_argument("--no-compare", action="store_true", help="skip training plain pix2pix for the comparison")
     p.add_argument("--ablate", action="store_true", help="also train the temporal model without the frame-change L1")
     p.add_argument("--min-seconds", type=float, default=20.0, help="least total footage")

@@ -70,13 +70,14 @@ def test_a_small_build_on_grid_clips(built):
     root, r = built
     folder = root / "pair"
     assert r.stdout.strip() == str(folder)
-    for stage in ("[1/6 check]", "[2/6 extract]", "[3/6 train] temporal step 12/12", "[3/6 train] pix2pix step 12/12",
-                  "[4/6 lipsync] step 4/4", "[5/6 export]", "[6/6 card]"):
+    for stage in ("[1/7 check]", "[2/7 extract]", "[3/7 loop] base video", "[4/7 train] temporal step 12/12",
+                  "[4/7 train] pix2pix step 12/12", "[5/7 lipsync] step 4/4", "[6/7 export]", "[7/7 card]"):
         assert stage in r.stderr, stage
     assert "ETA" in r.stderr
     meta = json.loads((folder / "avatar.json").read_text())
     assert meta["version"] == 1 and meta["crop"]["size"] == 32 and meta["net"]["mode"] == "temporal"
     assert meta["lipsync"] == "lipsync.onnx" and meta["onnx_parity"] < 1e-4
+    assert meta["base_loop"] == "base_loop.npz" and meta["build_minutes"] > 0 and meta["heldout_at"] == 0.8
     for f in ("generator.onnx", "generator_fp16.onnx", "portrait.png", "reference.png", "samples.jpg", "MODEL_CARD.md",
               "lipsync.onnx", "loss_temporal.png"):
         assert (folder / f).is_file(), f
@@ -106,7 +107,7 @@ def test_a_build_resumes_and_refuses_other_settings(built, shared_data):
     r = avatar_cli(grid / "bbaf2n.mpg", grid / "lwbsza.mpg", "--name", "pair", "--out", root, *SMALL)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "resuming the build" in r.stderr
-    assert "[2/6 extract] bbaf2n" not in r.stderr  # cached: no face tracking again
+    assert "[2/7 extract] bbaf2n" not in r.stderr  # cached: no face tracking again
     assert "step 1/12" not in r.stderr  # trained: no training again
 
 

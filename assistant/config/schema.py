@@ -243,6 +243,11 @@ class RendererNeuralSettings(Section):
     use_portrait: bool = True
     """Show the avatar's own still of the person (from its video); false: keep ``renderer.portrait``
     and paint the generated mouth onto that face."""
+    use_base_video: bool = True
+    """When the avatar has a base video (``base_loop.npz``, made by the CPU/GPU build from the
+    person's own frames), play it as a seamless loop with the generated mouth inserted: real head
+    motion and blinks, composited at the video's resolution and scaled to ``renderer.width`` x
+    ``renderer.height``. False (or an avatar without one): the still portrait path."""
     use_lipsync: bool = True
     """Drive the mouth with the avatar's fine-tuned audio -> landmarks model when it has one (and
     ``renderer.lstm_model`` is empty)."""

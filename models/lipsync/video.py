@@ -90,8 +90,11 @@ def _landmarks(predictor, gray: np.ndarray, box) -> np.ndarray:
     return pts / scale + [x0, y0]
 
 
-def track_face(path: Path, progress: bool = True) -> FaceTrack:
-    """Largest face per frame; the previous box is reused when detection misses a frame."""
+def track_face(path: Path, progress=True) -> FaceTrack:
+    """Largest face per frame; the previous box is reused when detection misses a frame.
+
+    ``progress``: True for a tqdm bar, or a function called as ``progress(frames done, total or
+    None)`` every 50 frames."""
     import cv2
     import dlib
 
@@ -104,7 +107,8 @@ def track_face(path: Path, progress: bool = True) -> FaceTrack:
     predictor = dlib.shape_predictor(str(predictor_path()))
     out, box = [], None
     bar = None
-    if progress:
+    report = progress if callable(progress) else None
+    if progress is True:
         from tqdm import tqdm
 
         bar = tqdm(total=total, desc=f"landmarks {path.name}", unit="frame", leave=False)
@@ -122,6 +126,8 @@ def track_face(path: Path, progress: bool = True) -> FaceTrack:
             out.append(_landmarks(predictor, gray, box))
         if bar:
             bar.update(1)
+        if report is not None and len(out) % 50 == 0:
+            report(len(out), total)
     cap.release()
     if bar:
         bar.close()

@@ -5,12 +5,19 @@ Stages (each resumable; running the same command again continues where it stoppe
 1. check   refuse unusable input at once: missing file, no audio track, too short in total;
 2. extract faces, landmarks, aligned mouth crops and drawings per video (refuses no face, a face
            lost too often, heavy head motion), cached per video in ``work/data``;
-3. train   the time-dependent generator (and plain pix2pix for the model card's comparison),
+3. loop    the base video: a seamless loop of the person's own frames (training part only) that
+           the generated mouth is inserted into (``models.neural.baseloop``);
+4. train   the time-dependent generator (and plain pix2pix for the model card's comparison),
            checkpointed every few hundred steps in ``work/``;
-4. lipsync fine-tune the audio -> landmarks model on this person's speech (when a base lip-sync
+5. lipsync fine-tune the audio -> landmarks model on this person's speech (when a base lip-sync
            checkpoint is available);
-5. export  ONNX with a parity check (and float16 for the GPU);
-6. card    held-out evaluation, plots, samples, ``avatar.json`` and ``MODEL_CARD.md``.
+6. export  ONNX with a parity check (and float16 for the GPU);
+7. card    held-out evaluation, plots, samples, ``avatar.json`` and ``MODEL_CARD.md``.
+
+On the CPU the number of training steps follows a time budget (``--minutes``, default 60 for
+the whole build): a few steps are timed before training and the rest of the budget is shared out;
+the plan is saved, so a resumed build keeps it. Time spent per stage, over every run, is summed
+in ``work/timing.json`` and reported as ``build_minutes`` in ``avatar.json``.
 
 Progress goes to stderr with an ETA per stage. The renderer loads the folder by name
 (``renderer.neural.avatar``).
@@ -35,7 +42,7 @@ from .dataset import FaceClip, Limits, extract, rest_frame
 log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_LIPSYNC_BASE = REPO / "models" / "lipsync" / "weights" / "lipsync.pt"
-STAGES = ("check", "extract", "train", "lipsync", "export", "card")
+STAGES = ("check", "extract", "loop", "train", "lipsync", "export", "card")
 
 
 class BuildError(Exception):
@@ -51,20 +58,33 @@ class BuildOptions:
     root: Path
     """Folder that holds avatars; the avatar is ``root/name``."""
     size: int = 0
-    """Mouth crop side: 256 on a GPU, 64 on the CPU (a CPU trains 256 px far too slowly)."""
+    """Mouth crop side: 256 on a GPU, 128 on the CPU (a CPU trains 256 px far too slowly)."""
     mode: str = "temporal"
     steps: int = 0
-    """Generator training steps: 6000 on a GPU, 1500 on the CPU."""
+    """Generator training steps: 6000 on a GPU; on the CPU, as many as ``minutes`` allows."""
+    minutes: float = 60.0
+    """CPU builds: the whole build's time budget in minutes (sets the training steps when
+    ``steps`` is 0)."""
     ngf: int = 0
     """Generator width: 32 on a GPU, 16 on the CPU."""
-    batch: int = 8
+    batch: int = 0
+    """Pairs per step: 8 on a GPU, 4 on the CPU."""
     heldout: float = 0.2
     """Fraction of each video kept out of training for the model card's evaluation (one block)."""
-    heldout_at: float = 0.4
-    """Where that block starts, as a fraction of each video: the middle, where the person talks."""
+    heldout_at: float = 0.8
+    """Where that block starts, as a fraction of each video: the last 20% by default (nothing
+    after it trains); GRID's avatar used 0.4, the middle, because its clips end in silence."""
     temporal_l1: float = 100.0
     """Weight of the frame-change L1 in temporal mode (``TrainConfig.temporal_l1``); 0: the
     temporal discriminator alone, as in Everybody Dance Now."""
+    feature_matching: float = 10.0
+    """``TrainConfig.feature_matching`` (pix2pixHD's weight)."""
+    mouth_l1: float = 50.0
+    """``TrainConfig.mouth_l1``: extra L1 inside the lips."""
+    edge_l1: float = 50.0
+    """``TrainConfig.edge_l1``: L1 of image gradients inside the lips (teeth edges)."""
+    loop_seconds: tuple[float, float] = (4.0, 10.0)
+    """Shortest and longest base-video loop."""
     compare: bool = True
     """Also train plain pix2pix, for the model card's comparison with the time-dependent model."""
     ablate: bool = False
@@ -88,8 +108,9 @@ class BuildOptions:
 
             dev = "cuda" if torch.cuda.is_available() else "cpu"
         gpu = dev.startswith("cuda")
-        return replace(self, device=dev, size=self.size or (256 if gpu else 64), steps=self.steps or (6000 if gpu else 1500),
-                       ngf=self.ngf or (32 if gpu else 16), limits=replace(self.limits, min_seconds=self.min_seconds))
+        return replace(self, device=dev, size=self.size or (256 if gpu else 128), steps=self.steps or (6000 if gpu else 0),
+                       ngf=self.ngf or (32 if gpu else 16), batch=self.batch or (8 if gpu else 4),
+                       limits=replace(self.limits, min_seconds=self.min_seconds))
 
 
 def _fmt_s(s: float) -> str:
@@ -123,7 +144,8 @@ class AvatarBuilder:
         o = self.o
         return {"videos": [str(Path(v).resolve()) for v in o.videos], "size": o.size, "mode": o.mode, "ngf": o.ngf,
                 "batch": o.batch, "heldout": o.heldout, "heldout_at": o.heldout_at, "temporal_l1": o.temporal_l1,
-                "compare": o.compare, "ablate": o.ablate}
+                "compare": o.compare, "ablate": o.ablate, "feature_matching": o.feature_matching, "mouth_l1": o.mouth_l1,
+                "edge_l1": o.edge_l1, "loop_seconds": list(o.loop_seconds)}
 
     def _open_work(self) -> None:
         if self.o.restart and self.folder.exists():
@@ -183,8 +205,15 @@ class AvatarBuilder:
             if path.is_file():
                 clips.append(FaceClip.load(path))
                 continue
+            t1 = time.time()
+
+            def tracked(done, total, v=v, t1=t1):
+                if total:
+                    eta = (time.time() - t1) / done * (total - done)
+                    self._stage(1, f"{v.name}: landmarks {done}/{total} frames ETA {_fmt_s(eta)}")
+
             try:
-                clip = extract(v, self.crop, limits, progress=False)
+                clip = extract(v, self.crop, limits, progress=tracked)
             except VideoError as exc:
                 raise BuildError(str(exc)) from None
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -218,23 +247,136 @@ class AvatarBuilder:
 
         frames = self.frames(clips)
         out = {}
-        for name, mode, tl1 in self.variants():
-            cfg = TrainConfig(net=NetConfig(mode=mode, size=self.o.size, ngf=self.o.ngf, ndf=self.o.ngf), steps=self.o.steps,
-                              batch=self.o.batch, threads=self.o.threads, temporal_l1=tl1,
-                              checkpoint_every=max(10, min(TrainConfig.checkpoint_every, self.o.steps // 5)))
+        steps, step_s = self.plan_steps(frames)
+        variants = self.variants()
+        per_variant = {}
+        for i, (name, mode, tl1) in enumerate(variants):
+            cfg = self.train_config(mode, tl1, steps)
             ckpt = self.work / f"{name}.pt"
+            later = [n for n, _, _ in variants[i + 1:]]
+            per_variant.update({n: steps * step_s.get(n, 0.0) for n in later})
 
-            def report(step, total, losses, eta, name=name):
-                self._stage(2, f"{name} step {step}/{total} L1 {losses['l1']:.4f} G {losses['g']:.3f}"
-                               f" D {losses['d']:.3f} ETA {_fmt_s(eta)}")
+            def report(step, total, losses, eta, name=name, later=later):
+                left = eta + sum(per_variant[n] for n in later) + self._reserve_s()
+                self._stage(3, f"{name} step {step}/{total} L1 {losses['l1']:.4f} G {losses['g']:.3f}"
+                               f" D {losses['d']:.3f} ETA {_fmt_s(eta)} (build ETA {_fmt_s(left)})")
 
-            train(frames, cfg, ckpt, self.crop, report, report_every=max(1, min(50, self.o.steps // 10)),
+            train(frames, cfg, ckpt, self.crop, report, report_every=max(1, min(50, steps // 10)),
                   device=self.o.device)
             import torch
 
             plot_history(torch.load(ckpt, map_location="cpu", weights_only=False)["history"],
                          self.work / f"loss_{name}.png", name)
             out[name] = ckpt
+        return out
+
+    def train_config(self, mode: str, temporal_l1: float, steps: int) -> TrainConfig:
+        o = self.o
+        return TrainConfig(net=NetConfig(mode=mode, size=o.size, ngf=o.ngf, ndf=o.ngf), steps=steps, batch=o.batch,
+                           threads=o.threads, temporal_l1=temporal_l1, feature_matching=o.feature_matching,
+                           mouth_l1=o.mouth_l1, edge_l1=o.edge_l1,
+                           checkpoint_every=max(10, min(TrainConfig.checkpoint_every, steps // 5)))
+
+    def _reserve_s(self) -> float:
+        """Time kept for the stages after training (lip-sync, export, evaluation): 1-3 minutes
+        measured on the CPU at 128 px; a minute plus a twelfth of the budget covers it."""
+        return 60.0 + self.o.minutes * 60.0 / 12
+
+    def plan_steps(self, frames) -> tuple[int, dict[str, float]]:
+        """(training steps per generator, seconds per step per generator). ``--steps`` when
+        given; else the budget left after what the build spent so far (``work/timing.json``),
+        less the reserve for later stages, shared out at the step times measured here on a few
+        steps. Saved in ``work/plan.json`` on first use, so a resumed build (the same ``--steps``
+        and ``--minutes``) keeps its plan; other values make a new plan, and training continues
+        from its checkpoint to the new step count."""
+        plan_file = self.work / "plan.json"
+        asked = {"requested_steps": self.o.steps, "minutes": self.o.minutes}
+        if plan_file.is_file():
+            plan = json.loads(plan_file.read_text())
+            if all(plan.get(k) == v for k, v in asked.items()):  # the same command: the same plan
+                return int(plan["steps"]), plan["step_s"]
+            self._stage(3, f"new plan for --steps {self.o.steps} --minutes {self.o.minutes:g} (the saved one was for"
+                           f" --steps {plan.get('requested_steps')} --minutes {plan.get('minutes')})")
+        import torch
+
+        from .train import MouthGAN
+
+        step_s = {}
+        rng = np.random.default_rng(12345)
+        for name, mode, tl1 in self.variants():
+            torch.set_num_threads(self.o.threads)
+            model = MouthGAN(self.train_config(mode, tl1, 1), self.o.device)
+            times = []
+            for _ in range(3):
+                batch = frames.batch(rng, self.o.batch)
+                t = time.perf_counter()
+                model.set_input(batch)
+                model.optimize_parameters()
+                times.append(time.perf_counter() - t)
+            step_s[name] = float(np.median(times[1:]))  # the first pays for allocations
+        if self.o.steps:
+            steps = self.o.steps
+        else:
+            spent = sum(self._timing().values()) + (time.time() - self._stage_t0)
+            left = self.o.minutes * 60.0 - spent - self._reserve_s()
+            steps = int(max(50, min(50000, left / sum(step_s.values()))))
+            self._stage(3, f"budget {self.o.minutes:g} min: {spent / 60:.1f} min spent, {sum(step_s.values()):.2f} s per"
+                           f" step over {len(step_s)} generator(s) -> {steps} steps each")
+        plan_file.write_text(json.dumps({"steps": steps, "step_s": step_s, **asked}, indent=1))
+        return steps, step_s
+
+    # --- time spent, over every run of the build ----------------------------------------------
+    def _timing(self) -> dict[str, float]:
+        f = self.work / "timing.json"
+        return json.loads(f.read_text()) if f.is_file() else {}
+
+    def _add_time(self, stage: str, seconds: float) -> None:
+        t = self._timing()
+        t[stage] = t.get(stage, 0.0) + seconds
+        (self.work / "timing.json").write_text(json.dumps(t, indent=1))
+
+    def loop(self, clips: list[FaceClip]) -> dict:
+        """The base video loop (``base_loop.npz``), cut from the first video's training frames."""
+        from .baseloop import write_loop
+        from .frames import split_clip
+
+        target = self.folder / "base_loop.npz"
+        done = self.work / "loop.json"
+        if target.is_file() and done.is_file():
+            return json.loads(done.read_text())
+        clip = clips[0]
+        sp = split_clip(clip, self.o.heldout, self.o.heldout_at)
+        usable = sp.start if sp.start > 0 else len(clip)
+        lo, hi = self.o.loop_seconds
+        try:
+            ch = write_loop(target, Path(self.o.videos[0]), clip, usable, sp.reference, lo, hi)
+        except ValueError as exc:
+            raise BuildError(f"no base video loop: {exc}") from None
+        summary = {"start": ch.start, "frames": ch.length, "seconds": round(ch.length / clip.fps, 2), "fade": ch.fade,
+                   "seam": round(ch.seam, 2), "mouth_motion": round(ch.motion, 5), "video": Path(self.o.videos[0]).name}
+        done.write_text(json.dumps(summary, indent=1))
+        self._stage(2, f"base video: {summary['seconds']} s loop from frame {ch.start} (seam cost {ch.seam:.1f})")
+        return summary
+
+    def training_spans(self, clip: FaceClip) -> list[tuple[int, int]]:
+        """Frame ranges of ``clip`` outside its held-out block."""
+        from .frames import split_clip
+
+        sp = split_clip(clip, self.o.heldout, self.o.heldout_at)
+        return [(a, b) for a, b in ((0, sp.start), (sp.end, len(clip))) if b > a]
+
+    def audio_lags(self, clips: list[FaceClip]) -> list[dict]:
+        """Per video, how many frames its sound comes after its picture (training frames only)."""
+        from .dataset import audio_lag
+
+        out = []
+        for c in clips:
+            lag, info = audio_lag(c, self.training_spans(c))
+            out.append(info)
+            if lag:
+                self._stage(1, f"{c.name}: the sound comes {lag} frame(s) ({lag / c.fps * 1000:.0f} ms) after the picture"
+                               f" (lip-sync corr {info['corr_0']:.2f} at 0, {info['corr_best']:.2f} there): corrected")
+        self.lags = [int(i.get("lag_frames", 0)) for i in out]
         return out
 
     def lipsync(self, clips: list[FaceClip]) -> dict:
@@ -244,15 +386,21 @@ class AvatarBuilder:
         if done.is_file() and target.is_file():
             return json.loads(done.read_text())
         if not Path(base).is_file():
-            self._stage(3, f"skipped: no lip-sync checkpoint at {base} (train models.lipsync, or pass --lipsync-base)")
+            self._stage(4, f"skipped: no lip-sync checkpoint at {base} (train models.lipsync, or pass --lipsync-base)")
             shown = Path(base).relative_to(REPO) if Path(base).is_relative_to(REPO) else Path(base).name
             return {"skipped": f"no lip-sync checkpoint at {shown}"}
         from .finetune import finetune
 
         def report(step, total, loss, eta):
-            self._stage(3, f"step {step}/{total} loss {loss:.4f} ETA {_fmt_s(eta)}")
+            self._stage(4, f"step {step}/{total} loss {loss:.4f} ETA {_fmt_s(eta)}")
 
-        summary = finetune(Path(base), [c.lipsync_clip() for c in clips], target, steps=self.o.lipsync_steps, progress=report)
+        # Only the training frames' speech: the held-out block's audio is evaluation material too.
+        lags = getattr(self, "lags", [0] * len(clips))
+        parts = [c.segment(a, b, lag).lipsync_clip() for c, lag in zip(clips, lags) for a, b in self.training_spans(c)
+                 if b - a >= 2 * c.fps]
+        if not parts:
+            raise BuildError("no training stretch of 2 s or more outside the held-out block for the lip-sync fine-tune")
+        summary = finetune(Path(base), parts, target, steps=self.o.lipsync_steps, progress=report)
         done.write_text(json.dumps(summary, indent=1))
         return summary
 
@@ -265,7 +413,7 @@ class AvatarBuilder:
                        fp16=True)
         if worst > 1e-3:
             raise BuildError(f"ONNX export differs from torch by {worst:.1e}: report this as a bug")
-        self._stage(4, f"generator.onnx written (parity {worst:.1e}); generator_fp16.onnx for the GPU")
+        self._stage(5, f"generator.onnx written (parity {worst:.1e}); generator_fp16.onnx for the GPU")
         return worst
 
     def card(self, clips: list[FaceClip], ckpts: dict[str, Path], lipsync: dict, parity: float, seconds: float) -> dict:
@@ -292,26 +440,44 @@ class AvatarBuilder:
                 "steps": ckpt["step"], "fps": first.fps, "sources": [Path(v).name for v in self.o.videos],
                 "footage_s": round(seconds, 2), "device": self.o.device, "onnx_parity": parity,
                 "heldout": self.o.heldout, "heldout_at": self.o.heldout_at,
+                "base_loop": "base_loop.npz" if (self.folder / "base_loop.npz").is_file() else "",
+                "audio_lag_frames": getattr(self, "lags", []), "audio_lag": getattr(self, "lag_info", []),
+                "loop": getattr(self, "base_loop", {}),
+                "build_minutes": round((sum(self._timing().values()) + time.time() - self._stage_t0) / 60, 2),
+                "timing_s": {k: round(v, 1) for k, v in self._timing().items()},
                 "eval": {k: v["pooled"] for k, v in results.items()}, "lipsync_finetune": lipsync,
                 "built": time.strftime("%Y-%m-%d %H:%M:%S")}
         (self.folder / "avatar.json").write_text(json.dumps(meta, indent=1))
         write_card(self.folder / "MODEL_CARD.md", meta, results, clips, data)
         return results
 
+    def _timed(self, stage: str, fn, *args):
+        """Run one stage, adding its time (also when interrupted) to ``work/timing.json``."""
+        self._stage_t0 = time.time()
+        try:
+            return fn(*args)
+        finally:
+            self._add_time(stage, time.time() - self._stage_t0)
+
     def run(self) -> Path:
-        t0 = time.time()
+        t0 = self._stage_t0 = time.time()
         self._stage(0, f"{len(self.o.videos)} video(s) for avatar {self.o.name!r} on {self.o.device}, {self.o.size} px")
         seconds = self.check()
         self._open_work()
+        self._add_time("check", time.time() - t0)
         self._stage(1, f"{seconds:.1f} s of footage; finding faces and landmarks")
-        clips = self.extract()
-        self._stage(2, f"{sum(len(c) for c in clips)} frames; training {self.o.steps} steps")
-        ckpts = self.train(clips)
-        lipsync = self.lipsync(clips)
-        parity = self.export(ckpts)
-        results = self.card(clips, ckpts, lipsync, parity, seconds)
+        clips = self._timed("extract", self.extract)
+        self.lag_info = self._timed("extract", self.audio_lags, clips)
+        self._stage(2, f"{sum(len(c) for c in clips)} frames; choosing the base video loop")
+        self.base_loop = self._timed("loop", self.loop, clips)
+        self._stage(3, f"training {self.o.steps or 'budgeted'} steps per generator")
+        ckpts = self._timed("train", self.train, clips)
+        lipsync = self._timed("lipsync", self.lipsync, clips)
+        parity = self._timed("export", self.export, ckpts)
+        results = self._timed("card", self.card, clips, ckpts, lipsync, parity, seconds)
         p = results[self.o.mode]["pooled"]
-        self._stage(5, f"held-out PSNR {p['psnr']:.2f} dB, SSIM {p['ssim']:.3f}, flicker {p['flicker']:.2f}")
+        self._stage(6, f"held-out PSNR {p['psnr']:.2f} dB, SSIM {p['ssim']:.3f}, flicker {p['flicker']:.2f};"
+                       f" build time over all runs {sum(self._timing().values()) / 60:.1f} min")
         self.say(f"avatar {self.o.name!r} ready in {self.folder} ({_fmt_s(time.time() - t0)});"
                  f" set renderer.neural.avatar = \"{self.o.name}\"")
         return self.folder

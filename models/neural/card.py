@@ -76,6 +76,14 @@ def write_card(path: Path, meta: dict, results: dict, clips: list[FaceClip], dat
                 f" person's own speech {lip.get('opening_corr_before', 0):.3f} -> {lip.get('opening_corr_after', 0):.3f}"
                 " (in-sample: the same footage it was tuned on)")
     net, tr = meta["net"], meta["train"]
+    at = meta.get("heldout_at", 0.4) + meta.get("heldout", 0.2)
+    where = ": the tail, its audio unused by the lip-sync fine-tune too" if at >= 0.999 else ", while the person talks"
+    losses = ", ".join(f"{k} {tr[k]:g}" for k in ("feature_matching", "mouth_l1", "edge_l1") if tr.get(k))
+    loop = meta.get("loop") or {}
+    loop_line = (f"\n- Base video: a {loop['seconds']} s loop of the person's own training frames ({loop['frames']} frames from"
+                 f" frame {loop['start']} of {loop['video']}, {loop['fade']}-frame crossfade at the seam)." if loop else "")
+    build_line = (f"\n- Build time over all runs: {meta['build_minutes']:.1f} min ({', '.join(f'{k} {v / 60:.1f}' for k, v in meta.get('timing_s', {}).items())} min)."
+                  if meta.get("build_minutes") else "")
     main = results[next(iter(results))]["pooled"]
     motion = (f"\n- Motion ratio {main['motion_ratio']:.2f}: the generated mouth changes less from frame to frame than the"
               " real one (L1 pulls towards the average shape; the GAN terms only partly undo it)." if main["motion_ratio"] < 0.9 else "")
@@ -89,12 +97,12 @@ Built {meta['built']} on `{meta['device']}` by `assistant avatar build` from {le
   inputs: landmark drawing{', previous generated frame' if net['mode'] == 'temporal' else ''}{', reference frame' if net['use_reference'] else ''}.
 - Discriminators: PatchGAN on (drawing, frame){' and on consecutive (drawings, frames) pairs' if net['mode'] == 'temporal' else ''}; LSGAN + {tr['l1_weight']:g} x L1.
 - Trained {meta['steps']} steps, batch {tr['batch']}, Adam lr {tr['lr']:g}; frame-change L1 weight {tr.get('temporal_l1', 0):g}
-  (0 = the temporal discriminator alone, as in Everybody Dance Now). ONNX parity with torch: {meta['onnx_parity']:.1e}.
+  (0 = the temporal discriminator alone, as in Everybody Dance Now){'; ' + losses if losses else ''}. ONNX parity with torch: {meta['onnx_parity']:.1e}.{loop_line}{build_line}
 - Audio -> landmarks: {lip_line}.
 
 ## Evaluation (held-out frames driven by their true landmarks)
-{held} frames (one contiguous block in the middle of every video, never trained on; {meta.get('heldout', 0.2):.0%}
-of each video starting at {meta.get('heldout_at', 0.4):.0%} of it, while the person talks) are generated frame by frame
+{held} frames (one contiguous block of every video, never trained on; {meta.get('heldout', 0.2):.0%}
+of each video starting at {meta.get('heldout_at', 0.4):.0%} of it{where}) are generated frame by frame
 from their true landmark drawings, starting from the reference frame (the most closed mouth among
 the training frames); scores are taken inside the blend mask, 8-bit units. Flicker = mean |(g_t - g_t-1) - (r_t - r_t-1)|: frame-to-frame change the real
 mouth did not make (lower is better). Motion ratio = generated / real frame-to-frame change.

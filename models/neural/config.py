@@ -88,6 +88,17 @@ class TrainConfig:
     """Temporal mode: weight of an L1 loss between the generated and the real frame-to-frame change
     ((g_t - g_t-1) - (r_t - r_t-1)). Not in Everybody Dance Now (which relies on the temporal
     discriminator alone); it targets the flicker measure directly. 0 turns it off."""
+    feature_matching: float = 0.0
+    """Weight of pix2pixHD's feature-matching loss: L1 between the image discriminator's
+    activations on the generated and on the real frame (a perceptual loss from a network trained
+    here, on this person: nothing downloaded). 0 turns it off."""
+    mouth_l1: float = 0.0
+    """Weight of an extra L1 inside the lips (outer-lip polygon of the frame's landmarks, dilated):
+    the pixels whose look follows the landmarks (opening, teeth, tongue), so errors there, the
+    ones that break lip sync, cost more than skin around them. 0 turns it off."""
+    edge_l1: float = 0.0
+    """Weight of an L1 between the image gradients of the generated and the real frame inside the
+    lips: plain L1 is satisfied by a blur of the teeth; this asks for their edges. 0 turns it off."""
     real_previous: float = 0.5
     """Temporal mode: chance that the first frame of a training pair starts from the true previous
     frame rather than the reference (at run time a sequence starts from the reference)."""

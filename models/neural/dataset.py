@@ -91,12 +91,60 @@ class FaceClip:
         return cls(str(z["name"]), z["crops"], z["drawings"], z["landmarks"], z["to_crop"], int(z["reference"]),
                    float(z["fps"]), z["audio"], CropConfig.from_dict(json.loads(str(z["crop"]))))
 
+    def segment(self, start: int, end: int, audio_lag: int = 0) -> "FaceClip":
+        """Frames [start, end) with their audio (the reference index is kept only when inside);
+        ``audio_lag``: frames by which the recording's sound comes after its picture (the audio
+        taken is that of frames [start + lag, end + lag), so sound and mouth line up)."""
+        per = SAMPLE_RATE / self.fps
+        a, b = round(max(0, start + audio_lag) * per), round(max(0, end + audio_lag) * per)
+        ref = self.reference - start if start <= self.reference < end else 0
+        return FaceClip(f"{self.name}[{start}:{end}]", self.crops[start:end], self.drawings[start:end],
+                        self.landmarks[start:end], self.to_crop[start:end], ref, self.fps, self.audio[a:b], self.crop)
+
     def lipsync_clip(self) -> Clip:
         """This footage as a lip-sync training clip (canonical mouth, speaker's rest replaced by the neutral)."""
         mouths = np.stack([to_canonical(lm)[MOUTH] for lm in self.landmarks.astype(np.float64)])
         n = min(len(mouths), int(len(self.audio) / SAMPLE_RATE * self.fps + 1e-9))
         mouths = mouths[:n]
         return Clip(self.name, self.audio, (NEUTRAL_MOUTH + (mouths - rest_mouth(mouths))).astype(np.float32), self.fps)
+
+
+def audio_lag(clip: FaceClip, spans: list[tuple[int, int]], max_lag: int = 8, min_corr: float = 0.2,
+              min_gain: float = 0.1) -> tuple[int, dict]:
+    """Frames by which a recording's sound comes after its picture (positive: the audio is late),
+    estimated on ``spans`` (the training frames) only: the lag in [-max_lag, max_lag] at which the
+    shipped audio -> landmarks model's mouth opening, run on the audio, best matches the tracked
+    opening. 0 unless the best lag is clearly better than lag 0 (by ``min_gain`` in correlation)
+    and itself a real match (``min_corr``). Some recordings are muxed a few frames off; lip sync
+    trained or judged on them at lag 0 would learn or report the offset."""
+    from assistant.face.lstm_driver import DEFAULT_MODEL, LstmDriver
+
+    if not DEFAULT_MODEL.is_file():
+        return 0, {"skipped": "no lip-sync model"}
+    driver = LstmDriver(DEFAULT_MODEL, threads=1, prefer_gpu=False)
+    tracked = mouth_opening(np.stack([to_canonical(f)[MOUTH] for f in clip.landmarks.astype(np.float64)]))
+    per = SAMPLE_RATE / clip.fps
+    pairs: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {k: [] for k in range(-max_lag, max_lag + 1)}
+    for a, b in spans:
+        if b - a < 4 * max_lag:
+            continue
+        pcm = np.clip(clip.audio[int(a * per):int(b * per)] * 32767, -32768, 32767).astype(np.int16)
+        pred = mouth_opening(NEUTRAL_MOUTH + np.asarray(driver.drive(pcm, SAMPLE_RATE, clip.fps), np.float64))
+        n = min(len(pred), b - a)
+        pred, real = pred[:n], tracked[a:a + n]
+        for k in pairs:  # pred[t] is the sound of frame a + t; compare it with the picture at a + t - k
+            pairs[k].append((pred[k:], real[:n - k]) if k >= 0 else (pred[:n + k], real[-k:]))
+    corr = {}
+    for k, ps in pairs.items():
+        if not ps:
+            continue
+        x, y = np.concatenate([p[0] for p in ps]), np.concatenate([p[1] for p in ps])
+        corr[k] = float(np.corrcoef(x, y)[0, 1]) if len(x) > 2 and x.std() > 0 and y.std() > 0 else 0.0
+    if not corr:
+        return 0, {"skipped": "no training stretch long enough"}
+    best = max(corr, key=corr.get)
+    lag = best if corr[best] >= min_corr and corr[best] - corr.get(0, 0.0) >= min_gain else 0
+    return lag, {"lag_frames": lag, "best": best, "corr_best": round(corr[best], 3), "corr_0": round(corr.get(0, 0.0), 3)}
 
 
 def mouth_in_crop(landmarks: np.ndarray, to_crop: np.ndarray) -> np.ndarray:
@@ -154,10 +202,12 @@ def read_frames(path: Path, limit: int | None = None) -> list[np.ndarray]:
     return out
 
 
-def extract(path: Path, crop: CropConfig, limits: Limits = Limits(), progress: bool = True) -> FaceClip:
+def extract(path: Path, crop: CropConfig, limits: Limits = Limits(), progress=True) -> FaceClip:
     """Measure one talking video. Raises ``VideoError`` with the reason when it cannot be used.
 
     ``limits.min_seconds`` is checked here for one video; the avatar builder checks it on the total.
+    ``progress``: as ``models.lipsync.video.track_face``'s (True: a bar; a function: called with
+    frames tracked and the total).
     """
     import soxr
 

@@ -18,7 +18,7 @@ import torch
 
 from assistant.face.geometry import MOUTH, mouth_opening, to_canonical
 
-from .dataset import FaceClip
+from .dataset import FaceClip, mouth_in_crop
 
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:
@@ -56,6 +56,22 @@ def split_clip(clip: FaceClip, heldout: float, heldout_at: float) -> Split:
     return sp
 
 
+def lips_masks(clip: FaceClip) -> np.ndarray:
+    """(T, S, S) uint8 0/1 per frame: inside the outer lip contour, grown by 1/32 of the side
+    (teeth, tongue, the lips themselves: where the mouth's look follows the landmarks)."""
+    import cv2
+
+    s = clip.crop.size
+    grow = max(1, s // 32)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
+    out = np.zeros((len(clip), s, s), np.uint8)
+    for t in range(len(clip)):
+        pts = mouth_in_crop(clip.landmarks[t], clip.to_crop[t])[:12]
+        cv2.fillPoly(out[t], [np.round(pts * 16).astype(np.int32)], 1, lineType=cv2.LINE_8, shift=4)
+        out[t] = cv2.dilate(out[t], kernel)
+    return out
+
+
 class FrameSet:
     """All clips, each split into training frames and one held-out block."""
 
@@ -72,6 +88,7 @@ class FrameSet:
                       if not sp.held(t) and not sp.held(t - 1)]
         if not self.pairs:
             raise ValueError("no training frame pairs: clips too short")
+        self.lips = [lips_masks(c) for c in clips]
 
     @property
     def train_frames(self) -> int:
@@ -90,7 +107,7 @@ class FrameSet:
         a random colour gain per channel, which the generator can only undo by reading the
         reference frame's colours, so it learns to take colour from the reference.
         """
-        keys = ("d_prev", "d", "before", "real_prev", "real", "ref")
+        keys = ("d_prev", "d", "before", "real_prev", "real", "ref", "m_prev", "m")
         out: dict[str, list[np.ndarray]] = {k: [] for k in keys}
         for _ in range(n):
             ci, t = self.pairs[int(rng.integers(len(self.pairs)))]
@@ -98,16 +115,19 @@ class FrameSet:
             ref = c.crops[sp.reference]
             before = c.crops[t - 2] if t >= 2 and not sp.held(t - 2) else ref
             imgs = {"d_prev": c.drawings[t - 1], "d": c.drawings[t], "before": before, "real_prev": c.crops[t - 1],
-                    "real": c.crops[t], "ref": ref}
+                    "real": c.crops[t], "ref": ref, "m_prev": self.lips[ci][t - 1], "m": self.lips[ci][t]}
             if augment:
                 flip = rng.random() < 0.5
                 gain = rng.uniform(0.8, 1.2, 3)
                 for k, v in imgs.items():
                     if flip:
                         v = v[:, ::-1]
-                    if not k.startswith("d"):
+                    if not k.startswith(("d", "m")):
                         v = np.clip(v.astype(np.float32) * gain, 0, 255).astype(np.uint8)
                     imgs[k] = v
             for k in keys:
                 out[k].append(imgs[k])
-        return {k: to_tensor(np.stack(v)) for k, v in out.items()}
+        batch = {k: to_tensor(np.stack(v)) for k, v in out.items() if not k.startswith("m")}
+        for k in ("m_prev", "m"):
+            batch[k] = torch.from_numpy(np.ascontiguousarray(np.stack(out[k]))).float()[:, None]
+        return batch

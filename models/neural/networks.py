@@ -94,6 +94,17 @@ class PatchDiscriminator(nn.Module):
     def forward(self, *images: torch.Tensor) -> torch.Tensor:
         return self.net(torch.cat(images, dim=1))
 
+    def features(self, *images: torch.Tensor) -> list[torch.Tensor]:
+        """Activations after every LeakyReLU and the final scores (pix2pixHD's feature matching
+        compares these between a generated and the real frame)."""
+        x, out = torch.cat(images, dim=1), []
+        for m in self.net:
+            x = m(x)
+            if isinstance(m, nn.LeakyReLU):
+                out.append(x)
+        out.append(x)
+        return out
+
 
 def discriminator_layers(size: int) -> int:
     """Strided layers so the patch covers about a quarter of the crop (70 px of 256, as pix2pix)."""

@@ -100,6 +100,18 @@ class MouthGAN:
             adv = adv + self.cfg.temporal_weight * self._adv(self.D_temp, True, b["d_prev"], b["d"], self.fake_prev, self.fake)
         l1 = 0.5 * ((self.fake - b["real"]).abs().mean() + (self.fake_prev - b["real_prev"]).abs().mean())
         loss_g = adv + self.cfg.l1_weight * l1
+        out = {}
+        cfg = self.cfg
+        if cfg.feature_matching > 0:
+            fm = 0.5 * (self._feature_match(b["d"], self.fake, b["real"]) + self._feature_match(b["d_prev"], self.fake_prev, b["real_prev"]))
+            loss_g = loss_g + cfg.feature_matching * fm
+            out["fm"] = fm.item()
+        if (cfg.mouth_l1 > 0 or cfg.edge_l1 > 0) and "m" in b:
+            lips = 0.5 * (_masked_l1(self.fake, b["real"], b["m"]) + _masked_l1(self.fake_prev, b["real_prev"], b["m_prev"]))
+            edges = 0.5 * (_masked_l1(*_gradients(self.fake, b["real"]), _grad_mask(b["m"]))
+                           + _masked_l1(*_gradients(self.fake_prev, b["real_prev"]), _grad_mask(b["m_prev"])))
+            loss_g = loss_g + cfg.mouth_l1 * lips + cfg.edge_l1 * edges
+            out["lips"], out["edges"] = lips.item(), edges.item()
         if self.temporal and self.cfg.temporal_l1 > 0:
             change = ((self.fake - self.fake_prev) - (b["real"] - b["real_prev"])).abs().mean()
             loss_g = loss_g + self.cfg.temporal_l1 * change
@@ -107,7 +119,13 @@ class MouthGAN:
         self.opt_G.step()
         for d in self.discriminators:
             d.requires_grad_(True)
-        return {"g": loss_g.item(), "l1": l1.item(), "adv": adv.item(), "d": loss_d.item()}
+        return {"g": loss_g.item(), "l1": l1.item(), "adv": adv.item(), "d": loss_d.item(), **out}
+
+    def _feature_match(self, drawing: torch.Tensor, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            want = self.D_img.features(drawing, real)
+        got = self.D_img.features(drawing, fake)
+        return sum((g - w).abs().mean() for g, w in zip(got[:-1], want[:-1])) / max(1, len(got) - 1)
 
     # --- checkpoints ------------------------------------------------------------------------
     def state(self) -> dict:
@@ -125,6 +143,24 @@ class MouthGAN:
             self.D_temp.load_state_dict(s["D_temp"])
         self.opt_G.load_state_dict(s["opt_G"])
         self.opt_D.load_state_dict(s["opt_D"])
+
+
+def _masked_l1(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean |a - b| over the pixels where ``mask`` (N, 1, H, W) is 1."""
+    return ((a - b).abs() * mask).sum() / (mask.sum() * a.shape[1] + 1e-6)
+
+
+def _gradients(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Horizontal and vertical finite differences of both images, stacked on the channels
+    (cropped to a common (H-1, W-1) grid)."""
+    def g(x):
+        return torch.cat([x[..., 1:, 1:] - x[..., 1:, :-1], x[..., 1:, 1:] - x[..., :-1, 1:]], dim=1)
+
+    return g(a), g(b)
+
+
+def _grad_mask(mask: torch.Tensor) -> torch.Tensor:
+    return mask[..., 1:, 1:]
 
 
 def train_config_from(d: dict) -> TrainConfig:

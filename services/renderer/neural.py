@@ -187,6 +187,8 @@ class NeuralAvatar:
     lipsync: Path | None
     """This person's fine-tuned audio -> landmarks model, when the build made one."""
     meta: dict
+    base_loop: Path | None = None
+    """The person's own looping base video (``base_loop.npz``), when the build made one."""
 
     @classmethod
     def load(cls, name_or_path: str | Path, search: list[Path]) -> "NeuralAvatar":
@@ -208,11 +210,14 @@ class NeuralAvatar:
         gen = folder / meta.get("generator", "generator.onnx")
         if not gen.is_file():
             raise NeuralAvatarError(f"{gen} is missing: the build did not finish; run it again to resume")
+        base = folder / meta["base_loop"] if meta.get("base_loop") else None
+        if base is not None and not base.is_file():
+            raise NeuralAvatarError(f"{base} is missing: the build did not finish; run it again to resume")
         portrait = folder / meta["portrait"] if meta.get("portrait") else None
         lipsync = folder / meta["lipsync"] if meta.get("lipsync") else None
         return cls(folder, str(meta.get("name", folder.name)), CropGeometry.from_dict(meta.get("crop", {})), gen,
                    portrait if portrait and portrait.is_file() else None,
-                   lipsync if lipsync and lipsync.is_file() else None, meta)
+                   lipsync if lipsync and lipsync.is_file() else None, meta, base)
 
 
 class NeuralSynth:
@@ -260,6 +265,128 @@ class NeuralSynth:
 
     def landmarks(self, mouth_offset: np.ndarray | None = None, blink: float = 0.0, head: HeadPose = REST) -> np.ndarray:
         return self.base.landmarks(mouth_offset, blink, head)
+
+
+class BaseLoop:
+    """An avatar's base video (``base_loop.npz``, written by ``models.neural.baseloop``): frames
+    of the person that loop seamlessly, each with its image -> crop affine and its 68 landmarks."""
+
+    MAX_DECODED_BYTES = 768 << 20
+    """Frames are decoded once at load when they fit in this; larger loops (1080p) decode per frame."""
+
+    def __init__(self, path: str | Path) -> None:
+        try:
+            z = np.load(path)
+            self.jpeg, self.offsets = z["jpeg"], z["offsets"].astype(np.int64)
+            self.to_crop = z["to_crop"].astype(np.float64)
+            self.landmarks = z["landmarks"].astype(np.float32)
+            self.rest_mouth = z["rest_mouth"].astype(np.float64)
+            self.reference = np.ascontiguousarray(z["reference"])
+            self.fps = float(z["fps"])
+            w, h = (int(v) for v in z["size"])
+        except (OSError, KeyError, ValueError) as exc:
+            raise NeuralAvatarError(f"base video {path} unreadable ({exc}): rebuild the avatar") from None
+        n = len(self.offsets) - 1
+        if n < 2 or len(self.to_crop) != n or len(self.landmarks) != n:
+            raise NeuralAvatarError(f"base video {path} is inconsistent: rebuild the avatar")
+        self.size = (w, h)
+        self._decoded: list[np.ndarray] | None = None
+        if n * w * h * 3 <= self.MAX_DECODED_BYTES:
+            self._decoded = [self._decode(k) for k in range(n)]
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def _decode(self, k: int) -> np.ndarray:
+        img = cv2.imdecode(self.jpeg[self.offsets[k]:self.offsets[k + 1]], cv2.IMREAD_COLOR)
+        if img is None:
+            raise NeuralAvatarError(f"base video frame {k} cannot be decoded: rebuild the avatar")
+        return img
+
+    def frame(self, k: int) -> np.ndarray:
+        """Frame ``k`` (modulo the loop), a new array."""
+        k %= len(self)
+        return self._decoded[k].copy() if self._decoded is not None else self._decode(k)
+
+
+class LoopSynth:
+    """:class:`FaceSynth`'s interface over the avatar's base video: each frame is the next frame of
+    the loop (the person's own head motion and blinks) with the generated mouth inserted under
+    the blend mask. ``blink``, ``gaze`` and ``head`` are ignored: the video has its own.
+
+    The mouth is composited at the video's resolution; when the output size differs, the frame
+    is then scaled to fit it (letterboxed).
+    """
+
+    def __init__(self, loop: BaseLoop, generator: MouthGenerator, crop: CropGeometry, match_colour: bool = True,
+                 out_size: tuple[int, int] | None = None, clock=None) -> None:
+        """``clock``: a function giving seconds (``time.monotonic``): the loop frame shown is the
+        one for that time at the video's own frame rate, whatever the renderer's rate (and a
+        frame drawn twice, as on a barge-in, does not skip one). None: the next frame per call."""
+        if generator.size != crop.size:
+            raise NeuralAvatarError(f"generator is {generator.size} px but the avatar's crop is {crop.size} px: rebuild it")
+        self.loop, self.generator, self.crop = loop, generator, crop
+        self.alpha = crop.alpha()
+        self.match_colour = match_colour
+        self.reference = loop.reference
+        if self.reference.shape[:2] != (crop.size, crop.size):
+            raise NeuralAvatarError("the base video's reference crop does not match the generator: rebuild the avatar")
+        from assistant.face.mouth_crop import canonical_to_crop
+
+        self.canon_to_crop = canonical_to_crop(crop.centre, crop.half, crop.size)
+        w, h = loop.size
+        ow, oh = out_size or (w, h)
+        self.out_size = (ow, oh)
+        self.scale = min(ow / w, oh / h)
+        sw, sh = max(1, round(w * self.scale)), max(1, round(h * self.scale))
+        self._place = (sw, sh, (ow - sw) // 2, (oh - sh) // 2)
+        self.settings = None
+        self.clock = clock
+        self._t0 = clock() if clock is not None else 0.0
+        self._k = 0
+        self._shown = 0
+        self._previous: np.ndarray | None = None
+
+    def reset(self) -> None:
+        self._previous = None
+
+    def mouth_points(self, mouth_offset: np.ndarray | None) -> np.ndarray:
+        """(20, 2) crop pixels of the driven mouth: the person's rest mouth plus the driver's offset."""
+        mouth = self.loop.rest_mouth if mouth_offset is None else self.loop.rest_mouth + np.asarray(mouth_offset, np.float64).reshape(20, 2)
+        return apply_affine(self.canon_to_crop, mouth)
+
+    def render_native(self, mouth_offset: np.ndarray | None = None) -> np.ndarray:
+        """The next loop frame with the generated mouth, at the video's resolution."""
+        if self.clock is not None:
+            k = int((self.clock() - self._t0) * self.loop.fps) % len(self.loop)
+        else:
+            k = self._k
+            self._k = (k + 1) % len(self.loop)
+        self._shown = k
+        frame = self.loop.frame(k)
+        drawing = draw_mouth(self.mouth_points(mouth_offset), self.crop.size)
+        out = self.generator(drawing, self._previous, self.reference)
+        self._previous = out
+        composite(frame, out, self.loop.to_crop[k], self.alpha, self.match_colour)
+        return frame
+
+    def render(self, mouth_offset: np.ndarray | None = None, blink: float = 0.0,
+               gaze: tuple[float, float] = (0.0, 0.0), head: HeadPose = REST) -> np.ndarray:
+        frame = self.render_native(mouth_offset)
+        if self.scale == 1.0 and self.out_size == self.loop.size:
+            return frame
+        sw, sh, x0, y0 = self._place
+        out = np.zeros((self.out_size[1], self.out_size[0], 3), np.uint8)
+        out[y0:y0 + sh, x0:x0 + sw] = cv2.resize(frame, (sw, sh), interpolation=cv2.INTER_LINEAR)
+        return out
+
+    def landmarks(self, mouth_offset: np.ndarray | None = None, blink: float = 0.0, head: HeadPose = REST) -> np.ndarray:
+        """(68, 2) landmarks of the frame last rendered (output pixels), with the driven mouth."""
+        k = self._shown
+        lm = self.loop.landmarks[k].astype(np.float64).copy()
+        lm[MOUTH] = apply_affine(invert(self.loop.to_crop[k]), self.mouth_points(mouth_offset))
+        sw, sh, x0, y0 = self._place
+        return (lm * self.scale + (x0, y0)).astype(np.float32)
 
 
 SHIPPED_AVATARS = Path(__file__).resolve().parents[2] / "models" / "neural" / "avatars"

@@ -68,11 +68,16 @@ class RendererService(Service):
         synth = FaceSynth(avatar, SynthSettings(width=s.width, height=s.height, zoom=s.zoom, letterbox=s.letterbox,
                                                 matte=s.still_room))
         if neural is not None:
-            from .neural import MouthGenerator, NeuralSynth
+            from .neural import BaseLoop, LoopSynth, MouthGenerator, NeuralSynth
 
             n = s.neural
             gen = MouthGenerator(neural.generator, prefer_gpu=n.gpu, fp16=n.fp16, threads=n.threads)
-            synth = NeuralSynth(synth, gen, neural.crop, n.colour_match)
+            if n.use_base_video and neural.base_loop is not None:
+                loop = BaseLoop(neural.base_loop)
+                synth = LoopSynth(loop, gen, neural.crop, n.colour_match, out_size=(s.width, s.height), clock=time.monotonic)
+                log.info("neural face: base video of %d frames at %dx%d", len(loop), *loop.size)
+            else:
+                synth = NeuralSynth(synth, gen, neural.crop, n.colour_match)
             log.info("neural face: avatar %s (%d px mouth on %s)", neural.name, gen.size, gen.device)
         seed = s.seed or time.monotonic_ns() & 0xFFFFFFFF
         self.player = FacePlayer(
