@@ -41,8 +41,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[0] = str(REPO)  # not bench/: its email.py would shadow the standard library's email package
 
-import cv2
-import numpy as np
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data" / "talking" / "single"
 RECORDINGS = ("lieu", "obama")
@@ -83,15 +83,30 @@ def sharpness(crops: np.ndarray, mask: np.ndarray) -> float:
     return float(np.mean(v))
 
 
+def _cut(src: Path, dst: Path, seconds: float) -> None:
+    """The first ``seconds`` of a recording, remuxed without re-encoding (the smoke run's input)."""
+    import av
+
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        streams = [s for s in inp.streams if s.type in ("video", "audio")]
+        omap = {s.index: out.add_stream_from_template(s) for s in streams}
+        for pkt in inp.demux(streams):
+            if pkt.dts is None or pkt.pts is None or float(pkt.pts * pkt.time_base) >= seconds:
+                continue
+            pkt.stream = omap[pkt.stream.index]
+            out.mux(pkt)
+
+
 def build(name: str, args) -> tuple[Path, bool]:
     from models.neural.build import AvatarBuilder, BuildOptions
 
     folder = args.avatars / name
     if args.reuse and (folder / "avatar.json").is_file() and (folder / "base_loop.npz").is_file():
         return folder, True
-    opts = BuildOptions(videos=(DATA / f"{name}.mp4",), name=name, root=args.avatars, minutes=args.minutes,
+    opts = BuildOptions(videos=(args.data / f"{name}.mp4",), name=name, root=args.avatars, minutes=args.minutes,
                         threads=args.threads, device="cpu", steps=args.steps, min_seconds=args.min_seconds,
-                        size=args.size, ngf=args.ngf, lipsync_base=args.lipsync_base)
+                        size=args.size, ngf=args.ngf, lipsync_base=args.lipsync_base,
+                        **({"loop_seconds": (1.0, 3.0)} if args.smoke else {}))
     AvatarBuilder(opts).run()
     return folder, False
 
@@ -140,7 +155,7 @@ def measure(name: str, folder: Path, reused: bool, args) -> dict:
 
     meta = json.loads((folder / "avatar.json").read_text())
     ev = json.loads((folder / "eval.json").read_text())
-    video = DATA / f"{name}.mp4"
+    video = args.data / f"{name}.mp4"
     b = AvatarBuilder(BuildOptions(videos=(video,), name=name, root=folder.parent, size=meta["crop"]["size"], device="cpu"))
     clip = FaceClip.load(b._cache_name(video))
     avatar = NeuralAvatar.load(folder, [])
@@ -254,12 +269,23 @@ def main(argv=None) -> int:
     ap.add_argument("--ngf", type=int, default=0)
     ap.add_argument("--min-seconds", type=float, default=20.0)
     ap.add_argument("--fps-frames", type=int, default=200)
+    ap.add_argument("--data", type=Path, default=DATA, help="folder of the recordings (NAME.mp4)")
+    ap.add_argument("--smoke", action="store_true",
+                    help="the test suite's run: a tiny budgeted build on the first 6 s of one recording, in a temp folder")
     ap.add_argument("--lipsync-base", type=Path, default=None,
                     help="lip-sync checkpoint (.pt) to fine-tune on each person's training speech (default: the builder's)")
     args = ap.parse_args(argv)
-    if not DATA.is_dir():
-        print(json.dumps({"skipped": f"no recordings at {DATA}"}))
+    if not args.data.is_dir():
+        print(json.dumps({"skipped": f"no recordings at {args.data}"}))
         return 0
+    if args.smoke:
+        import tempfile
+
+        tmp = Path(tempfile.mkdtemp(prefix="bench-avatar-smoke-"))
+        first = args.recordings[0]
+        _cut(args.data / f"{first}.mp4", tmp / f"{first}.mp4", 6.0)
+        args.data, args.avatars, args.recordings, args.reuse = tmp, tmp / "avatars", [first], False
+        args.steps, args.size, args.ngf, args.min_seconds, args.fps_frames = 4, 32, 8, 5.0, 20
     results = {}
     for name in args.recordings:
         folder, reused = build(name, args)
@@ -278,6 +304,10 @@ def main(argv=None) -> int:
         "reused_avatars": [k for k, x in results.items() if x["reused_avatar"]],
         "load_average": round(os.getloadavg()[0], 2),
     }
+    if args.smoke:
+        import shutil
+
+        shutil.rmtree(args.data, ignore_errors=True)  # a real person's frames: not left in /tmp
     print(json.dumps(out))
     return 0
 

@@ -35,6 +35,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 
 from .config import CropConfig, NetConfig, TrainConfig
 from .dataset import FaceClip, Limits, extract, rest_frame
