@@ -131,7 +131,8 @@ class Brain:
         log.debug("say [%s] %s", skill, text)
         # Mail, dictated messages, chat answers and anything naming the visitor stay out of the voice's disk cache.
         private = bool(mail_ids) or announcement or skill in _PRIVATE_SKILLS or bool(person and person.split()[0].lower() in text.lower())
-        return [Out(Say(text=text, lang=self.s.lang, say_id=say_id, private=private), turn), Out(Reply(text=text, skill=skill, person=person), turn)]
+        return [Out(Say(text=text, lang=self.s.lang, say_id=say_id, private=private), turn),
+                Out(Reply(text=text, skill=skill, person=person, track_id=visitor.track_id if visitor else -1), turn)]
 
     def stop(self, reason: str) -> list[Out]:
         """Silence the voice and forget what was being said (mail in it stays pending)."""
@@ -201,7 +202,23 @@ class Brain:
         self.count("barge_ins")
         return self.stop("barge-in")
 
-    def on_transcript(self, turn: str, text: str, confidence: float, speech_end_ns: int, transcript_ns: int) -> list[Out | Job]:
+    def on_speaker(self, track_id: int, since_ns: int) -> list[Out]:
+        """``vision.speaker``: the camera saw who is talking (utterances are attributed by it)."""
+        self.sessions.speaker(track_id, since_ns)
+        self.count("speaker_changes")
+        return []
+
+    def speaking_visitor(self, speech_start_ns: int, speech_end_ns: int) -> Visitor | None:
+        """Who said the utterance: the camera's speaker over its time; without one, the visitor the
+        conversation is with (who engaged first)."""
+        v = self.sessions.speaker_during(speech_start_ns, speech_end_ns) if speech_start_ns else None
+        if v is not None:
+            self.count("turns_attributed")
+            return v
+        return self.sessions.active()
+
+    def on_transcript(self, turn: str, text: str, confidence: float, speech_end_ns: int, transcript_ns: int,
+                      speech_start_ns: int = 0) -> list[Out | Job]:
         if not self.listening:
             self.count("ignored_nobody_engaged")
             return []
@@ -209,7 +226,7 @@ class Brain:
         if not any(c.isalnum() for c in text):
             self.count("ignored_silence")
             return []
-        visitor = self.sessions.active()
+        visitor = self.speaking_visitor(speech_start_ns, speech_end_ns)
         self.count("turns")
         self.traces.start(turn, speech_end_ns, transcript_ns)
         if self.is_speaking:

@@ -1,5 +1,6 @@
 """The camera service on the bus: a capture thread feeds frames to the pipeline and publishes
-``vision.faces`` (at ``faces_hz``), ``vision.person`` events, ``vision.exposure`` and a low-rate
+``vision.faces`` (at ``faces_hz``), ``vision.person`` events, ``vision.speaker`` (who is speaking, from
+``hearing.activity``), ``vision.exposure`` and a low-rate
 ``vision.preview``. A camera that vanishes is reopened with backoff; bad frames are counted and
 skipped. ``Command(service="camera", command="enroll", args={"name": NAME})`` enrols the engaged
 face from the live camera.
@@ -11,7 +12,7 @@ import logging
 import threading
 import time
 
-from assistant.messages import Command, Exposure, Faces, Preview, Received
+from assistant.messages import Activity, Command, Exposure, Faces, Preview, Received
 from assistant.service import Service, SetupError, on
 from hardware.camera import CameraError, open_camera
 
@@ -63,6 +64,14 @@ class CameraService(Service):
         if self.pipeline is not None:
             out.update(self.pipeline.counters)
         return out
+
+    @on(Activity)
+    def handle_activity(self, rx: Received) -> None:
+        """The microphone's level and VAD, for who-is-speaking (queued; the capture thread reads it)."""
+        a = rx.msg
+        assert isinstance(a, Activity)
+        if self.pipeline is not None and self.pipeline.speaker is not None:
+            self.pipeline.speaker.add_audio(a.t0_ns, a.frame_ms, a.energy_db, a.voiced)
 
     @on(Command)
     def handle_command(self, rx: Received) -> None:
@@ -157,6 +166,8 @@ class CameraService(Service):
             self.camera.set_exposure(exp.exposure_s, exp.gain)
         for ev in result.events:
             self.publish(ev)
+        if result.speaker is not None:
+            self.publish(result.speaker)
         if now - self._last["faces"] >= 1.0 / max(s.faces_hz, 1.0) - 0.002:
             self._last["faces"] = now
             self.publish(Faces(frame_ns=result.frame_ns, width=result.width, height=result.height, faces=result.faces))

@@ -1,0 +1,200 @@
+"""Who is speaking: each tracked face's mouth opening against the microphone's level.
+
+``MouthReader`` measures a face's inner-lip opening with dlib's 68-point predictor (~2 ms a face),
+normalised by the distance between the outer eye corners so it does not depend on distance.
+``ActiveSpeaker`` keeps the last few seconds of every face's opening and of the microphone's level
+(``hearing.activity``, each path's latency subtracted) and scores each face by an exponentially
+weighted correlation of the two over the recent past: a speaker's lips open with the syllables, a
+listener's stay still (their score is held down by a floor on the mouth's spread) and a chewing
+or smiling listener's move out of step with the sound. Scores are only judged while the
+microphone hears speech. The speaker changes when a challenger's score beats the current one's
+by ``margin`` for ``hold_ms``: a cough or a nod does not flip it.
+
+Everything runs on the camera's capture thread; ``add_audio`` is the one call made from another
+thread (the bus handler) and only appends to a deque.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+NS = 1_000_000_000
+#: Inner-lip landmark pairs (upper, lower) of the 68-point scheme, and the outer eye corners.
+_LIPS = ((61, 67), (62, 66), (63, 65))
+_EYES = (36, 45)
+#: Spread of a still mouth's opening (landmark jitter, in eye-distance units): the floor that keeps a
+#: still face's score near zero instead of a correlation of noise.
+MOUTH_FLOOR = 0.02
+#: Seconds of history kept per face and for the microphone.
+HISTORY_S = 4.0
+
+
+def mouth_opening(points: np.ndarray) -> float:
+    """Inner-lip opening over the outer eye-corner distance, from 68 (x, y) landmarks."""
+    gap = float(np.mean([points[lo, 1] - points[up, 1] for up, lo in _LIPS]))
+    eyes = float(np.hypot(*(points[_EYES[1]] - points[_EYES[0]])))
+    return max(0.0, gap) / max(eyes, 1.0)
+
+
+class MouthReader:
+    """dlib's 68-point shape predictor on a face box of a grey image."""
+
+    def __init__(self) -> None:
+        try:
+            import dlib
+        except ImportError as exc:  # pragma: no cover - the vision extra is installed where this runs
+            raise RuntimeError("dlib is not installed; pip install 'embodied-assistant[vision]'") from exc
+        from .recognition import models_dir
+
+        path = models_dir() / "shape_predictor_68_face_landmarks.dat"
+        if not path.is_file():
+            raise RuntimeError(f"{path} is missing; pip install 'embodied-assistant[vision]' (face_recognition_models)")
+        self.dlib = dlib
+        self.predictor = dlib.shape_predictor(str(path))
+
+    def landmarks(self, gray: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+        x, y, w, h = box
+        shape = self.predictor(gray, self.dlib.rectangle(int(x), int(y), int(x + w), int(y + h)))
+        return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
+
+    def read(self, gray: np.ndarray, box: tuple[float, float, float, float]) -> float:
+        return mouth_opening(self.landmarks(gray, box))
+
+
+@dataclass(frozen=True)
+class SpeakerChange:
+    """The active speaker changed (the service turns it into ``vision.speaker``)."""
+
+    track_id: int
+    since_ns: int
+    confidence: float
+    previous: int
+
+
+class ActiveSpeaker:
+    def __init__(self, *, window_s: float = 0.8, margin: float = 0.1, min_score: float = 0.15, hold_ms: float = 150,
+                 video_latency_ms: float = 0.0, audio_latency_ms: float = 0.0) -> None:
+        self.tau_ns = window_s * NS
+        self.margin = margin
+        self.min_score = min_score
+        self.hold_ns = int(hold_ms * 1e6)
+        self.video_lag_ns = int(video_latency_ms * 1e6)
+        self.audio_lag_ns = int(audio_latency_ms * 1e6)
+        self.inbox: deque = deque()
+        """Audio batches from the bus thread: (t0_ns, frame_ms, energies, voiced)."""
+        self._audio: deque[tuple[int, float, bool]] = deque()  # (centre ns, level dB, voiced)
+        self._mouths: dict[int, deque[tuple[int, float]]] = {}
+        self.current = -1
+        self._challenger = -1
+        self._challenge_since = 0
+        self.scores: dict[int, float] = {}
+        """The last scores per track (for the bench and the status page)."""
+        self.audio_horizon_ns = 0
+        """End of the newest audio frame heard (corrected for the audio latency)."""
+
+    # --- input -------------------------------------------------------------------------------
+    def add_audio(self, t0_ns: int, frame_ms: int, energy_db: list[float], voiced: list[bool]) -> None:
+        """A batch of the microphone's frames (any thread)."""
+        self.inbox.append((t0_ns, frame_ms, list(energy_db), list(voiced)))
+
+    def add_mouth(self, track_id: int, ts_ns: int, opening: float) -> None:
+        q = self._mouths.setdefault(track_id, deque())
+        q.append((ts_ns - self.video_lag_ns, float(opening)))
+        while q and q[0][0] < ts_ns - HISTORY_S * NS:
+            q.popleft()
+
+    def _drain(self) -> None:
+        while self.inbox:
+            t0, frame_ms, energies, voiced = self.inbox.popleft()
+            step = frame_ms * 1_000_000
+            t0 -= self.audio_lag_ns
+            for i, (e, v) in enumerate(zip(energies, voiced)):
+                c = t0 + i * step + step // 2
+                if self._audio and c <= self._audio[-1][0]:
+                    continue  # out of order or repeated: keep the clock monotonic
+                self._audio.append((c, float(e), bool(v)))
+            self.audio_horizon_ns = max(self.audio_horizon_ns, t0 + len(energies) * step)
+        while self._audio and self._audio[0][0] < self.audio_horizon_ns - HISTORY_S * NS:
+            self._audio.popleft()
+
+    # --- decision ------------------------------------------------------------------------------
+    def update(self, live: list[int]) -> SpeakerChange | None:
+        """Score the faces in ``live`` (track ids) over the audio heard so far; a change or None."""
+        self._drain()
+        for tid in [t for t in self._mouths if t not in live]:
+            del self._mouths[tid]
+        if self.current != -1 and self.current not in live:
+            prev, self.current = self.current, -1
+            self._challenger = -1
+            return SpeakerChange(-1, self.audio_horizon_ns, 0.0, prev)
+        if len(self._audio) < 4:
+            return None
+        audio = np.array([(c, e, v) for c, e, v in self._audio], dtype=np.float64)
+        end = self.audio_horizon_ns
+        recent = audio[audio[:, 0] >= end - 0.3 * NS]
+        if not len(recent) or recent[:, 2].mean() < 0.3:
+            self._challenger = -1
+            return None  # nobody speaks now: the last speaker stays who the conversation is with
+        self.scores = {tid: self._score(tid, audio, end) for tid in live}
+        return self._decide(end)
+
+    def _score(self, tid: int, audio: np.ndarray, end: int) -> float:
+        q = self._mouths.get(tid)
+        if not q or len(q) < 5:
+            return 0.0
+        m = np.array(q, dtype=np.float64)
+        m = m[(m[:, 0] <= end) & (m[:, 0] >= end - 3 * self.tau_ns)]
+        if len(m) < 5:
+            return 0.0
+        level = np.interp(m[:, 0], audio[:, 0], audio[:, 1])
+        w = np.exp(-(end - m[:, 0]) / self.tau_ns)
+        w /= w.sum()
+        o = m[:, 1] - np.sum(w * m[:, 1])
+        a = level - np.sum(w * level)
+        sd_a = float(np.sqrt(np.sum(w * a * a)))
+        sd_o = float(np.sqrt(np.sum(w * o * o)))
+        if sd_a < 1.0:
+            return 0.0  # a steady level: nothing to line the mouth up with
+        return float(np.sum(w * o * a) / (sd_a * max(sd_o, MOUTH_FLOOR)))
+
+    def _decide(self, end: int) -> SpeakerChange | None:
+        if not self.scores:
+            return None
+        best = max(self.scores, key=self.scores.__getitem__)
+        top = self.scores[best]
+        held = self.scores.get(self.current, -1.0) if self.current != -1 else -1.0
+        if best == self.current or top < self.min_score or (self.current != -1 and top < held + self.margin):
+            self._challenger = -1
+            return None
+        if best != self._challenger:
+            self._challenger, self._challenge_since = best, end
+        if end - self._challenge_since < self.hold_ns:
+            return None
+        prev, self.current = self.current, best
+        self._challenger = -1
+        return SpeakerChange(best, self._onset(self._challenge_since), round(min(1.0, max(0.0, top)), 3), prev)
+
+    def _onset(self, before_ns: int) -> int:
+        """Where the new speaker's speech began: the start of the voiced run under way (or last
+        begun) when the challenge started, after a pause of >= 90 ms; in continuous speech (one
+        talks over the other) half a time constant before the challenge."""
+        fallback = int(before_ns - self.tau_ns / 2)
+        quiet, start = 0, None
+        for c, _, v in self._audio:
+            if c > before_ns:
+                break
+            if v:
+                if start is None or quiet >= 3:
+                    start = c
+                quiet = 0
+            else:
+                quiet += 1
+        if start is None or start < before_ns - 2 * self.tau_ns:
+            return fallback
+        return int(start - 15_000_000)
