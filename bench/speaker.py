@@ -15,14 +15,16 @@ Prints progress on stderr and ONE JSON object as the last stdout line:
 - live_accuracy: the same, with the speaker as known at that moment (lags every switch);
 - switch_latency_ms_p50 / _p95: from the first voiced 10 ms of a new speaker's turn to the frame
   whose ``vision.speaker`` names them (a switch never made counts as the turn's length);
-- false_switches_per_min: changes to someone not voiced between the change's ``since_ns`` and its
-  publication;
+- false_switches_per_min: changes to someone not voiced from 0.3 s before the change's ``since_ns``
+  to 0.5 s after its publication;
 - cpu_ms_per_frame: CPU time of the mouth landmarks and scoring per frame (two or three faces);
   pipeline_fps_one_core: the whole camera pipeline with it, one core;
 - per-scene numbers, and the same on the tuning clips (``tuning``) for reference.
 
 Thresholds and the window were chosen on the tuning scene (GRID ``bbaf2n``, ``lbax4n``); the
-reported scenes use other speakers. Run from the repository root: ``python bench/speaker.py [--quick]``.
+reported scenes use other speakers. The scenes run in parallel processes (CPU times are per
+thread, so the per-frame costs are one core's). Run from the repository root:
+``python bench/speaker.py [--quick] [--jobs N]``.
 """
 
 from __future__ import annotations
@@ -137,7 +139,8 @@ def run(clips, yaws, seed: int, n_turns: int) -> dict:
         lat.append(1000 * (min(made) - onset) if made and min(made) <= tr.start_s + tr.dur_s + 1.0 else 1000 * tr.dur_s)
     false = 0
     for pub, since, p in changes:
-        h0, h1 = int(max(0.0, since) / HOP_S), int(pub / HOP_S) + 1
+        # right if that person speaks around then (the VAD may hear a breath before the truth's onset)
+        h0, h1 = int(max(0.0, since - 0.3) / HOP_S), int((pub + 0.5) / HOP_S) + 1
         if p < 0 or not st.truth[h0:h1, p].any():
             false += 1
     minutes = st.duration_s / 60
@@ -168,13 +171,22 @@ def _speaker_cost(pipe, cam, n: int) -> float:
     return 1000 * total / n
 
 
-def main() -> int:
+def _run_one(job) -> dict:
     import cv2
 
-    quick = "--quick" in sys.argv
     cv2.setNumThreads(1)
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[-1]})
+    clips, yaws, seed, n_turns = job
+    t = time.monotonic()
+    r = run(clips, yaws, seed=seed, n_turns=n_turns)
+    log(f"{'+'.join(clips)}: {time.monotonic() - t:.0f} s")
+    return r
+
+
+def main() -> int:
+    from concurrent.futures import ProcessPoolExecutor
+
+    quick = "--quick" in sys.argv
+    jobs = int(sys.argv[sys.argv.index("--jobs") + 1]) if "--jobs" in sys.argv else min(4, os.cpu_count() or 1)
     from hardware.camera_sim import default_faces_dir
 
     if default_faces_dir() is None:
@@ -183,12 +195,13 @@ def main() -> int:
         return 1
     n_turns = 10 if quick else 22
     scenes = SCENES[:1] if quick else SCENES
-    results = []
-    for i, (clips, yaws) in enumerate(scenes):
-        r = run(clips, yaws, seed=i, n_turns=n_turns)
+    todo = [(clips, yaws, i, n_turns) for i, (clips, yaws) in enumerate(scenes)]
+    todo += [(c, (1.0, 1.0), 100, n_turns) for c in ([] if quick else TUNING)]
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        done = list(pool.map(_run_one, todo))
+    results, tuning = done[: len(scenes)], done[len(scenes):]
+    for r in results:
         log(json.dumps(r))
-        results.append(r)
-    tuning = [run(c, (1.0, 1.0), seed=100, n_turns=n_turns) for c in ([] if quick else TUNING)]
     for r in tuning:
         log("tuning:", json.dumps(r))
     lat = [x for r in results for x in r["switch_latency_ms"]]

@@ -507,7 +507,7 @@ class CameraSettings(Section):
     speaker_detection: bool = True
     """Who is speaking: mouth motion (dlib's 68 landmarks) per tracked face against ``hearing.activity``, published as
     ``vision.speaker`` when the active speaker changes."""
-    speaker_window_s: Annotated[float, Within(0.2, 5.0)] = 0.8
+    speaker_window_s: Annotated[float, Within(0.2, 5.0)] = 0.6
     """Time constant of the audio-visual correlation (exponentially weighted over 3x this); shorter reacts faster, flips more."""
     speaker_margin: Annotated[float, Within(0.0, 2.0)] = 0.1
     """A challenger's score must beat the current speaker's by this much to take over (hysteresis)."""

@@ -42,7 +42,7 @@ def clip_audio(path: Path) -> np.ndarray:
     return soxr.resample(pcm, rate, RATE).astype(np.float32)
 
 
-def voiced_hops(pcm: np.ndarray, below_peak_db: float = 30.0) -> np.ndarray:
+def voiced_hops(pcm: np.ndarray, below_peak_db: float = 20.0) -> np.ndarray:
     """Per 10 ms: is the clip's own speaker voiced (level within ``below_peak_db`` of its loud frames)."""
     n = len(pcm) // int(RATE * HOP_S)
     hops = pcm[: n * int(RATE * HOP_S)].reshape(n, -1)

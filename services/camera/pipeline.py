@@ -65,7 +65,7 @@ class Result:
 
 class CameraPipeline:
     def __init__(self, settings: CameraSettings, limits: ControlLimits, *, width: int, height: int,
-                 recognizer: Recognizer | None = None, recognition_sync: bool = False) -> None:
+                 recognizer: Recognizer | None = None, recognition_sync: bool = False, mouths: MouthReader | None = None) -> None:
         self.settings = settings
         self.mode = settings.ae_mode
         detector = make_detector(settings.detector, settings.min_face_px, settings.detect_width * width // max(settings.width, 1))
@@ -82,10 +82,11 @@ class CameraPipeline:
         self._enrol: dict | None = None
         self.counters: Counter[str] = Counter()
         self.speaker: ActiveSpeaker | None = None
-        self.mouths: MouthReader | None = None
+        self.mouths: MouthReader | None = mouths
         if settings.speaker_detection:
             try:
-                self.mouths = MouthReader()
+                # ~100 MB of landmark model: the service loads it once in setup (loading holds the GIL for seconds)
+                self.mouths = mouths or MouthReader()
                 self.speaker = ActiveSpeaker(window_s=settings.speaker_window_s, margin=settings.speaker_margin,
                                              min_score=settings.speaker_min_score, hold_ms=settings.speaker_hold_ms,
                                              video_latency_ms=settings.speaker_video_latency_ms,

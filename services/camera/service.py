@@ -12,6 +12,8 @@ import logging
 import threading
 import time
 
+import msgspec
+
 from assistant.messages import Activity, Command, Exposure, Faces, Preview, Received
 from assistant.service import Service, SetupError, on
 from hardware.camera import CameraError, open_camera
@@ -45,6 +47,15 @@ class CameraService(Service):
             log.info("recognition on: %d people enrolled in %s", len(self.recognizer.gallery.people), s.gallery_dir)
         except Exception as exc:  # noqa: BLE001 - faces and exposure still work without it
             log.warning("recognition off: %s", exc)
+        self.mouths = None
+        if s.speaker_detection:
+            from .speaker import MouthReader
+
+            try:
+                self.mouths = MouthReader()  # here, not on the capture thread: loading holds the GIL for seconds
+            except RuntimeError as exc:
+                log.warning("who-is-speaking off: %s", exc)
+                self.settings = msgspec.structs.replace(s, speaker_detection=False)
         self.pipeline: CameraPipeline | None = None
         self._last = {"faces": 0.0, "exposure": 0.0, "preview": 0.0, "problem": 0.0}
         self._thread = threading.Thread(target=self._capture, name="capture", daemon=True)
@@ -105,7 +116,8 @@ class CameraService(Service):
         if self.pipeline is None or self._size != (cam.width, cam.height):
             if self.pipeline is not None:
                 self.pipeline.close()
-            self.pipeline = CameraPipeline(s, cam.limits, width=cam.width, height=cam.height, recognizer=self.recognizer)
+            self.pipeline = CameraPipeline(s, cam.limits, width=cam.width, height=cam.height, recognizer=self.recognizer,
+                                           mouths=self.mouths)
             self._size = (cam.width, cam.height)
         cam.set_auto(s.ae_mode == "camera")
         if s.ae_mode == "manual":

@@ -3,12 +3,19 @@
 ``MouthReader`` measures a face's inner-lip opening with dlib's 68-point predictor (~2 ms a face),
 normalised by the distance between the outer eye corners so it does not depend on distance.
 ``ActiveSpeaker`` keeps the last few seconds of every face's opening and of the microphone's level
-(``hearing.activity``, each path's latency subtracted) and scores each face by an exponentially
-weighted correlation of the two over the recent past: a speaker's lips open with the syllables, a
-listener's stay still (their score is held down by a floor on the mouth's spread) and a chewing
-or smiling listener's move out of step with the sound. Scores are only judged while the
-microphone hears speech. The speaker changes when a challenger's score beats the current one's
-by ``margin`` for ``hold_ms``: a cough or a nod does not flip it.
+and VAD verdict (``hearing.activity``, each path's latency subtracted). While speech is heard it
+scores each face over the stretch of speech under way (from its onset after a pause of 250 ms,
+at most 3 time constants back) with two cues:
+
+- activity (weight 0.7): how much more the lips move (RMS change of the opening between frames)
+  now than in the face's own quiet moments: a speaker's lips move with the speech and rest in
+  the pauses; a listener's stay still; a chewing or smiling face moves in the pauses too;
+- sync (weight 0.3): the exponentially weighted correlation of the opening with the level (lips
+  open with the syllables), its mouth spread floored so a still face scores ~0.
+
+Scoring only the current stretch keeps the previous speaker's turn, when this face's mouth was
+still in whatever pose, out of the numbers. The speaker changes when a challenger's score beats
+the current one's by ``margin`` for ``hold_ms``: a cough or a nod does not flip it.
 
 Everything runs on the camera's capture thread; ``add_audio`` is the one call made from another
 thread (the bus handler) and only appends to a deque.
@@ -33,6 +40,14 @@ _EYES = (36, 45)
 MOUTH_FLOOR = 0.02
 #: Seconds of history kept per face and for the microphone.
 HISTORY_S = 4.0
+#: Share of the lips-to-sound sync in a face's score (the rest: lip motion in speech over motion in quiet).
+SYNC_WEIGHT = 0.3
+#: RMS change of a still mouth's opening between frames (landmark jitter).
+MOTION_FLOOR = 0.005
+#: A pause this long ends a stretch of speech (a new speaker may begin after it).
+PAUSE_NS = 250_000_000
+#: Scoring starts this long before the stretch of speech (the mouth opens as the sound starts).
+PREROLL_NS = 100_000_000
 
 
 def mouth_opening(points: np.ndarray) -> float:
@@ -78,7 +93,7 @@ class SpeakerChange:
 
 
 class ActiveSpeaker:
-    def __init__(self, *, window_s: float = 0.8, margin: float = 0.1, min_score: float = 0.15, hold_ms: float = 150,
+    def __init__(self, *, window_s: float = 0.6, margin: float = 0.1, min_score: float = 0.15, hold_ms: float = 150,
                  video_latency_ms: float = 0.0, audio_latency_ms: float = 0.0) -> None:
         self.tau_ns = window_s * NS
         self.margin = margin
@@ -141,17 +156,37 @@ class ActiveSpeaker:
         if not len(recent) or recent[:, 2].mean() < 0.3:
             self._challenger = -1
             return None  # nobody speaks now: the last speaker stays who the conversation is with
-        self.scores = {tid: self._score(tid, audio, end) for tid in live}
+        start = max(self._run_start(audio) - PREROLL_NS, end - 3 * self.tau_ns)
+        self.scores = {tid: self._score(tid, audio, start, end) for tid in live}
         return self._decide(end)
 
-    def _score(self, tid: int, audio: np.ndarray, end: int) -> float:
+    def _run_start(self, audio: np.ndarray) -> float:
+        """Start of the speech under way: back from the newest frame over voiced frames and pauses
+        shorter than ``PAUSE_NS``. Scoring only this stretch keeps the previous speaker's turn (when
+        this face's mouth was still, in whatever pose) out of the correlation."""
+        voiced = audio[:, 2] > 0.5
+        idx = np.flatnonzero(voiced)
+        if not len(idx):
+            return float(audio[-1, 0])
+        times = audio[idx, 0]
+        gaps = np.flatnonzero(np.diff(times) > PAUSE_NS)
+        return float(times[gaps[-1] + 1] if len(gaps) else times[0])
+
+    def _score(self, tid: int, audio: np.ndarray, start: float, end: int) -> float:
+        """``SYNC_WEIGHT`` x the sync of lips and sound + the rest x how much more the lips move in this
+        stretch of speech than in the face's own quiet moments (both in -1..1)."""
         q = self._mouths.get(tid)
-        if not q or len(q) < 5:
+        if not q or len(q) < 6:
             return 0.0
         m = np.array(q, dtype=np.float64)
-        m = m[(m[:, 0] <= end) & (m[:, 0] >= end - 3 * self.tau_ns)]
-        if len(m) < 5:
+        m = m[m[:, 0] <= end]
+        now = m[m[:, 0] >= start]
+        if len(now) < 5:
             return 0.0
+        return SYNC_WEIGHT * self._sync(now, audio, end) + (1 - SYNC_WEIGHT) * self._activity(m, audio, start)
+
+    def _sync(self, m: np.ndarray, audio: np.ndarray, end: int) -> float:
+        """Exponentially weighted correlation of the opening with the level (a still mouth: ~0)."""
         level = np.interp(m[:, 0], audio[:, 0], audio[:, 1])
         w = np.exp(-(end - m[:, 0]) / self.tau_ns)
         w /= w.sum()
@@ -162,6 +197,23 @@ class ActiveSpeaker:
         if sd_a < 1.0:
             return 0.0  # a steady level: nothing to line the mouth up with
         return float(np.sum(w * o * a) / (sd_a * max(sd_o, MOUTH_FLOOR)))
+
+    def _activity(self, m: np.ndarray, audio: np.ndarray, start: float) -> float:
+        """Lip motion (RMS change of the opening between frames) while this stretch of speech is
+        heard, against the face's motion while nothing is heard (a chewing or smiling face moves
+        then too; a speaker's lips rest)."""
+        if len(m) < 3:
+            return 0.0
+        step = np.abs(np.diff(m[:, 1]))
+        t = m[1:, 0]
+        voiced = np.interp(t, audio[:, 0], audio[:, 2]) > 0.5
+        talk = step[(t >= start)]
+        rest = step[(t < start) & ~voiced]
+        if len(talk) < 4:
+            return 0.0
+        a = float(np.sqrt(np.mean(talk ** 2)))
+        b = float(np.sqrt(np.mean(rest ** 2))) if len(rest) >= 4 else MOTION_FLOOR
+        return (a - max(b, MOTION_FLOOR)) / max(a, b, MOTION_FLOOR)
 
     def _decide(self, end: int) -> SpeakerChange | None:
         if not self.scores:
