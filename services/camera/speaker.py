@@ -112,6 +112,7 @@ class ActiveSpeaker:
         """The last scores per track (for the bench and the status page)."""
         self.audio_horizon_ns = 0
         """End of the newest audio frame heard (corrected for the audio latency)."""
+        self._scored_at = -1
 
     # --- input -------------------------------------------------------------------------------
     def add_audio(self, t0_ns: int, frame_ms: int, energy_db: list[float], voiced: list[bool]) -> None:
@@ -148,8 +149,9 @@ class ActiveSpeaker:
             prev, self.current = self.current, -1
             self._challenger = -1
             return SpeakerChange(-1, self.audio_horizon_ns, 0.0, prev)
-        if len(self._audio) < 4:
-            return None
+        if len(self._audio) < 4 or self.audio_horizon_ns == self._scored_at:
+            return None  # nothing new heard since the last scoring (audio comes every ~150 ms)
+        self._scored_at = self.audio_horizon_ns
         audio = np.array([(c, e, v) for c, e, v in self._audio], dtype=np.float64)
         end = self.audio_horizon_ns
         recent = audio[audio[:, 0] >= end - 0.3 * NS]
