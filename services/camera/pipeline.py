@@ -23,7 +23,7 @@ from .detection import FaceTracker, Track, make_detector
 from .exposure import ExposureState, FacePriorityExposure, meter_centre, meter_faces, meter_global, meter_search
 from .presence import Presence
 from .recognition import Recognizer
-from .speaker import ActiveSpeaker, MouthReader
+from .speaker import ActiveSpeaker, MouthReader, shared_reader
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ class CameraPipeline:
         if settings.speaker_detection:
             try:
                 # ~100 MB of landmark model: the service loads it once in setup (loading holds the GIL for seconds)
-                self.mouths = mouths or MouthReader()
+                self.mouths = mouths or shared_reader()
                 self.speaker = ActiveSpeaker(window_s=settings.speaker_window_s, margin=settings.speaker_margin,
                                              min_score=settings.speaker_min_score, hold_ms=settings.speaker_hold_ms,
                                              video_latency_ms=settings.speaker_video_latency_ms,

@@ -49,10 +49,10 @@ class CameraService(Service):
             log.warning("recognition off: %s", exc)
         self.mouths = None
         if s.speaker_detection:
-            from .speaker import MouthReader
+            from .speaker import shared_reader
 
             try:
-                self.mouths = MouthReader()  # here, not on the capture thread: loading holds the GIL for seconds
+                self.mouths = shared_reader()  # here, not on the capture thread: loading holds the GIL for seconds
             except RuntimeError as exc:
                 log.warning("who-is-speaking off: %s", exc)
                 self.settings = msgspec.structs.replace(s, speaker_detection=False)

@@ -23,6 +23,7 @@ thread (the bus handler) and only appends to a deque.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import deque
 from dataclasses import dataclass
@@ -80,6 +81,12 @@ class MouthReader:
 
     def read(self, gray: np.ndarray, box: tuple[float, float, float, float]) -> float:
         return mouth_opening(self.landmarks(gray, box))
+
+
+@functools.lru_cache(maxsize=1)
+def shared_reader() -> MouthReader:
+    """One reader per process (the model is ~100 MB and read-only): pipelines rebuilt on a new frame size share it."""
+    return MouthReader()
 
 
 @dataclass(frozen=True)
