@@ -129,9 +129,9 @@ class CameraPipeline:
     def _who_speaks(self, gray: np.ndarray, live: list[Track], ts_ns: int) -> Speaker | None:
         if self.speaker is None or self.mouths is None:
             return None
-        for t in live:
-            if t.seen_now and t.box[2] >= self.settings.speaker_min_face_px:
-                self.speaker.add_mouth(t.id, ts_ns, self.mouths.read(gray, t.box))
+        # Without hearing.activity (no microphone, hearing off) the lips are not read: nothing to line them up with.
+        if self.speaker.hears(ts_ns):
+            self.read_mouths(gray, live, ts_ns)
         change = self.speaker.update([t.id for t in live])
         if change is None:
             return None
@@ -139,6 +139,11 @@ class CameraPipeline:
         who = next((t.identity for t in live if t.id == change.track_id), "")
         return Speaker(track_id=change.track_id, since_ns=change.since_ns, identity=who, confidence=change.confidence,
                        previous_track_id=change.previous)
+
+    def read_mouths(self, gray: np.ndarray, live: list[Track], ts_ns: int) -> None:
+        for t in live:
+            if t.seen_now and t.box[2] >= self.settings.speaker_min_face_px:
+                self.speaker.add_mouth(t.id, ts_ns, self.mouths.read(gray, t.box))  # type: ignore[union-attr]
 
     def _expose(self, gray: np.ndarray, live: list[Track]) -> ExposureState | None:
         if self.mode == "face":

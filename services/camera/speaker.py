@@ -126,6 +126,11 @@ class ActiveSpeaker:
         """A batch of the microphone's frames (any thread)."""
         self.inbox.append((t0_ns, frame_ms, list(energy_db), list(voiced)))
 
+    def hears(self, now_ns: int) -> bool:
+        """Whether the microphone's activity has been arriving (within the last ``HISTORY_S``)."""
+        self._drain()
+        return self.audio_horizon_ns > 0 and now_ns - self.audio_horizon_ns < HISTORY_S * NS
+
     def add_mouth(self, track_id: int, ts_ns: int, opening: float) -> None:
         q = self._mouths.setdefault(track_id, deque())
         q.append((ts_ns - self.video_lag_ns, float(opening)))

@@ -102,7 +102,7 @@ class HearingPipeline:
                  vad: EndpointerSettings = EndpointerSettings(), reference: PlaybackReference | None = None,
                  aec: bool = True, aec_delay_ms: int = 0, partial_interval_ms: int = 300,
                  max_queue_s: float = 10.0, end_of_turn: str = "words", turn_threshold: float = 0.5,
-                 smart_turn=None, vad_engine: str = "webrtc", silero_threshold: float = 0.5, activity_batch_ms: int = 200) -> None:
+                 smart_turn=None, vad_engine: str = "webrtc", silero_threshold: float = 0.5, activity_batch_ms: int = 150) -> None:
         self.engine = engine
         self.on_event = on_event
         self.endpointer = Endpointer(vad, engine=vad_engine, silero_threshold=silero_threshold)
