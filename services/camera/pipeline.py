@@ -133,6 +133,7 @@ class CameraPipeline:
         if self.speaker.hears(ts_ns):
             self.read_mouths(gray, live, ts_ns)
         change = self.speaker.update([t.id for t in live])
+        self.counters["speaker_scorings"] = self.speaker.scorings
         if change is None:
             return None
         self.counters["speaker_changes"] += 1

@@ -81,6 +81,7 @@ class CameraService(Service):
         """The microphone's level and VAD, for who-is-speaking (queued; the capture thread reads it)."""
         a = rx.msg
         assert isinstance(a, Activity)
+        self.count("activity_batches")
         if self.pipeline is not None and self.pipeline.speaker is not None:
             self.pipeline.speaker.add_audio(a.t0_ns, a.frame_ms, a.energy_db, a.voiced)
 

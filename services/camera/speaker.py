@@ -120,6 +120,8 @@ class ActiveSpeaker:
         self.audio_horizon_ns = 0
         """End of the newest audio frame heard (corrected for the audio latency)."""
         self._scored_at = -1
+        self.scorings = 0
+        """How many times faces were scored (while speech was heard)."""
 
     # --- input -------------------------------------------------------------------------------
     def add_audio(self, t0_ns: int, frame_ms: int, energy_db: list[float], voiced: list[bool]) -> None:
@@ -172,6 +174,7 @@ class ActiveSpeaker:
             return None  # nobody speaks now: the last speaker stays who the conversation is with
         start = max(self._run_start(audio) - PREROLL_NS, end - 3 * self.tau_ns)
         self.scores = {tid: self._score(tid, audio, start, end) for tid in live}
+        self.scorings += 1
         return self._decide(end)
 
     def _run_start(self, audio: np.ndarray) -> float:
