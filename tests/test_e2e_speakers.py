@@ -84,6 +84,10 @@ def test_the_unknown_visitor_beside_sam_never_gets_her_mail(tmp_path, monkeypatc
         w.wait(lambda: w.reply_after(t, "greeting") and not w.speaking, 30, "the greetings to end")
         w.quiet(0.8)
 
+        def seen_speakers() -> str:
+            cam = w.counters.get("camera", {})
+            return f"{[(s.track_id, s.since_ns) for s in w.speakers]}, " + str({k: v for k, v in cam.items() if "speaker" in k or "activity" in k})
+
         def say(clip: str, text: str):
             present = [SAM, STRANGER]
             line = kiosk.visitor.say(text, lead_s=0.6)
@@ -95,7 +99,7 @@ def test_the_unknown_visitor_beside_sam_never_gets_her_mail(tmp_path, monkeypatc
         line = say(SAM, lines[0])
         answer = w.wait(lambda: w.reply_after(line.start_ns, "messages"), 25, "an answer to Sam")
         assert "Sam" in answer.text, answer.text
-        assert any(s.track_id == sam_track for s in w.speakers[n_speakers:]), ([(s.track_id, s.since_ns) for s in w.speakers], w.counters.get("camera"))
+        w.wait(lambda: any(s.track_id == sam_track for s in w.speakers[n_speakers:]), 3, lambda: f"the camera to name Sam the speaker: {seen_speakers()}")
         w.wait(lambda: answer.status, 30, "that answer to end")
         w.quiet(0.8)
 
@@ -106,7 +110,7 @@ def test_the_unknown_visitor_beside_sam_never_gets_her_mail(tmp_path, monkeypatc
         assert answer.text == "I'm sorry, I don't recognise you, so I can't check messages for you.", answer.text
         assert "door" not in answer.text.lower() and "Sam" not in answer.text
         picked = [s for s in w.speakers[n_speakers:] if s.since_ns <= line.end_ns]
-        assert picked and picked[-1].track_id == stranger_track, [(s.track_id, s.since_ns) for s in w.speakers]
+        assert picked and picked[-1].track_id == stranger_track, seen_speakers()
         # Both turns went by who spoke (heartbeats carry the counters once a second).
         w.wait(lambda: w.counters.get("brain", {}).get("turns_attributed", 0) >= 2, 5, lambda: f"two attributed turns: {w.counters.get('brain')}")
         hb = w.counters
