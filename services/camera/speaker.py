@@ -193,12 +193,12 @@ class ActiveSpeaker:
         """``SYNC_WEIGHT`` x the sync of lips and sound + the rest x how much more the lips move in this
         stretch of speech than in the face's own quiet moments (both in -1..1)."""
         q = self._mouths.get(tid)
-        if not q or len(q) < 6:
+        if not q or len(q) < 4:
             return 0.0
         m = np.array(q, dtype=np.float64)
         m = m[m[:, 0] <= end]
         now = m[m[:, 0] >= start]
-        if len(now) < 5:
+        if len(now) < 3:
             return 0.0
         return SYNC_WEIGHT * self._sync(now, audio, end) + (1 - SYNC_WEIGHT) * self._activity(m, audio, start)
 
@@ -226,7 +226,7 @@ class ActiveSpeaker:
         voiced = np.interp(t, audio[:, 0], audio[:, 2]) > 0.5
         talk = step[(t >= start)]
         rest = step[(t < start) & ~voiced]
-        if len(talk) < 4:
+        if len(talk) < 2:
             return 0.0
         a = float(np.sqrt(np.mean(talk ** 2)))
         b = float(np.sqrt(np.mean(rest ** 2))) if len(rest) >= 4 else MOTION_FLOOR
