@@ -352,6 +352,31 @@ def test_each_utterance_goes_to_the_visitor_the_camera_saw_speaking(make, clock)
     assert brain.counters["turns_attributed"] == 4
 
 
+def test_an_utterance_waits_for_the_camera_to_name_its_speaker(make, clock):
+    brain = make()
+    brain.on_email(email("m1", subject="For Alice: the key code", text="It is 4711."))
+    engage(brain, 1, "alice")
+    engage(brain, 2)
+    finish_all(brain)
+    brain.on_speaker(1, clock.ns - 5_000_000_000)  # Alice spoke a while ago
+    start = clock.ns
+    clock.advance(2.0)
+    # The transcript comes before the camera's verdict on this utterance: held, not answered as Alice's.
+    assert brain.on_transcript("t1", "any messages for me", 0.9, clock.ns - 300_000_000, clock.ns, start) == []
+    clock.advance(0.5)
+    assert not any("messages for you" in t for t in says(brain.tick()))  # (greetings and Alice's own mail may come)
+    out = brain.on_speaker(2, start + 100_000_000)
+    assert says(out) == ["I'm sorry, I don't recognise you, so I can't check messages for you."]
+    # No verdict at all within speaker_wait_s: answered as things stand (the last speaker named).
+    finish_all(brain)
+    start = clock.ns
+    clock.advance(2.0)
+    assert brain.on_transcript("t2", "any messages for me", 0.9, clock.ns - 300_000_000, clock.ns, start) == []
+    clock.advance(1.6)
+    assert "I'm sorry, I don't recognise you, so I can't check messages for you." in says(brain.tick())
+    assert brain.counters["turns_held_for_speaker"] == 2 and brain.counters["turns_speaker_wait_expired"] == 1
+
+
 def test_without_a_speaker_the_first_engaged_is_served(make, clock):
     brain = make()
     engage(brain, 1, "alice")

@@ -643,6 +643,9 @@ class BrainSettings(Section):
     """sqlite file for received mail and the outbox; empty: ``$STATE_DIRECTORY/brain.sqlite`` (systemd), else ``$XDG_STATE_HOME`` or ``~/.local/state`` ``/assistant/brain.sqlite``."""
     greet_wait_s: Annotated[float, Within(0.0, 60.0)] = 1.0
     """How long an engaged visitor's greeting waits for face recognition before a polite unnamed one."""
+    speaker_wait_s: Annotated[float, Within(0.0, 10.0)] = 1.5
+    """With several visitors present and no ``vision.speaker`` yet for an utterance, wait this long for the camera
+    to say who spoke before answering (then: the last speaker it named). 0: never wait."""
     filler_after_s: Annotated[float, Within(0.0, 60.0)] = 0.7
     """Say a short filler when an answer takes longer than this."""
     filler: str = "Let me see."
