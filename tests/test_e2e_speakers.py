@@ -89,7 +89,8 @@ def test_the_unknown_visitor_beside_sam_never_gets_her_mail(tmp_path, monkeypatc
 
         def seen_speakers() -> str:
             cam = w.counters.get("camera", {})
-            return f"{[(s.track_id, s.since_ns) for s in w.speakers]}, " + str({k: v for k, v in cam.items() if "speaker" in k or "activity" in k})
+            heard = "".join("V" if v else "." for a in w.activity[-40:] for v in a.voiced)
+            return f"{[(s.track_id, s.since_ns) for s in w.speakers]}, " + str({k: v for k, v in cam.items() if "speaker" in k or "activity" in k}) + f" heard {heard}"
 
         def say(clip: str, text: str):
             present = [SAM, STRANGER]

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from assistant.messages import (
-    Done, EmailAck, EmailFailed, EmailReceived, EmailSend, EmailSent, FaceLandmarks, Heartbeat, Person, Received, Reply,
+    Activity, Done, EmailAck, EmailFailed, EmailReceived, EmailSend, EmailSent, FaceLandmarks, Heartbeat, Person, Received, Reply,
     RendererStats, Say, Speaker, Speech, Stop, SystemState, Transcript, TurnTrace, Utterance, VoiceError,
 )
 
@@ -61,6 +61,8 @@ class KioskWatch:
     lines: list[Line] = field(default_factory=list)
     people: list[Person] = field(default_factory=list)
     speakers: list[Speaker] = field(default_factory=list)
+    activity: list[Activity] = field(default_factory=list)
+    """``hearing.activity`` batches (the last 200)."""
     transcripts: list[tuple[str, Transcript]] = field(default_factory=list)
     replies: list[tuple[str, Reply]] = field(default_factory=list)
     traces: list[tuple[str, TurnTrace]] = field(default_factory=list)
@@ -99,6 +101,8 @@ class KioskWatch:
             self.people.append(m)
             who = f" {m.identity}" if m.identity else ""
             self.lines.append(Line(h.ts_ns, "camera", f"person {m.track_id}{who} {m.event}", f"{m.distance_m:.1f} m" if m.distance_m else ""))
+        elif isinstance(m, Activity):
+            self.activity = [*self.activity[-199:], m]
         elif isinstance(m, Speaker):
             self.speakers.append(m)
             who = f" {m.identity}" if m.identity else ""
