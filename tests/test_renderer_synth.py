@@ -147,3 +147,11 @@ def test_partial_head_redraw_matches_a_full_warp():
         lag = np.abs(fast._corners @ d[:, :2].T + d[:, 2]).max()
         assert lag < fast.settings.head_redraw_px, f"frame {k}: pose {lag:.2f} px behind"
     assert partial > 20, f"only {partial} of 60 frames avoided the full warp"
+
+
+def test_gaze_goes_to_the_speaker_among_several_faces():
+    faces = Faces(frame_ns=1, width=640, height=480, faces=[Face(track_id=1, box=(100, 200, 80, 80), distance_m=0.8),
+                                                            Face(track_id=2, box=(460, 200, 80, 80), distance_m=0.9)])
+    first, speaker = gaze_from_faces(faces), gaze_from_faces(faces, track_id=2)
+    assert first[0] > 0.3 and speaker[0] < -0.3  # camera-left face: screen right; camera-right: screen left
+    assert gaze_from_faces(faces, track_id=7) == first  # a speaker out of view: the engaged-first face
