@@ -318,7 +318,8 @@ def open_camera(settings, *, realtime: bool = True) -> Camera:
         scene = build_scene(scene_name, settings.width, settings.height, settings.hfov_deg, faces_dir=settings.sim_faces_dir)
         return SimulatedCamera(scene, fps=settings.fps, limits=limits, mains_hz=settings.mains_hz,
                                latency_frames=settings.sim_latency_frames, realtime=realtime,
-                               walk_file=settings.sim_walk_file or None, device_node=settings.sim_device_node or None)
+                               walk_file=settings.sim_walk_file or None, device_node=settings.sim_device_node or None,
+                               cast_file=settings.sim_cast_file or None)
     return V4L2Camera(
         device=settings.device, width=settings.width, height=settings.height, fps=settings.fps,
         fourcc=settings.fourcc, exposure_unit_s=settings.exposure_unit_s, gain_max_factor=settings.gain_max,

@@ -64,6 +64,20 @@ def default_faces_dir() -> Path | None:
     return None
 
 
+def clip_path(clip: str) -> Path:
+    """A talking clip by name: ``bbaf2n`` (GRID), ``wild/retalking1`` (``talking/wild``), or a path."""
+    p = Path(clip)
+    if p.suffix and p.is_file():
+        return p
+    grid = default_faces_dir()
+    if grid is None:
+        raise CameraError("the talking clips are missing: ../shared/data/talking (or $ASSISTANT_SHARED_DATA)")
+    found = [c for c in (grid / f"{clip}.mpg", grid.parent / f"{clip}.mp4") if c.is_file()]
+    if not found:
+        raise CameraError(f"no talking clip {clip!r} in {grid.parent}")
+    return found[0]
+
+
 def clip_frames(path: Path, indices: range | None = None) -> list[np.ndarray]:
     """Decode BGR frames of a video (``indices``: which ones; default all)."""
     import cv2
@@ -94,9 +108,14 @@ class PersonSprite:
     """Matte per frame, float32 HxW in 0..1."""
     face: tuple[float, float, float, float]
     """Face box (x, y, w, h) in sprite pixels, from a face detector on the studio frames."""
+    fps: float = 25.0
+    """Frame rate of the clip the frames come from."""
 
     @classmethod
-    def from_clip(cls, path: Path, indices: range = SCENE_FRAMES) -> "PersonSprite":
+    def from_clip(cls, path: Path, indices: range | None = SCENE_FRAMES, max_face_px: float = 0.0) -> "PersonSprite":
+        """Frames ``indices`` (None: all) of a clip. GRID clips (``.mpg``, blue backdrop) are keyed; other
+        clips (a real room behind the speaker) get a soft oval matte around head and shoulders.
+        ``max_face_px`` > 0 shrinks large clips so the face is at most that wide (memory)."""
         import cv2
 
         frames = clip_frames(path, indices)
@@ -105,15 +124,37 @@ class PersonSprite:
         if not boxes:
             raise CameraError(f"no face found in {path}")
         face = tuple(float(v) for v in np.median(np.array(boxes), axis=0))
+        if max_face_px and face[2] > max_face_px:
+            z = max_face_px / face[2]
+            frames = [cv2.resize(np.ascontiguousarray(f), None, fx=z, fy=z, interpolation=cv2.INTER_AREA) for f in frames]
+            face = tuple(v * z for v in face)
+        keyed = path.suffix.lower() == ".mpg"
+        oval = None if keyed else _oval_matte(frames[0].shape[:2], face)  # type: ignore[arg-type]
+        cap = cv2.VideoCapture(str(path))
+        fps = float(cap.get(cv2.CAP_PROP_FPS) or 25.0) or 25.0
+        cap.release()
         albedo, alpha = [], []
         pad = frames[0].shape[0]  # extend the torso down by one frame height
         for f in frames:
-            a = _key_background(f)
+            a = _key_background(f) if keyed else oval
             f = cv2.copyMakeBorder(f, 0, pad, 0, 0, cv2.BORDER_REPLICATE)
             a = cv2.copyMakeBorder(a, 0, pad, 0, 0, cv2.BORDER_REPLICATE)
             albedo.append(_LINEAR_LUT[f])
             alpha.append(a)
-        return cls(path.stem, albedo, alpha, face)  # type: ignore[arg-type]
+        return cls(path.stem, albedo, alpha, face, fps)  # type: ignore[arg-type]
+
+
+def _oval_matte(shape: tuple[int, int], face: tuple[float, float, float, float]) -> np.ndarray:
+    """Head and shoulders of a speaker filmed in a room: a soft oval around the face over a wider torso."""
+    import cv2
+
+    h, w = shape
+    x, y, fw, fh = face
+    m = np.zeros((h, w), np.float32)
+    cv2.ellipse(m, (int(x + fw / 2), int(y + fh * 0.45)), (int(fw * 0.75), int(fh * 0.95)), 0, 0, 360, 1.0, -1)
+    cv2.rectangle(m, (int(x - fw * 0.4), int(y + fh * 1.1)), (int(x + fw * 1.4), h), 1.0, -1)
+    k = max(3, int(fw * 0.12) | 1)
+    return cv2.GaussianBlur(m, (k, k), 0)
 
 
 def _key_background(bgr: np.ndarray) -> np.ndarray:
@@ -139,6 +180,26 @@ class Walk:
 
     sprite: PersonSprite
     keys: list[tuple[float, float, float]]
+    talk: list[tuple[float, float, float]] | None = None
+    """When the person talks: (scene start s, clip offset s, duration s); between talks the clip's
+    ``rest_s`` frame shows (a still face). None: the clip loops (ping-pong) all the time."""
+    rest_s: float = 0.0
+    """Clip time of the frame shown while not talking."""
+    yaw: float = 1.0
+    """Horizontal squeeze of the person (< 1: turned slightly away from the camera)."""
+    mime: list[tuple[float, float, float]] | None = None
+    """Like ``talk``, but nothing is heard: mouth motion in silence (chewing, smiling, miming)."""
+
+    def frame(self, t: float) -> int:
+        """Which of the sprite's frames shows at scene time ``t``."""
+        n = len(self.sprite.albedo)
+        if self.talk is None and self.mime is None:
+            k = int(t * 25) % (2 * n - 2) if n > 1 else 0  # ping-pong through the clip at 25 fps
+            return k if k < n else 2 * n - 2 - k
+        for start, offset, dur in (self.talk or []) + (self.mime or []):
+            if start <= t < start + dur:
+                return min(n - 1, int((offset + t - start) * self.sprite.fps))
+        return min(n - 1, int(self.rest_s * self.sprite.fps))
 
     def at(self, t: float) -> tuple[float, float] | None:
         if not self.keys or t < self.keys[0][0] or t > self.keys[-1][0]:
@@ -200,7 +261,7 @@ class Scene:
             if p is None:
                 continue
             cx, cy, s, d = p
-            fw, fh = walk.sprite.face[2] * s, walk.sprite.face[3] * s
+            fw, fh = walk.sprite.face[2] * s * walk.yaw, walk.sprite.face[3] * s
             box = (cx - fw / 2, cy - fh / 2, fw, fh)
             inside = box[0] >= 0 and box[1] >= 0 and box[0] + fw <= self.width and box[1] + fh <= self.height
             out.append(Truth(walk.sprite.name, box, d, inside))
@@ -217,13 +278,11 @@ class Scene:
                 continue
             cx, cy, s, d = p
             sp = walk.sprite
-            n = len(sp.albedo)
-            k = int(t * 25) % (2 * n - 2) if n > 1 else 0  # ping-pong through the clip at 25 fps
-            k = k if k < n else 2 * n - 2 - k
+            k = walk.frame(t)
             fx, fy, fw, fh = sp.face
             h, w = sp.alpha[k].shape
-            sw, sh = max(1, int(w * s)), max(1, int(h * s))
-            x0 = int(round(cx - (fx + fw / 2) * s))
+            sw, sh = max(1, int(w * s * walk.yaw)), max(1, int(h * s))
+            x0 = int(round(cx - (fx + fw / 2) * s * walk.yaw))
             y0 = int(round(cy - (fy + fh / 2) * s))
             xa, ya, xb, yb = max(0, x0), max(0, y0), min(self.width, x0 + sw), min(self.height, y0 + sh)
             if xa >= xb or ya >= yb:
@@ -319,7 +378,7 @@ class SimulatedCamera:
     def __init__(self, scene: Scene, *, fps: float = 30.0, limits: ControlLimits | None = None, mains_hz: int = 50,
                  latency_frames: int = 2, realtime: bool = True, seed: int = 1, exposure_s: float = 0.005, gain: float = 1.0,
                  jpeg_quality: int = 80, walk_file: str | Path | None = None,
-                 device_node: str | Path | None = None) -> None:
+                 device_node: str | Path | None = None, cast_file: str | Path | None = None) -> None:
         self.scene = scene
         # Plugged in while this file exists, as /dev/videoN exists while a USB camera is plugged in.
         self.device_node = Path(device_node) if device_node else None
@@ -328,6 +387,11 @@ class SimulatedCamera:
         self._walk_sprite = scene.walks[0].sprite if scene.walks else None
         self._walk_stamp: int | None = None
         self._walk_checked = 0.0
+        # A staged scene of several talking people (see ``_follow_cast_file``).
+        self.cast_file = Path(cast_file) if cast_file else None
+        self._cast_stamp: int | None = None
+        self._cast_checked = 0.0
+        self._sprites: dict[str, PersonSprite] = {}
         self.width, self.height, self.fps = scene.width, scene.height, fps
         self.limits = limits or ControlLimits(1e-4, 1 / fps, 1.0, 8.0)
         self.mains_hz = mains_hz
@@ -407,6 +471,8 @@ class SimulatedCamera:
         t = self.time_s
         if self.walk_file is not None:
             self._follow_walk_file(t)
+        if self.cast_file is not None:
+            self._follow_cast_file(t)
         if self.realtime:
             delay = self.t0 + t - time.monotonic()
             if delay > 0:
@@ -449,6 +515,43 @@ class SimulatedCamera:
             return
         self.scene.walks = [Walk(self._walk_sprite, keys)] if keys else []
         log.info("walk file %s: %d keyframe(s) from scene time %.1f s", self.walk_file, len(keys), t)
+
+    def _follow_cast_file(self, t: float) -> None:
+        """Reload the cast file when it changed: JSON ``{"people": [{"clip": NAME, "walk": [[t_s, x_m, d_m], ...],
+        "talk": [[start_s, clip_offset_s, dur_s], ...], "mime": [...], "yaw": 1.0, "rest_s": 0.0}]}``. Walk times
+        count from when the change is seen (as in the walk file); talk and mime starts are ``time.monotonic()``
+        seconds, so a line the microphone twin plays and the face saying it stay in step. ``clip``: a GRID clip
+        name, ``wild/NAME`` for ``talking/wild``, or a path. A file that cannot be read keeps the cast as it was."""
+        now = time.monotonic()
+        if now - self._cast_checked < 0.2:
+            return
+        self._cast_checked = now
+        try:
+            stamp = self.cast_file.stat().st_mtime_ns  # type: ignore[union-attr]
+            if stamp == self._cast_stamp:
+                return
+            self._cast_stamp = stamp
+            people = json.loads(self.cast_file.read_text())["people"]  # type: ignore[union-attr]
+            # scene time of a monotonic instant: frames are rendered at t0 + t on the wall clock
+            walks = []
+            for p in people:
+                sprite = self._sprite(str(p["clip"]))
+                to_scene = (lambda iv: [(float(a) - self.t0, float(b), float(c)) for a, b, c in iv]) if self.realtime else (lambda iv: [tuple(map(float, x)) for x in iv])
+                walks.append(Walk(sprite, [(t + float(k[0]), float(k[1]), float(k[2])) for k in p["walk"]],
+                                  talk=to_scene(p.get("talk", [])), mime=to_scene(p.get("mime", [])),
+                                  rest_s=float(p.get("rest_s", 0.0)), yaw=min(1.0, max(0.3, float(p.get("yaw", 1.0))))))
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError, TypeError, IndexError, KeyError, CameraError) as exc:
+            log.warning("cast file %s ignored: %s", self.cast_file, exc)
+            return
+        self.scene.walks = walks
+        log.info("cast file %s: %d people from scene time %.1f s", self.cast_file, len(walks), t)
+
+    def _sprite(self, clip: str) -> PersonSprite:
+        if clip not in self._sprites:
+            self._sprites[clip] = PersonSprite.from_clip(clip_path(clip), None, max_face_px=140)
+        return self._sprites[clip]
 
     def render(self, t: float) -> np.ndarray:
         """The 8-bit BGR image at scene time t with the current exposure and gain."""

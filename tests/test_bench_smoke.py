@@ -52,6 +52,8 @@ KEYS: dict[str, set[str]] = {
                 "real_cv_mouth_corr"},
     "neural_renderer": {"mouth_fps_256", "composite_fps_1080p", "cpu_mouth_fps_128"},
     "piper_lips": {"lstm_on_piper_r", "viseme_on_piper_r", "closer_to_real_lips", "clips"},
+    "speaker": {"active_speaker_accuracy", "switch_latency_ms_p50", "switch_latency_ms_p95", "false_switches_per_min",
+                "cpu_ms_per_frame"},
     "renderer": {"fps_720p", "fps_1080p", "av_offset_ms_p95", "dropped_frames_pct", "first_frame_ms",
                  "lip_closure_gap_iod_p95", "commanded_vs_drawn_corr"},
     "renderer_live": {"av_offset_ms_p95", "dropped_frames_pct", "first_frame_ms"},

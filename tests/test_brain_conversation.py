@@ -321,6 +321,75 @@ def test_two_people_each_greeted_and_the_first_is_the_one_served(make, clock):
     assert ask(brain, "what time is it", turn="t3") == []
 
 
+def test_each_utterance_goes_to_the_visitor_the_camera_saw_speaking(make, clock):
+    brain = make()
+    brain.on_email(email("m1", subject="For Alice: the key code", text="It is 4711."))
+    brain.on_email(email("m2", subject="For Alice: lunch", text="Noon."))
+    engage(brain, 1, "alice")
+    clock.advance(0.1)
+    engage(brain, 2)  # an unknown visitor beside her
+    finish_all(brain)
+    # The unknown visitor speaks (the camera saw track 2's mouth move with the sound): no mail for them.
+    brain.on_speaker(2, 9_000)
+    out = brain.on_transcript("t1", "any messages for me", 0.9, 12_000, 12_500, 10_000)
+    assert says(out) == ["I'm sorry, I don't recognise you, so I can't check messages for you."]
+    assert replies(out)[0].track_id == 2 and replies(out)[0].person == ""
+    finish_all(brain)
+    # Alice speaks: her mail is hers.
+    brain.on_speaker(1, 20_000)
+    out = brain.on_transcript("t2", "any messages for me", 0.9, 24_000, 24_500, 21_000)
+    assert "4711" in says(out)[0] and replies(out)[0].track_id == 1
+    finish_all(brain)
+    # A face the brain never heard of (no vision.person yet) is someone unknown, not Alice.
+    brain.on_speaker(7, 30_000)
+    out = brain.on_transcript("t3", "any messages for me", 0.9, 33_000, 33_500, 31_000)
+    assert says(out) == ["I'm sorry, I don't recognise you, so I can't check messages for you."]
+    # An utterance spanning a switch belongs to whoever spoke most of it.
+    brain.on_speaker(1, 40_000)
+    brain.on_speaker(2, 41_000)
+    out = brain.on_transcript("t4", "any messages for me", 0.9, 45_000, 45_500, 40_000)
+    assert says(out) == ["I'm sorry, I don't recognise you, so I can't check messages for you."]
+    assert brain.counters["turns_attributed"] == 4
+
+
+def test_an_utterance_waits_for_the_camera_to_name_its_speaker(make, clock):
+    brain = make()
+    brain.on_email(email("m1", subject="For Alice: the key code", text="It is 4711."))
+    engage(brain, 1, "alice")
+    engage(brain, 2)
+    finish_all(brain)
+    brain.on_speaker(1, clock.ns - 5_000_000_000)  # Alice spoke a while ago
+    start = clock.ns
+    clock.advance(2.0)
+    # The transcript comes before the camera's verdict on this utterance: held, not answered as Alice's.
+    assert brain.on_transcript("t1", "any messages for me", 0.9, clock.ns - 300_000_000, clock.ns, start) == []
+    clock.advance(0.5)
+    assert not any("messages for you" in t for t in says(brain.tick()))  # (greetings and Alice's own mail may come)
+    out = brain.on_speaker(2, start + 100_000_000)
+    assert says(out) == ["I'm sorry, I don't recognise you, so I can't check messages for you."]
+    # No verdict at all within speaker_wait_s: answered as things stand (the last speaker named).
+    finish_all(brain)
+    start = clock.ns
+    clock.advance(2.0)
+    assert brain.on_transcript("t2", "any messages for me", 0.9, clock.ns - 300_000_000, clock.ns, start) == []
+    clock.advance(1.6)
+    assert "I'm sorry, I don't recognise you, so I can't check messages for you." in says(brain.tick())
+    assert brain.counters["turns_held_for_speaker"] == 2 and brain.counters["turns_speaker_wait_expired"] == 1
+
+
+def test_without_a_speaker_the_first_engaged_is_served(make, clock):
+    brain = make()
+    engage(brain, 1, "alice")
+    finish_all(brain)
+    out = brain.on_transcript("t1", "any messages for me", 0.9, 12_000, 12_500, 10_000)
+    assert says(out) == ["No new messages for you, Alice."]
+    # The speaker history does not cover an utterance before it: back to the engaged visitor.
+    brain.on_speaker(2, 50_000)
+    finish_all(brain)
+    out = brain.on_transcript("t2", "any messages for me", 0.9, 22_000, 22_500, 20_000)
+    assert says(out) == ["No new messages for you, Alice."]
+
+
 def test_gibberish_silence_and_monologue(make):
     brain = make()
     engage(brain, 1, "alice")

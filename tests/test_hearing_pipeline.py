@@ -8,7 +8,7 @@ import pytest
 
 from hardware.microphone import RATE, AudioChunk, load_audio
 from services.hearing.echo import PlaybackReference
-from services.hearing.pipeline import Final, HearingPipeline, PartialText, SpeechEnded, SpeechStarted
+from services.hearing.pipeline import ActivityFrames, Final, HearingPipeline, PartialText, SpeechEnded, SpeechStarted
 from services.hearing.stt.pocketsphinx_engine import PocketSphinxEngine
 from services.hearing.vad import EndpointerSettings
 from services.hearing.wer import wer
@@ -49,6 +49,17 @@ def test_endpointing_segments_each_sentence(engine, tmp_path):
     # Partials arrive while speaking, for the same turn.
     partials = [e for e in events if isinstance(e, PartialText)]
     assert partials and {p.turn for p in partials} <= {s.turn for s in starts}
+    # hearing.activity: every 30 ms frame's level and verdict, consecutive, in batches of ~150 ms,
+    # voiced inside the sentences and not in the gaps between them.
+    acts = [e for e in events if isinstance(e, ActivityFrames)]
+    assert acts and all(a.frame_ms == 30 and len(a.energy_db) == len(a.voiced) == 5 for a in acts[:-1])
+    assert all(b.t0_ns == a.t0_ns + len(a.energy_db) * 30_000_000 for a, b in zip(acts, acts[1:]))
+    flags = [(a.t0_ns + i * 30_000_000 - T0) / 1e9 for a in acts for i, v in enumerate(a.voiced) if v]
+    inside = [t for t in flags if any(lo - 0.06 <= t <= hi for lo, hi in spans)]
+    assert len(flags) > 30 and len(inside) / len(flags) > 0.95
+    loud = [e for a in acts for e, v in zip(a.energy_db, a.voiced) if v]
+    quiet = [e for a in acts for e, v in zip(a.energy_db, a.voiced) if not v]
+    assert np.median(loud) > np.median(quiet) + 20
 
 
 def test_maximum_utterance_length_cuts_long_speech(engine, shared_data):

@@ -176,3 +176,11 @@ def test_closed_lips_meet_in_one_soft_line_not_a_seam_of_teeth():
     change = np.abs(region.astype(int) - before).max(axis=(0, 2))
     assert change[10:14].max() < 0.25 * change[55:65].min()
     np.testing.assert_array_equal(region[40:], before[40:])
+
+
+def test_gaze_goes_to_the_speaker_among_several_faces():
+    faces = Faces(frame_ns=1, width=640, height=480, faces=[Face(track_id=1, box=(100, 200, 80, 80), distance_m=0.8),
+                                                            Face(track_id=2, box=(460, 200, 80, 80), distance_m=0.9)])
+    first, speaker = gaze_from_faces(faces), gaze_from_faces(faces, track_id=2)
+    assert first[0] > 0.3 and speaker[0] < -0.3  # camera-left face: screen right; camera-right: screen left
+    assert gaze_from_faces(faces, track_id=7) == first  # a speaker out of view: the engaged-first face

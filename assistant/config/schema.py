@@ -429,6 +429,9 @@ class HearingSettings(Section):
     """How long after the reply's last sample the room still counts as playing it (reverberation)."""
     partial_interval_ms: Annotated[int, Within(50, 10000)] = 300
     """How often partial transcripts are published while someone speaks."""
+    activity_batch_ms: Annotated[int, Within(0, 1000)] = 150
+    """``hearing.activity`` (each VAD frame's level and verdict, for the camera's who-is-speaking) is published in
+    batches of this long; 0 turns it off. Shorter: the camera learns who speaks sooner, at more messages a second."""
 
 
     def __post_init__(self) -> None:
@@ -506,6 +509,23 @@ class CameraSettings(Section):
     """Period of the JPEG preview for the status page; 0 disables it."""
     preview_width: Annotated[int, Within(16, 7680)] = 320
     """Width of the preview image."""
+    speaker_detection: bool = True
+    """Who is speaking: mouth motion (dlib's 68 landmarks) per tracked face against ``hearing.activity``, published as
+    ``vision.speaker`` when the active speaker changes."""
+    speaker_window_s: Annotated[float, Within(0.2, 5.0)] = 0.6
+    """Time constant of the audio-visual correlation (exponentially weighted over 3x this); shorter reacts faster, flips more."""
+    speaker_margin: Annotated[float, Within(0.0, 2.0)] = 0.1
+    """A challenger's score must beat the current speaker's by this much to take over (hysteresis)."""
+    speaker_min_score: Annotated[float, Within(0.0, 1.0)] = 0.15
+    """Lowest score (a weighted correlation of mouth opening with the sound's level) that makes a face the speaker."""
+    speaker_hold_ms: Annotated[int, Within(0, 5000)] = 150
+    """A challenger must lead for this long before the speaker changes (a cough or a nod does not flip it)."""
+    speaker_video_latency_ms: Annotated[float, Within(0.0, 1000.0)] = 0.0
+    """How much later than the light a frame is stamped (sensor readout, USB, decoding); subtracted before lining up."""
+    speaker_audio_latency_ms: Annotated[float, Within(0.0, 1000.0)] = 0.0
+    """How much later than the sound the microphone stamps its samples (driver buffering); subtracted likewise."""
+    speaker_min_face_px: Annotated[int, Within(8, 4096)] = 40
+    """Faces narrower than this are not read for mouth motion (too few pixels on the lips)."""
     sim_scene: Literal["backlit", "dim", "mixed", "plain"] = "backlit"
     """Scene of the simulated camera."""
     sim_faces_dir: str = ""
@@ -515,6 +535,9 @@ class CameraSettings(Section):
     sim_walk_file: str = ""
     """Simulated camera only: JSON keyframes ``[[t_s, x_m, distance_m], ...]`` of the person's path, times from when the
     file is written; re-read when it changes, so a scripted scene moves the visitor on cue (``[]``: nobody). Empty: the built-in walk."""
+    sim_cast_file: str = ""
+    """Simulated camera only: JSON of several talking people (clips, paths, when each talks; see
+    ``SimulatedCamera._follow_cast_file``), re-read when it changes; replaces the walk. Empty: none."""
     sim_device_node: str = ""
     """Simulated camera only: the camera is plugged in while this file exists, as ``/dev/videoN`` exists while a USB
     camera is (delete it to pull the cable, create it to plug back in). Empty: always plugged in."""
@@ -625,6 +648,9 @@ class BrainSettings(Section):
     """sqlite file for received mail and the outbox; empty: ``$STATE_DIRECTORY/brain.sqlite`` (systemd), else ``$XDG_STATE_HOME`` or ``~/.local/state`` ``/assistant/brain.sqlite``."""
     greet_wait_s: Annotated[float, Within(0.0, 60.0)] = 1.0
     """How long an engaged visitor's greeting waits for face recognition before a polite unnamed one."""
+    speaker_wait_s: Annotated[float, Within(0.0, 10.0)] = 1.5
+    """With several visitors present and no ``vision.speaker`` yet for an utterance, wait this long for the camera
+    to say who spoke before answering (then: the last speaker it named). 0: never wait."""
     filler_after_s: Annotated[float, Within(0.0, 60.0)] = 0.7
     """Say a short filler when an answer takes longer than this."""
     filler: str = "Let me see."

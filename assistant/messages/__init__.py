@@ -8,9 +8,9 @@ from .base import REGISTRY, MAX_FRAME_BYTES, DecodeStats, Header, Message, Recei
 from .brain import Reply, TurnTrace
 from .email import EmailAck, EmailFailed, EmailReceived, EmailSend, EmailSent
 from .face import FaceLandmarks, RendererStats
-from .hearing import Partial, Phrases, Speech, Transcript, Word
+from .hearing import Activity, Partial, Phrases, Speech, Transcript, Word
 from .system import Command, Heartbeat, Probe, SystemState
-from .vision import Exposure, Face, Faces, Person, Preview
+from .vision import Exposure, Face, Faces, Person, Preview, Speaker
 from .voice import Done, EngineUsed, Phoneme, Playback, Say, Stop, Utterance, VoiceError
 
 __all__ = [name for name in dir() if not name.startswith("_")]

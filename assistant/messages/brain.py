@@ -15,6 +15,8 @@ class Reply(Message, frozen=True):
     """Skill that answered."""
     person: str = ""
     """Who it was for, when known."""
+    track_id: int = -1
+    """Camera track of the visitor it was for (the renderer looks at them), -1 when nobody in particular."""
 
 
 @message("brain.trace")

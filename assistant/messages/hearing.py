@@ -77,3 +77,32 @@ class Phrases(Message, frozen=True):
 
     phrases: list[str]
     """Expected phrases or words."""
+
+
+@message("hearing.activity")
+class Activity(Message, frozen=True):
+    """The microphone's speech activity at a low rate: short frames' level and VAD verdict, batched.
+
+    One message carries ``len(energy_db)`` consecutive frames of ``frame_ms`` (about 100-300 ms in all),
+    so the camera can line mouth motion up with the sound without the audio itself crossing the bus.
+    """
+
+    t0_ns: int
+    """Monotonic time of the first sample of the first frame (the microphone's clock, like ``Speech.at_ns``)."""
+    frame_ms: int
+    """Length of each frame in milliseconds (the VAD's frame: 10, 20 or 30)."""
+    energy_db: list[float]
+    """Mean power of each frame in dB relative to one int16 step squared (silence ~0-30, speech ~50-80)."""
+    voiced: list[bool]
+    """The VAD's verdict per frame (level-gated, as for the speech edges)."""
+
+    def problem(self) -> str | None:
+        if not 1 <= self.frame_ms <= 100:
+            return f"frame_ms {self.frame_ms} is outside 1..100"
+        if len(self.energy_db) != len(self.voiced):
+            return f"{len(self.energy_db)} energies but {len(self.voiced)} VAD flags"
+        if not 1 <= len(self.energy_db) <= 200:
+            return f"{len(self.energy_db)} frames in one message; expected 1..200"
+        if any(not -10.0 <= e <= 200.0 for e in self.energy_db):
+            return "an energy is outside -10..200 dB"
+        return None

@@ -90,3 +90,23 @@ class Preview(Message, frozen=True):
     """Capture time."""
     jpeg: bytes = b""
     """JPEG image."""
+
+
+@message("vision.speaker")
+class Speaker(Message, frozen=True):
+    """The active speaker changed: whose mouth moves with the sound the microphone hears.
+
+    Published on a change only (with hysteresis: a cough or a nod does not flip it). ``track_id``
+    is -1 when the speaker went out of view.
+    """
+
+    track_id: int
+    """Track id of the face now speaking (as in ``vision.faces``), -1 for nobody in view."""
+    since_ns: int
+    """Monotonic time (audio clock) from which this face has been the speaker."""
+    identity: str = ""
+    """Enrolled name when the face is recognised, empty when unknown."""
+    confidence: float = 0.0
+    """How clearly this face's mouth follows the sound, 0..1 (its audio-visual sync score)."""
+    previous_track_id: int = -1
+    """The speaker before, -1 when none."""

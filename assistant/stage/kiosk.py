@@ -55,12 +55,15 @@ class Kiosk:
     """Every service on simulated devices under ``assistant up``; use as a context manager."""
 
     def __init__(self, work: Path | None = None, *, out: Path | None = None, record: bool = False, mail: bool = True,
-                 enrol: str = "sam", services: tuple[str, ...] = SERVICES, extra_config: str = "", fps: float = 25.0) -> None:
+                 enrol: str = "sam", services: tuple[str, ...] = SERVICES, extra_config: str = "", fps: float = 25.0,
+                 camera_config: str = "") -> None:
         self.work = Path(work) if work else Path(tempfile.mkdtemp(prefix="assistant-kiosk-"))
         self._own_work = work is None
         self.out = Path(out) if out else self.work
         self.record, self.mail, self.enrol_as, self.services = record, mail, enrol, tuple(services)
         self.extra_config, self.fps = extra_config, fps
+        self.camera_config = camera_config
+        """Extra ``[camera]`` keys (TOML lines), e.g. ``sim_cast_file`` for several talking people."""
         self.video = self.out / "demo.mp4"
         self.walk_file = self.work / "walk.json"
         self.runtime = self.work / "run"
@@ -131,6 +134,7 @@ fps = 15.0
 device = "sim"
 gallery_dir = "{w / 'faces'}"
 sim_walk_file = "{self.walk_file}"
+{self.camera_config}
 {mail}
 [brain]
 store_path = "{w / 'brain.sqlite'}"

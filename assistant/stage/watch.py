@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
 from assistant.messages import (
-    Done, EmailAck, EmailFailed, EmailReceived, EmailSend, EmailSent, FaceLandmarks, Heartbeat, Person, Received, Reply,
-    RendererStats, Say, Speech, Stop, SystemState, Transcript, TurnTrace, Utterance, VoiceError,
+    Activity, Done, EmailAck, EmailFailed, EmailReceived, EmailSend, EmailSent, FaceLandmarks, Heartbeat, Person, Received, Reply,
+    RendererStats, Say, Speaker, Speech, Stop, SystemState, Transcript, TurnTrace, Utterance, VoiceError,
 )
 
 if TYPE_CHECKING:
@@ -63,6 +63,9 @@ class KioskWatch:
     says: dict[str, SaySeen] = field(default_factory=dict)
     lines: list[Line] = field(default_factory=list)
     people: list[Person] = field(default_factory=list)
+    speakers: list[Speaker] = field(default_factory=list)
+    activity: list[Activity] = field(default_factory=list)
+    """``hearing.activity`` batches (the last 200)."""
     transcripts: list[tuple[str, Transcript]] = field(default_factory=list)
     replies: list[tuple[str, Reply]] = field(default_factory=list)
     traces: list[tuple[str, TurnTrace]] = field(default_factory=list)
@@ -101,6 +104,12 @@ class KioskWatch:
             self.people.append(m)
             who = f" {m.identity}" if m.identity else ""
             self.lines.append(Line(h.ts_ns, "camera", f"person {m.track_id}{who} {m.event}", f"{m.distance_m:.1f} m" if m.distance_m else ""))
+        elif isinstance(m, Activity):
+            self.activity = [*self.activity[-199:], m]
+        elif isinstance(m, Speaker):
+            self.speakers.append(m)
+            who = f" {m.identity}" if m.identity else ""
+            self.lines.append(Line(h.ts_ns, "camera", f"speaker {m.track_id}{who}", f"confidence {m.confidence:.2f}"))
         elif isinstance(m, Speech):
             if m.event == "started" and m.during_playback:
                 self.barge_ins += 1

@@ -101,6 +101,8 @@ class Brain:
         self.now = now
         self.book = skills.AddressBook(dict(settings.address_book))
         self.sessions = Sessions(int(settings.greet_wait_s * _S))
+        self._held: tuple[int, tuple] | None = None
+        """An utterance waiting for the camera to name its speaker: (deadline ns, on_transcript arguments)."""
         self.traces = TraceBook(int(settings.trace_timeout_s * _S))
         self.speaking: dict[str, _Speaking] = {}
         self.job: Job | None = None
@@ -131,7 +133,8 @@ class Brain:
         log.debug("say [%s] %s", skill, text)
         # Mail, dictated messages, chat answers and anything naming the visitor stay out of the voice's disk cache.
         private = bool(mail_ids) or announcement or skill in _PRIVATE_SKILLS or bool(person and person.split()[0].lower() in text.lower())
-        return [Out(Say(text=text, lang=self.s.lang, say_id=say_id, private=private), turn), Out(Reply(text=text, skill=skill, person=person), turn)]
+        return [Out(Say(text=text, lang=self.s.lang, say_id=say_id, private=private), turn),
+                Out(Reply(text=text, skill=skill, person=person, track_id=visitor.track_id if visitor else -1), turn)]
 
     def stop(self, reason: str) -> list[Out]:
         """Silence the voice and forget what was being said (mail in it stays pending)."""
@@ -201,7 +204,43 @@ class Brain:
         self.count("barge_ins")
         return self.stop("barge-in")
 
-    def on_transcript(self, turn: str, text: str, confidence: float, speech_end_ns: int, transcript_ns: int) -> list[Out | Job]:
+    def on_speaker(self, track_id: int, since_ns: int) -> list[Out | Job]:
+        """``vision.speaker``: the camera saw who is talking (utterances are attributed by it); an
+        utterance held for it is answered now."""
+        self.sessions.speaker(track_id, since_ns)
+        self.count("speaker_changes")
+        held = self._held
+        if held is not None and since_ns <= held[1][3]:
+            self._held = None
+            return self.on_transcript(*held[1], released=True)
+        return []
+
+    def _hold_for_speaker(self, args: tuple, speech_start_ns: int) -> bool:
+        """Several visitors and no speaker change seen during this utterance: the camera (its lips
+        against the sound arrive up to a second late) may not have named the new speaker yet."""
+        if self.s.speaker_wait_s <= 0 or len(self.sessions.visitors) < 2 or not speech_start_ns:
+            return False
+        if any(since >= speech_start_ns - 500_000_000 for since, _ in self.sessions.speakers):
+            return False
+        if self._held is not None:  # one at a time: the older one is answered as things stand
+            self._held = None
+        self._held = (self.clock_ns() + int(self.s.speaker_wait_s * _S), args)
+        self.count("turns_held_for_speaker")
+        return True
+
+    def speaking_visitor(self, speech_start_ns: int, speech_end_ns: int) -> Visitor | None:
+        """Who said the utterance: the camera's speaker over its time; without one, the visitor the
+        conversation is with (who engaged first)."""
+        v = self.sessions.speaker_during(speech_start_ns, speech_end_ns) if speech_start_ns else None
+        if v is not None:
+            self.count("turns_attributed")
+            return v
+        return self.sessions.active()
+
+    def on_transcript(self, turn: str, text: str, confidence: float, speech_end_ns: int, transcript_ns: int,
+                      speech_start_ns: int = 0, *, released: bool = False) -> list[Out | Job]:
+        if not released and self.listening and self._hold_for_speaker((turn, text, confidence, speech_end_ns, transcript_ns, speech_start_ns), speech_start_ns):
+            return []
         if not self.listening:
             self.count("ignored_nobody_engaged")
             return []
@@ -209,7 +248,7 @@ class Brain:
         if not any(c.isalnum() for c in text):
             self.count("ignored_silence")
             return []
-        visitor = self.sessions.active()
+        visitor = self.speaking_visitor(speech_start_ns, speech_end_ns)
         self.count("turns")
         self.traces.start(turn, speech_end_ns, transcript_ns)
         if self.is_speaking:
@@ -412,9 +451,13 @@ class Brain:
         return [Out(EmailSend(send_id=o.send_id, to=list(o.recipients), subject=o.subject, body=o.body)) for o in self.store.outgoing()]
 
     # --- time ---------------------------------------------------------------------------------
-    def tick(self) -> list[Out]:
+    def tick(self) -> list[Out | Job]:
         now = self.clock_ns()
-        out: list[Out] = []
+        out: list[Out | Job] = []
+        if self._held is not None and now >= self._held[0]:
+            args, self._held = self._held[1], None
+            self.count("turns_speaker_wait_expired")
+            out += self.on_transcript(*args, released=True)
         for ev in self.sessions.tick(now):
             out += self._session_event(ev)
         for say_id, sp in list(self.speaking.items()):

@@ -11,7 +11,7 @@ from pathlib import Path
 from assistant import paths
 from assistant.config.schema import BrainSettings
 from assistant.messages import (
-    Done, EmailFailed, EmailReceived, EmailSent, FaceLandmarks, Person, Received, Speech, SystemState,
+    Done, EmailFailed, EmailReceived, EmailSent, FaceLandmarks, Person, Received, Speaker, Speech, SystemState,
     Transcript, Utterance, VoiceError,
 )
 from assistant.service import Service, SetupError, on
@@ -134,7 +134,11 @@ class BrainService(Service):
     def on_transcript(self, rx: Received) -> None:
         m = rx.msg
         turn = rx.header.turn or f"turn-{rx.header.source}-{rx.header.seq}"
-        self.emit(self.brain.on_transcript(turn, m.text, m.confidence, m.speech_end_ns, rx.header.ts_ns))
+        self.emit(self.brain.on_transcript(turn, m.text, m.confidence, m.speech_end_ns, rx.header.ts_ns, m.speech_start_ns))
+
+    @on(Speaker)
+    def on_speaker(self, rx: Received) -> None:
+        self.emit(self.brain.on_speaker(rx.msg.track_id, rx.msg.since_ns))
 
     @on(Utterance)
     def on_utterance(self, rx: Received) -> None:

@@ -3,7 +3,10 @@
 A visitor is greeted once they engage (close and facing the kiosk), by name when recognised.
 Recognition may come a moment after engagement, so an unknown visitor's polite greeting waits
 ``greet_wait_ns`` for it. A visitor who was greeted gets a goodbye when they leave. The brain
-listens only while someone is engaged; with several engaged, it talks to the one who engaged first.
+listens only while someone is engaged; with several engaged, it talks to the one who engaged first,
+unless the camera says who is speaking (``vision.speaker``): then each utterance belongs to the
+face whose mouth moved with it, so names, mail and messages go to the right person and an unknown
+second visitor never gets the first one's mail.
 """
 
 from __future__ import annotations
@@ -37,6 +40,29 @@ class Sessions:
     def __init__(self, greet_wait_ns: int) -> None:
         self.greet_wait_ns = greet_wait_ns
         self.visitors: dict[int, Visitor] = {}
+        self.speakers: list[tuple[int, int]] = []
+        """``vision.speaker`` history: (since_ns, track id), oldest first, the last 64."""
+
+    def speaker(self, track_id: int, since_ns: int) -> None:
+        """The camera saw ``track_id`` start speaking at ``since_ns`` (-1: the speaker left the view)."""
+        self.speakers = [(t, k) for t, k in self.speakers if t < since_ns][-63:] + [(since_ns, track_id)]
+
+    def speaker_during(self, start_ns: int, end_ns: int) -> Visitor | None:
+        """Who spoke most of ``[start_ns, end_ns]`` by the camera's speaker history, or None when the
+        history does not cover it (no speaker known then, or it was out of view)."""
+        if not self.speakers or end_ns <= start_ns:
+            return None
+        share: dict[int, int] = {}
+        bounds = self.speakers[1:] + [(max(end_ns, self.speakers[-1][0]) + 1, -1)]
+        for (since, track), (until, _) in zip(self.speakers, bounds):
+            overlap = min(until, end_ns) - max(since, start_ns)
+            if overlap > 0 and track >= 0:
+                share[track] = share.get(track, 0) + overlap
+        if not share:
+            return None
+        track = max(share, key=share.__getitem__)
+        # A face the brain never heard of (no vision.person yet) is someone unknown, never someone else.
+        return self.visitors.get(track) or Visitor(track)
 
     def event(self, kind: str, track_id: int, identity: str, now_ns: int) -> list[SessionEvent]:
         if kind == "left":

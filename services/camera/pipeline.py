@@ -16,13 +16,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from assistant.config import CameraSettings
-from assistant.messages import Face, Person
+from assistant.messages import Face, Person, Speaker
 from hardware.camera import ControlLimits, Frame
 
 from .detection import FaceTracker, Track, make_detector
 from .exposure import ExposureState, FacePriorityExposure, meter_centre, meter_faces, meter_global, meter_search
 from .presence import Presence
 from .recognition import Recognizer
+from .speaker import ActiveSpeaker, MouthReader, shared_reader
 
 log = logging.getLogger(__name__)
 
@@ -58,11 +59,13 @@ class Result:
     exposure: ExposureState | None = None
     problem: str | None = None
     tracks: list[Track] = field(default_factory=list)
+    speaker: Speaker | None = None
+    """The active speaker changed on this frame."""
 
 
 class CameraPipeline:
     def __init__(self, settings: CameraSettings, limits: ControlLimits, *, width: int, height: int,
-                 recognizer: Recognizer | None = None, recognition_sync: bool = False) -> None:
+                 recognizer: Recognizer | None = None, recognition_sync: bool = False, mouths: MouthReader | None = None) -> None:
         self.settings = settings
         self.mode = settings.ae_mode
         detector = make_detector(settings.detector, settings.min_face_px, settings.detect_width * width // max(settings.width, 1))
@@ -78,6 +81,18 @@ class CameraPipeline:
         self._job: tuple[Track, Future] | None = None
         self._enrol: dict | None = None
         self.counters: Counter[str] = Counter()
+        self.speaker: ActiveSpeaker | None = None
+        self.mouths: MouthReader | None = mouths
+        if settings.speaker_detection:
+            try:
+                # ~100 MB of landmark model: the service loads it once in setup (loading holds the GIL for seconds)
+                self.mouths = mouths or shared_reader()
+                self.speaker = ActiveSpeaker(window_s=settings.speaker_window_s, margin=settings.speaker_margin,
+                                             min_score=settings.speaker_min_score, hold_ms=settings.speaker_hold_ms,
+                                             video_latency_ms=settings.speaker_video_latency_ms,
+                                             audio_latency_ms=settings.speaker_audio_latency_ms)
+            except RuntimeError as exc:
+                log.warning("who-is-speaking off: %s", exc)
 
     # --- per frame --------------------------------------------------------------------------
     def process(self, frame: Frame) -> Result:
@@ -109,7 +124,27 @@ class CameraPipeline:
                       identity=t.identity, similarity=round(float(t.similarity), 3), luminance=round(float(t.luminance), 1)) for t in ordered]
         persons = [Person(event=name, track_id=t.id, identity=t.identity, distance_m=round(float(t.distance_m), 2)) for name, t in events]  # type: ignore[arg-type]
         self.counters["frames"] += 1
-        return Result(frame.ts_ns, w, h, faces, persons, exposure, tracks=ordered)
+        return Result(frame.ts_ns, w, h, faces, persons, exposure, tracks=ordered, speaker=self._who_speaks(gray, live, frame.ts_ns))
+
+    def _who_speaks(self, gray: np.ndarray, live: list[Track], ts_ns: int) -> Speaker | None:
+        if self.speaker is None or self.mouths is None:
+            return None
+        # Without hearing.activity (no microphone, hearing off) the lips are not read: nothing to line them up with.
+        if self.speaker.hears(ts_ns):
+            self.read_mouths(gray, live, ts_ns)
+        change = self.speaker.update([t.id for t in live])
+        self.counters["speaker_scorings"] = self.speaker.scorings
+        if change is None:
+            return None
+        self.counters["speaker_changes"] += 1
+        who = next((t.identity for t in live if t.id == change.track_id), "")
+        return Speaker(track_id=change.track_id, since_ns=change.since_ns, identity=who, confidence=change.confidence,
+                       previous_track_id=change.previous)
+
+    def read_mouths(self, gray: np.ndarray, live: list[Track], ts_ns: int) -> None:
+        for t in live:
+            if t.seen_now and t.box[2] >= self.settings.speaker_min_face_px:
+                self.speaker.add_mouth(t.id, ts_ns, self.mouths.read(gray, t.box))  # type: ignore[union-attr]
 
     def _expose(self, gray: np.ndarray, live: list[Track]) -> ExposureState | None:
         if self.mode == "face":

@@ -1,5 +1,6 @@
 """The camera service on the bus: a capture thread feeds frames to the pipeline and publishes
-``vision.faces`` (at ``faces_hz``), ``vision.person`` events, ``vision.exposure`` and a low-rate
+``vision.faces`` (at ``faces_hz``), ``vision.person`` events, ``vision.speaker`` (who is speaking, from
+``hearing.activity``), ``vision.exposure`` and a low-rate
 ``vision.preview``. A camera that vanishes is reopened with backoff; bad frames are counted and
 skipped. ``Command(service="camera", command="enroll", args={"name": NAME})`` enrols the engaged
 face from the live camera.
@@ -11,7 +12,9 @@ import logging
 import threading
 import time
 
-from assistant.messages import Command, Exposure, Faces, Preview, Received
+import msgspec
+
+from assistant.messages import Activity, Command, Exposure, Faces, Preview, Received
 from assistant.service import Service, SetupError, on
 from hardware.camera import CameraError, open_camera
 
@@ -44,6 +47,15 @@ class CameraService(Service):
             log.info("recognition on: %d people enrolled in %s", len(self.recognizer.gallery.people), s.gallery_dir)
         except Exception as exc:  # noqa: BLE001 - faces and exposure still work without it
             log.warning("recognition off: %s", exc)
+        self.mouths = None
+        if s.speaker_detection:
+            from .speaker import shared_reader
+
+            try:
+                self.mouths = shared_reader()  # here, not on the capture thread: loading holds the GIL for seconds
+            except RuntimeError as exc:
+                log.warning("who-is-speaking off: %s", exc)
+                self.settings = msgspec.structs.replace(s, speaker_detection=False)
         self.pipeline: CameraPipeline | None = None
         self._last = {"faces": 0.0, "exposure": 0.0, "preview": 0.0, "problem": 0.0}
         self._thread = threading.Thread(target=self._capture, name="capture", daemon=True)
@@ -63,6 +75,15 @@ class CameraService(Service):
         if self.pipeline is not None:
             out.update(self.pipeline.counters)
         return out
+
+    @on(Activity)
+    def handle_activity(self, rx: Received) -> None:
+        """The microphone's level and VAD, for who-is-speaking (queued; the capture thread reads it)."""
+        a = rx.msg
+        assert isinstance(a, Activity)
+        self.count("activity_batches")
+        if self.pipeline is not None and self.pipeline.speaker is not None:
+            self.pipeline.speaker.add_audio(a.t0_ns, a.frame_ms, a.energy_db, a.voiced)
 
     @on(Command)
     def handle_command(self, rx: Received) -> None:
@@ -96,7 +117,8 @@ class CameraService(Service):
         if self.pipeline is None or self._size != (cam.width, cam.height):
             if self.pipeline is not None:
                 self.pipeline.close()
-            self.pipeline = CameraPipeline(s, cam.limits, width=cam.width, height=cam.height, recognizer=self.recognizer)
+            self.pipeline = CameraPipeline(s, cam.limits, width=cam.width, height=cam.height, recognizer=self.recognizer,
+                                           mouths=self.mouths)
             self._size = (cam.width, cam.height)
         cam.set_auto(s.ae_mode == "camera")
         if s.ae_mode == "manual":
@@ -157,6 +179,8 @@ class CameraService(Service):
             self.camera.set_exposure(exp.exposure_s, exp.gain)
         for ev in result.events:
             self.publish(ev)
+        if result.speaker is not None:
+            self.publish(result.speaker)
         if now - self._last["faces"] >= 1.0 / max(s.faces_hz, 1.0) - 0.002:
             self._last["faces"] = now
             self.publish(Faces(frame_ns=result.frame_ns, width=result.width, height=result.height, faces=result.faces))

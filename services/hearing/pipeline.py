@@ -65,7 +65,17 @@ class Final:
     """Why the utterance ended: ``silence``, ``long_pause``, ``max_length``, ``audio_gap``, ``end_of_audio``."""
 
 
-Event = SpeechStarted | SpeechEnded | PartialText | Final
+@dataclass(frozen=True)
+class ActivityFrames:
+    """Level and VAD verdict of consecutive frames (for the camera's who-is-speaking)."""
+
+    t0_ns: int
+    frame_ms: int
+    energy_db: list[float]
+    voiced: list[bool]
+
+
+Event = SpeechStarted | SpeechEnded | PartialText | Final | ActivityFrames
 
 
 @dataclass
@@ -92,7 +102,7 @@ class HearingPipeline:
                  vad: EndpointerSettings = EndpointerSettings(), reference: PlaybackReference | None = None,
                  aec: bool = True, aec_delay_ms: int = 0, partial_interval_ms: int = 300,
                  max_queue_s: float = 10.0, end_of_turn: str = "words", turn_threshold: float = 0.5,
-                 smart_turn=None, vad_engine: str = "webrtc", silero_threshold: float = 0.5) -> None:
+                 smart_turn=None, vad_engine: str = "webrtc", silero_threshold: float = 0.5, activity_batch_ms: int = 150) -> None:
         self.engine = engine
         self.on_event = on_event
         self.endpointer = Endpointer(vad, engine=vad_engine, silero_threshold=silero_threshold)
@@ -129,6 +139,11 @@ class HearingPipeline:
         self._utt_stt_s = 0.0
         self._last_partial_ns = 0
         self._last_partial = ""
+        # hearing.activity: frames batched into one event every ``activity_batch_ms`` (0: off)
+        self.activity_frames = max(1, activity_batch_ms // vad.frame_ms) if activity_batch_ms > 0 else 0
+        self._act_t0 = 0
+        self._act_energy: list[float] = []
+        self._act_voiced: list[bool] = []
 
     # --- threads -------------------------------------------------------------------------
     def push(self, chunk: AudioChunk) -> None:
@@ -214,6 +229,8 @@ class HearingPipeline:
 
     def _frame(self, frame: np.ndarray, t_ns: int, playing: bool, raw: np.ndarray | None, near_end: bool) -> None:
         edge = self.endpointer.process(frame, t_ns, playing, raw, near_end)
+        if self.activity_frames:
+            self._activity(t_ns, energy_db(frame), self.endpointer.last_voiced)
         if near_end and raw is not None and energy_db(raw) - energy_db(frame) > self.endpointer.s.playback_erle_db:
             # AEC3's suppressor mutes the first few hundred ms of double talk; where the level
             # detector shows the visitor dominates the echo, the raw frame is the better signal.
@@ -237,6 +254,22 @@ class HearingPipeline:
                 if text and text != self._last_partial:
                     self._last_partial = text
                     self.on_event(PartialText(self._turn, text))
+
+    def _activity(self, t_ns: int, level_db: float, voiced: bool) -> None:
+        frame_ns = self.endpointer.s.frame_ms * 1_000_000
+        if self._act_energy and t_ns != self._act_t0 + len(self._act_energy) * frame_ns:
+            self._flush_activity()  # a gap in the audio: frames in one event are consecutive
+        if not self._act_energy:
+            self._act_t0 = t_ns
+        self._act_energy.append(round(min(200.0, max(0.0, level_db)), 1))
+        self._act_voiced.append(bool(voiced))
+        if len(self._act_energy) >= self.activity_frames:
+            self._flush_activity()
+
+    def _flush_activity(self) -> None:
+        if self._act_energy:
+            self.on_event(ActivityFrames(self._act_t0, self.endpointer.s.frame_ms, self._act_energy, self._act_voiced))
+        self._act_energy, self._act_voiced = [], []
 
     def _begin(self, at_ns: int, audio: list[np.ndarray], audio_t0: int, during_playback: bool) -> None:
         with self._lock:

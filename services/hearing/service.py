@@ -10,12 +10,12 @@ from __future__ import annotations
 import logging
 import time
 
-from assistant.messages import Done, Partial, Phrases, Received, Speech, Stop, Transcript, Utterance, Word
+from assistant.messages import Activity, Done, Partial, Phrases, Received, Speech, Stop, Transcript, Utterance, Word
 from assistant.service import Service, on
 from hardware.microphone import FileMicrophone, Microphone, MicrophoneError, PyAudioMicrophone
 
 from .echo import PlaybackReference
-from .pipeline import Event, Final, HearingPipeline, PartialText, SpeechEnded, SpeechStarted
+from .pipeline import ActivityFrames, Event, Final, HearingPipeline, PartialText, SpeechEnded, SpeechStarted
 from .stt import create_engine
 from .vad import EndpointerSettings
 
@@ -64,7 +64,8 @@ class HearingService(Service):
         self.pipeline = HearingPipeline(self.engine, self._on_event, vad=vad, reference=self.reference,
                                         aec=s.aec, aec_delay_ms=s.aec_delay_ms, partial_interval_ms=s.partial_interval_ms,
                                         end_of_turn=s.end_of_turn, turn_threshold=s.turn_threshold,
-                                        vad_engine=s.vad_engine, silero_threshold=s.silero_threshold)
+                                        vad_engine=s.vad_engine, silero_threshold=s.silero_threshold,
+                                        activity_batch_ms=s.activity_batch_ms)
         if s.phrases:
             self.pipeline.set_phrases(list(s.phrases))
         self.pipeline.start()
@@ -107,7 +108,9 @@ class HearingService(Service):
 
     # --- pipeline -> bus (called on the pipeline thread; publish is thread-safe) -----------
     def _on_event(self, ev: Event) -> None:
-        if isinstance(ev, SpeechStarted):
+        if isinstance(ev, ActivityFrames):
+            self.publish(Activity(t0_ns=ev.t0_ns, frame_ms=ev.frame_ms, energy_db=ev.energy_db, voiced=ev.voiced))
+        elif isinstance(ev, SpeechStarted):
             if ev.during_playback:
                 self.count("barge_in")
             self.publish(Speech(event="started", at_ns=ev.at_ns, during_playback=ev.during_playback), turn=ev.turn)

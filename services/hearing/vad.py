@@ -147,6 +147,8 @@ class Endpointer:
         self.preroll: collections.deque = collections.deque(maxlen=max(1, settings.preroll_ms // settings.frame_ms) + self.playback_start_frames + 1)
         self.floor_db: float | None = None
         self.in_speech = False
+        self.last_voiced = False
+        """The verdict on the last frame (published as ``hearing.activity``)."""
         self._frames = 0
         self._silent = 0
         self._last_voiced_end = 0
@@ -180,7 +182,7 @@ class Endpointer:
     def process(self, frame: np.ndarray, t_ns: int, playing: bool = False, raw: np.ndarray | None = None,
                 near_end: bool = False) -> Edge | None:
         """One frame of ``frame_ms`` starting at ``t_ns``; returns an edge when one happens."""
-        voiced = self.voiced(frame, playing, raw, near_end)
+        voiced = self.last_voiced = self.voiced(frame, playing, raw, near_end)
         end_ns = t_ns + len(frame) * NS // RATE
         if not self.in_speech:
             self.preroll.append((frame, t_ns, voiced))

@@ -163,8 +163,9 @@ class IdleLife:
         return IdleState(blink=self._blink(t), gaze=(float(self._gaze[0]), float(self._gaze[1])), head=head)
 
 
-def gaze_from_faces(faces, mirrored: bool = False) -> tuple[float, float] | None:
-    """On-screen gaze direction toward the first (engaged-first) face of a ``vision.Faces``.
+def gaze_from_faces(faces, mirrored: bool = False, track_id: int = -1) -> tuple[float, float] | None:
+    """On-screen gaze direction toward the face ``track_id`` of a ``vision.Faces`` (the one who speaks,
+    or whom the reply is for), else the first (engaged-first) face.
 
     The camera looks out of the screen like the avatar does, so a visitor on the camera image's
     left stands on the avatar's left, which on screen is to the right: x is flipped unless the
@@ -172,7 +173,8 @@ def gaze_from_faces(faces, mirrored: bool = False) -> tuple[float, float] | None
     """
     if not faces.faces or faces.width <= 0 or faces.height <= 0:
         return None
-    x, y, w, h = faces.faces[0].box
+    face = next((f for f in faces.faces if f.track_id == track_id), faces.faces[0]) if track_id >= 0 else faces.faces[0]
+    x, y, w, h = face.box
     nx = (x + w / 2) / faces.width * 2 - 1
     ny = (y + h / 2) / faces.height * 2 - 1
     return (float(np.clip(nx if mirrored else -nx, -1, 1)), float(np.clip(0.5 * ny, -1, 1)))

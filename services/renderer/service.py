@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from assistant.config.schema import RendererSettings
-from assistant.messages import (Done, Faces, FaceLandmarks, Partial, Person, Playback, Received, RendererStats, Reply, Speech, Stop, Transcript,
+from assistant.messages import (Done, Faces, FaceLandmarks, Partial, Person, Playback, Received, RendererStats, Reply, Speaker, Speech, Stop, Transcript,
                                 Utterance)
 from assistant.service import Service, on
 
@@ -42,6 +42,9 @@ class RendererService(Service):
 
     def setup(self) -> None:
         import cv2
+
+        self._addressee = -1  # camera track the reply being said is for
+        self._speaker = -1  # camera track of who is speaking (vision.speaker)
 
         from .avatar import Avatar
         from .drivers import DriverChoice
@@ -108,6 +111,8 @@ class RendererService(Service):
     def on_words(self, rx: Received) -> None:
         msg = rx.msg
         who = "assistant" if isinstance(msg, Reply) else "visitor"
+        if isinstance(msg, Reply):
+            self._addressee = msg.track_id  # look at whom the answer is for while saying it
         for screen in self.player.screens:
             caption = getattr(screen, "caption", None)
             if caption is not None:
@@ -158,6 +163,8 @@ class RendererService(Service):
     @on(Done)
     def on_done(self, rx: Received) -> None:
         d: Done = rx.msg
+        if d.last:
+            self._addressee = -1
         interrupted = d.status != "finished"
         if interrupted:
             self._interrupted.add(d.utterance_id)
@@ -176,7 +183,13 @@ class RendererService(Service):
     def on_faces(self, rx: Received) -> None:
         from .idle import gaze_from_faces
 
-        self.player.look_at(gaze_from_faces(rx.msg, mirrored=self.settings.mirrored_camera))
+        # Eyes and head toward whom the kiosk answers while it speaks, else toward who is speaking.
+        track = self._addressee if self._addressee >= 0 else self._speaker
+        self.player.look_at(gaze_from_faces(rx.msg, mirrored=self.settings.mirrored_camera, track_id=track))
+
+    @on(Speaker)
+    def on_speaker(self, rx: Received) -> None:
+        self._speaker = rx.msg.track_id
 
     @on(Person)
     def on_person(self, rx: Received) -> None:
