@@ -145,12 +145,12 @@ def stage(talkers: list[Talker], n_turns: int = 22, *, seed: int = 0, overlap_ev
     for tr in turns:
         tk = talkers[tr.person]
         a0, a1 = int(tr.offset_s * RATE), int((tr.offset_s + tr.dur_s) * RATE)
-        seg = tk.audio[a0:a1]
+        sound = tk.audio[a0:a1]
         mask = tk.voiced.repeat(int(RATE * HOP_S))
         rms = float(np.sqrt(np.mean(tk.audio[: len(mask)][mask] ** 2)) + 1e-9)
         if not tr.mime:
             s0 = int(tr.start_s * RATE)
-            mic[s0:s0 + len(seg)] += seg * (0.1 / rms)
+            mic[s0:s0 + len(sound)] += sound * (0.1 / rms)
             h0, h1 = int(tr.offset_s / HOP_S), int((tr.offset_s + tr.dur_s) / HOP_S)
             v = tk.voiced[h0:h1]
             s_h = int(tr.start_s / HOP_S)
