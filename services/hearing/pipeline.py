@@ -323,9 +323,11 @@ class HearingPipeline:
             # partial trails off. Whisper's language model tends to round a fragment off ("I am
             # looking for" -> "I am looking forward."); pocketsphinx writes the words it heard.
             # The final pass is needed for the transcript anyway, so the decision waits for it: while it
-            # is still decoding, the question is asked again on the next frame (each ask waits up to a
-            # frame, which keeps a pipeline fed faster than real time close to real time here).
-            result = self._timed(lambda: self.engine.peek(self.endpointer.s.frame_ms / 1000))
+            # is still decoding, the question is asked again on the next frame: the pipeline thread never
+            # blocks on it. Fed synchronously (``process``: tests, offline benchmarks, faster than real
+            # time) the ask waits for the decode, as if it took no time: decisions do not depend on load.
+            wait = 0.0 if self._thread is not None else None
+            result = self._timed(lambda: self.engine.peek(wait))
             if result is None and self.engine.speculating():
                 return None
             partial = self._timed(self.engine.partial)

@@ -213,7 +213,7 @@ class Endpointer:
             if self.end_of_turn is None:
                 return self._end("silence")
             if self._silent >= self.max_hang_frames:
-                return self._end("long_pause")
+                return self._end("long_pause" if self._asked else "silence")  # never decided: the silence alone ended it
             if not self._asked:
                 done = self.end_of_turn()
                 if done is not None:  # None: not decided yet (the final pass still decoding), ask again next frame
