@@ -239,8 +239,8 @@ BABBLE_TEXT = MBROLA_SENTENCES + [REPLY] + [
     "i will have a flat white and a croissant please",
     "did you see the match last night it was incredible",
 ]
-BABBLE_VOICES = ["en-gb", "mb-en1", "en-gb-x-rp", "en-gb-scotland", "en-029", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-us-nyc",
-                 "mb-de1-en", "mb-de2-en", "mb-fr1-en", "mb-fr4-en", "mb-nl2-en", "mb-sw2-en", "mb-pl1-en", "mb-hu1-en"]
+BABBLE_VOICES = [v + f for f in ("", "+f1", "+f2", "+f3", "+f4", "+m3", "+m5") for v in
+                 ("en-gb", "en-gb-x-rp", "en-gb-scotland", "en-029", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-us-nyc")] + ["mb-en1"]
 
 
 def babble(tmp: Path, seconds: float = 30.0, talkers: int = 32) -> np.ndarray:
@@ -252,7 +252,7 @@ def babble(tmp: Path, seconds: float = 30.0, talkers: int = 32) -> np.ndarray:
     n = int(seconds * RATE)
     crowd = np.zeros(n)
     for k in range(talkers):
-        voice = BABBLE_VOICES[k % len(BABBLE_VOICES)]
+        voice = BABBLE_VOICES[(k * 7) % len(BABBLE_VOICES)]
         extra = ["-p", str(int(rng.integers(25, 75))), "-s", str(int(rng.integers(140, 190)))]
         parts = []
         for j in range(8):
