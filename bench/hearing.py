@@ -6,9 +6,10 @@ kiosk sentences give ``final_after_speech_end_ms_p50/_p95`` (final transcript af
 of speech), ``complete_turn_answer_ms_p50`` (after the sentence's last sample), ``wer_librivox``,
 ``wer_mbrola``; barge-in scenes give ``barge_in_ms_p50``.
 Offline (the same pipeline fed as fast as it runs): ``wer_real`` (../shared/data/speech/real, 47
-utterances, 31 speakers), ``wer_kiosk_noisy`` (40 kiosk sentences by 4 voices in babble at 10 dB
-SNR), ``midpause_cutoff_rate`` (40 sentences with a 400-900 ms pause mid-sentence: share answered
-at the pause), ``complete_turn_fast_rate`` (40 finished ones: share ended at the first silence),
+utterances, 31 speakers), ``wer_kiosk_noisy`` (40 kiosk sentences by 4 voices in cafe noise at 10 dB
+SNR: 32 talkers, clatter, rumble), ``midpause_cutoff_rate`` (40 sentences with a 400-900 ms pause
+mid-sentence: share where an answer to the first part would be heard before the visitor goes on;
+``midpause_early_final_rate``: share with any final before the end), ``complete_turn_fast_rate`` (40 finished ones: share ended at the first silence),
 ``false_transcripts_on_noise`` (silence, white/pink noise, breath, music, clicks, babble-free hum).
 ``--compare`` adds the same sets with pocketsphinx alone, ``--vad`` the silero/webrtcvad comparison,
 ``--turn smart_turn`` measures that end-of-turn mode. Prints progress on stderr and one JSON object
