@@ -117,9 +117,18 @@ def test_a_mid_sentence_pause_is_not_cut(whisper, tmp_path):
     assert len(fs) == 2
 
 
-def test_speech_after_a_pause_taken_for_the_end_continues_the_turn(whisper, tmp_path):
+@pytest.fixture
+def own_whisper():
+    engine = create_engine(HearingSettings(engine="whisper"))
+    yield engine
+    engine.close()
+
+
+def test_speech_after_a_pause_taken_for_the_end_continues_the_turn(own_whisper, tmp_path):
     # A fixed silence ends the turn at the pause ("can i park my car"); the visitor goes on 0.6 s later:
-    # the same turn is revised with the whole sentence, decoded again from the start.
+    # the same turn is revised with the whole sentence, decoded again from the start. An engine of its
+    # own: pocketsphinx's partials adapt to what it heard, and the other tests' end-of-turn checks read them.
+    whisper = own_whisper
     a = synth("can i park my car", tmp_path / "a.wav", "mb-us3")
     b = synth("behind the building", tmp_path / "b.wav", "mb-us3")
     la, lb = np.flatnonzero(np.abs(a.astype(np.int32)) > 300), np.flatnonzero(np.abs(b.astype(np.int32)) > 300)
