@@ -126,7 +126,6 @@ class HearingPipeline:
         self.continue_ns = continue_ms * 1_000_000
         self._prev: _Done | None = None  # the last final's turn, while speech may still continue it
         self._revision = 0
-        self._check_partial: str | None = None  # the partial read at the first end-of-turn ask of a silence
         self._gap: list[tuple[int, np.ndarray]] = []  # frames heard since the last final, while it may continue
         self._max_samples = int(vad.max_utterance_s * RATE)
         self.turn_checks: list[tuple[bool, float]] = []
@@ -256,7 +255,6 @@ class HearingPipeline:
             elif edge is not None and edge.event == "pause":
                 self._timed(self.engine.speculate)
             elif edge is not None and edge.event == "resumed":
-                self._check_partial = None
                 self._timed(self.engine.resume)
             elif t_ns - self._last_partial_ns >= self.partial_every:
                 self._last_partial_ns = t_ns
@@ -274,7 +272,6 @@ class HearingPipeline:
             self.engine.set_phrases(phrases)
         prev, self._prev = self._prev, None
         gap, self._gap = self._gap, []
-        self._check_partial = None
         if prev is not None and (at_ns - prev.end_ns > self.continue_ns or prev.samples >= self._max_samples):
             prev = None
         self._turn = prev.turn if prev else uuid.uuid4().hex[:12]
@@ -330,12 +327,10 @@ class HearingPipeline:
             # blocks on it. Fed synchronously (``process``: tests, offline benchmarks, faster than real
             # time) the ask waits for the decode, as if it took no time: decisions do not depend on load.
             wait = 0.0 if self._thread is not None else None
-            if self._check_partial is None:  # pocketsphinx's words as they were when the silence began
-                self._check_partial = self._timed(self.engine.partial)
             result = self._timed(lambda: self.engine.peek(wait))
             if result is None and self.engine.speculating():
                 return None
-            partial, self._check_partial = self._check_partial, None
+            partial = self._timed(self.engine.partial)
             done = words_complete(partial) and (result is None or words_complete(result.text))
         self.turn_checks = [*self.turn_checks[-99:], (done, time.perf_counter() - t)]
         return done
