@@ -6,9 +6,10 @@ kiosk sentences give ``final_after_speech_end_ms_p50/_p95`` (final transcript af
 of speech), ``complete_turn_answer_ms_p50`` (after the sentence's last sample), ``wer_librivox``,
 ``wer_mbrola``; barge-in scenes give ``barge_in_ms_p50``.
 Offline (the same pipeline fed as fast as it runs): ``wer_real`` (../shared/data/speech/real, 47
-utterances, 31 speakers), ``wer_kiosk_noisy`` (40 kiosk sentences by 4 voices in babble at 10 dB
-SNR), ``midpause_cutoff_rate`` (40 sentences with a 400-900 ms pause mid-sentence: share answered
-at the pause), ``complete_turn_fast_rate`` (40 finished ones: share ended at the first silence),
+utterances, 31 speakers), ``wer_kiosk_noisy`` (40 kiosk sentences by 4 voices in cafe noise at 10 dB
+SNR: 32 talkers, clatter, rumble), ``midpause_cutoff_rate`` (40 sentences with a 400-900 ms pause
+mid-sentence: share where an answer to the first part would be heard before the visitor goes on;
+``midpause_early_final_rate``: share with any final before the end), ``complete_turn_fast_rate`` (40 finished ones: share ended at the first silence),
 ``false_transcripts_on_noise`` (silence, white/pink noise, breath, music, clicks, babble-free hum).
 ``--compare`` adds the same sets with pocketsphinx alone, ``--vad`` the silero/webrtcvad comparison,
 ``--turn smart_turn`` measures that end-of-turn mode. Prints progress on stderr and one JSON object
@@ -95,7 +96,8 @@ def stream(engine, clips: list[np.ndarray], tmp: Path, name: str, gap_s: float =
     mic.stop()
     pipeline.stop(timeout=120)  # a pipeline that fell behind must finish before the engine is used again
     texts = [""] * len(clips)
-    for _, f in finals:
+    last = {f.turn: f for _, f in finals}  # a revised final replaces the one it revises
+    for f in last.values():
         t = (f.speech_start_ns - start) / 1e9 - 0.5
         k = next((i for i, b in enumerate(bounds) if t * RATE < b), len(clips) - 1)
         texts[k] = (texts[k] + " " + f.result.text).strip()
@@ -153,8 +155,10 @@ def barge_in(engine, reply: np.ndarray, visitor: np.ndarray, tmp: Path, after_s:
     return det, got.get("text", "")
 
 
-def offline(engine, clips: list[np.ndarray], gap_s: float = 2.0, turn: str = "words", vad_engine: str = "webrtc"):
-    """The same pipeline fed as fast as it runs (synthetic capture times). Returns per-clip text and finals."""
+def offline(engine, clips: list[np.ndarray], gap_s: float = 2.0, turn: str = "words", vad_engine: str = "webrtc", events: list | None = None):
+    """The same pipeline fed as fast as it runs (synthetic capture times). Returns per-clip text and finals
+    (the last final of each turn: a revised final replaces the one it revises). ``events`` collects
+    (synthetic time of the chunk in which the event came, clip index, event) for every event."""
     gap = np.zeros(int(gap_s * RATE), np.int16)
     audio = np.concatenate([np.zeros(RATE // 2, np.int16)] + [x for c in clips for x in (c, gap)])
     audio = np.clip(audio + np.random.default_rng(1).normal(0, 10, len(audio)), -32768, 32767).astype(np.int16)  # a quiet room
@@ -162,19 +166,58 @@ def offline(engine, clips: list[np.ndarray], gap_s: float = 2.0, turn: str = "wo
     for c in clips:
         bounds.append(pos + len(c) + len(gap) // 2)
         pos += len(c) + len(gap)
-    finals: list[Final] = []
-    pipeline = make_pipeline(engine, lambda ev: isinstance(ev, Final) and finals.append(ev), turn, vad_engine=vad_engine)
+    got: list[tuple[int, object]] = []
+    now = [0]
+    pipeline = make_pipeline(engine, lambda ev: got.append((now[0], ev)), turn, vad_engine=vad_engine)
     for i in range(0, len(audio), 320):
+        now[0] = T0 + (i + 320) * 1_000_000_000 // RATE
         pipeline.process(AudioChunk(audio[i:i + 320], T0 + i * 1_000_000_000 // RATE))
     pipeline.flush()
+
+    def clip_of(at_ns: int) -> int:
+        t = (at_ns - T0) / 1e9
+        return next((i for i, b in enumerate(bounds) if t * RATE < b), len(clips) - 1)
+
     texts = [""] * len(clips)
     per_clip: list[list[Final]] = [[] for _ in clips]
-    for f in finals:
-        t = (f.speech_start_ns - T0) / 1e9
-        k = next((i for i, b in enumerate(bounds) if t * RATE < b), len(clips) - 1)
-        texts[k] = (texts[k] + " " + f.result.text).strip()
-        per_clip[k].append(f)
+    for t, ev in got:
+        if isinstance(ev, (Final, SpeechStarted)) and events is not None:
+            events.append((t, clip_of(ev.speech_start_ns if isinstance(ev, Final) else ev.at_ns), ev))
+        if isinstance(ev, Final):
+            k = clip_of(ev.speech_start_ns)
+            per_clip[k] = [f for f in per_clip[k] if f.turn != ev.turn] + [ev]
+    for k, fs in enumerate(per_clip):
+        texts[k] = " ".join(f.result.text for f in fs if f.result.text).strip()
     return texts, per_clip
+
+
+# The brain's answer to a transcript is heard this long after the transcript at the earliest: bench/e2e.py
+# (quiet box, Piper) measured end of speech -> transcript ~340 ms and -> first sound ~606 ms, so ~270 ms;
+# 200 ms leaves room for a faster brain. A continuation detected sooner than this after the final of
+# the first part drops that answer before it is heard (the brain's barge-in).
+ANSWER_MS = 200
+
+
+def midpause_cuts(events: list, n: int) -> tuple[list[int], list[int]]:
+    """Per paused sentence: was the visitor answered at the pause? Yes when the sentence became more
+    than one turn, or when a final for the first part came more than ``ANSWER_MS`` before the
+    continuation's speech was detected (the answer would have started playing). Also returns the
+    sentences with any final before the end (the answer to the first part prepared, then dropped)."""
+    cut, early = [], []
+    for k in range(n):
+        mine = [(t, ev) for t, c, ev in events if c == k]
+        finals = [(t, ev) for t, ev in mine if isinstance(ev, Final)]
+        turns = {ev.turn for _, ev in finals if ev.result.text}
+        if len(finals) > 1:
+            early.append(k)
+        answered = len(turns) > 1
+        for t, ev in finals[:-1]:
+            resumed = next((t2 for t2, e2 in mine if isinstance(e2, SpeechStarted) and t2 >= t), None)
+            if ev.result.text and (resumed is None or resumed - t > ANSWER_MS * 1_000_000):
+                answered = True
+        if answered:
+            cut.append(k)
+    return cut, early
 
 
 def mix_at_snr(speech: np.ndarray, noise: np.ndarray, snr_db: float, rng) -> np.ndarray:
@@ -187,14 +230,51 @@ def mix_at_snr(speech: np.ndarray, noise: np.ndarray, snr_db: float, rng) -> np.
     return np.clip(speech + n, -32768, 32767).astype(np.int16)
 
 
-def babble(tmp: Path, seconds: float = 20.0) -> np.ndarray:
-    """Eight talkers at once, none of them a voice or a sentence of the test set: cafe babble."""
-    talkers = []
-    texts = MBROLA_SENTENCES + [REPLY]
-    for k, voice in enumerate(["en-gb", "mb-en1", "en-gb-x-rp", "en-gb-scotland", "en-029", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-us-nyc"]):
-        parts = [synth(texts[(k * 3 + j) % len(texts)], tmp / f"bab{k}_{j}.wav", voice) for j in range(6)]
-        talkers.append(np.resize(np.concatenate(parts), int(seconds * RATE)).astype(np.float64))
-    return np.sum(talkers, axis=0) / 4
+BABBLE_TEXT = MBROLA_SENTENCES + [REPLY] + [
+    "so we went down to the market on saturday and it was packed",
+    "no i think she said the train was cancelled again this morning",
+    "could you pass me the sugar thanks",
+    "the soup here is actually really good you should try it",
+    "he told me the project was due on friday but nobody had started",
+    "we are thinking about going to spain in the summer",
+    "i will have a flat white and a croissant please",
+    "did you see the match last night it was incredible",
+]
+BABBLE_VOICES = [v + f for f in ("", "+f1", "+f2", "+f3", "+f4", "+m3", "+m5") for v in
+                 ("en-gb", "en-gb-x-rp", "en-gb-scotland", "en-029", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-us-nyc")] + ["mb-en1"]
+
+
+def babble(tmp: Path, seconds: float = 30.0, talkers: int = 32) -> np.ndarray:
+    """Cafe noise: ``talkers`` overlapping conversations (espeak/MBROLA voices, none a test voice, at
+    different pitches and rates, none saying a test sentence) at random distances, plus cup and
+    cutlery clatter and a low room rumble. With 8 talkers at 10 dB SNR the "babble" is a few
+    intelligible competing voices; a cafe is a diffuse crowd."""
+    rng = np.random.default_rng(3)
+    n = int(seconds * RATE)
+    crowd = np.zeros(n)
+    for k in range(talkers):
+        voice = BABBLE_VOICES[(k * 7) % len(BABBLE_VOICES)]
+        extra = ["-p", str(int(rng.integers(25, 75))), "-s", str(int(rng.integers(140, 190)))]
+        parts = []
+        for j in range(8):
+            path = tmp / f"bab{k}_{j}.wav"
+            subprocess.run(["espeak-ng", "-v", voice, *extra, "-w", str(path), BABBLE_TEXT[int(rng.integers(len(BABBLE_TEXT)))]],
+                           check=True, capture_output=True)
+            parts += [load_audio(path).astype(np.float64), np.zeros(int(rng.uniform(0.1, 0.8) * RATE))]
+        x = np.roll(np.resize(np.concatenate(parts), n), int(rng.integers(n)))
+        crowd += x / (np.sqrt(np.mean(x ** 2)) + 1e-9) * 10 ** (rng.uniform(-8, 0) / 20)  # near and far tables
+    crowd /= np.sqrt(np.mean(crowd ** 2))
+    t = np.arange(int(0.25 * RATE)) / RATE
+    clatter = np.zeros(n)
+    for c in rng.integers(0, n - len(t), int(seconds * 2)):  # two clinks a second: cups, plates, cutlery
+        f = rng.uniform(1500, 6000)
+        clatter[c:c + len(t)] += np.sin(2 * np.pi * f * t) * np.exp(-t / rng.uniform(0.02, 0.08)) * rng.uniform(0.5, 3.0)
+    from scipy.signal import butter, lfilter
+
+    b, a = butter(2, 200 / 8000)
+    rumble = lfilter(b, a, rng.normal(size=n))
+    rumble /= np.sqrt(np.mean(rumble ** 2))
+    return (crowd + 0.5 * clatter + 0.3 * rumble) * 3000
 
 
 def noises(rng) -> dict[str, np.ndarray]:
@@ -361,11 +441,16 @@ def main() -> int:
             pauses.append(pause)
             # One sentence with an SSML break: the voice keeps the sentence's prosody around the pause.
             paused.append(synth(f'<speak>{a} <break time="{int(pause * 1000)}ms"/> {b}</speak>', tmp / f"p{i}_{v}.wav", v, ssml=True))
-        _, per = offline(engine, paused, turn=args.turn)
-        cut = [i for i, fs in enumerate(per) if len(fs) > 1]
-        for i in cut:
-            log(f"  cut at the pause ({pauses[i]:.2f} s): {KIOSK_SPLIT[i]!r} -> {[f.result.text for f in per[i]]}")
+        events: list = []
+        _, per = offline(engine, paused, turn=args.turn, events=events)
+        cut, early = midpause_cuts(events, len(paused))
+        for i in sorted(set(cut) | set(early)):
+            seq = [(round((t - T0) / 1e6), type(ev).__name__, getattr(getattr(ev, "result", None), "text", "")) for t, c, ev in events if c == i]
+            log(f"  {'cut at' if i in cut else 'continued after'} the pause ({pauses[i]:.2f} s): {KIOSK_SPLIT[i]!r} -> {seq}")
         result["midpause_cutoff_rate"] = round(len(cut) / len(paused), 3)
+        result["midpause_early_final_rate"] = round(len(early) / len(paused), 3)
+        result["midpause_answer_ms"] = ANSWER_MS
+        result["midpause_wer"] = round(wer(KIOSK_SENTENCES, [" ".join(f.result.text for f in fs) for fs in per]), 3)
         result["midpause_pause_s"] = [round(min(pauses), 2), round(max(pauses), 2)]
         result["midpause_utterances"] = len(paused)
         _, per_c = offline(engine, kiosk, turn=args.turn)

@@ -475,3 +475,32 @@ def test_a_new_question_after_the_fallback_offer_is_simply_answered(make, clock)
     finish_all(brain)
     clock.advance(0.3)
     assert says(brain.tick())[0].startswith("An announcement")
+
+
+def test_a_revised_turn_is_answered_as_a_whole(make):
+    # Hearing took a pause for the end of the turn ("send a message to bob smith"), the brain asked for
+    # the message, then the visitor went on: the same turn comes again with the whole sentence.
+    brain = make()
+    engage(brain, 1, "alice")
+    finish_all(brain)
+    assert says(ask(brain, "send a message to bob smith", turn="t5")) == ["What should the message to Bob Smith say?"]
+    assert of_type(brain.on_speech_started(during_playback=True), Stop)  # the visitor goes on over the question
+    out = ask(brain, "send a message to bob smith saying i am running late", turn="t5")
+    assert says(out) == ["I'll send this to Bob Smith: i am running late. Shall I send it? Please say yes or no."]
+    assert brain.counters["turns"] == 1 and brain.counters["turns_continued"] == 1
+    # A new turn is a new turn: here, the answer to the question.
+    finish_all(brain)
+    assert says(ask(brain, "yes", turn="t6"))[0].startswith("Done, I'm sending it to Bob Smith")
+    assert brain.counters["turns"] == 2
+
+
+def test_a_continued_turn_never_sends_a_message_twice(make):
+    brain = make()
+    engage(brain, 1, "alice")
+    finish_all(brain)
+    ask(brain, "send a message to bob smith saying hello", turn="t1")
+    finish_all(brain)
+    assert says(ask(brain, "yes", turn="t2"))[0].startswith("Done")
+    finish_all(brain)
+    out = ask(brain, "yes please send it now", turn="t2")  # "yes ... please send it now": the same turn, revised
+    assert not of_type(out, EmailSend) and brain.counters["emails_requested"] == 1

@@ -43,7 +43,9 @@ def test_transcripts_from_the_simulated_microphone(procs, tmp_path):
     texts = ["where is the meeting room", "thank you very much", "good morning how are you"]
     audio, spans = with_gaps([synth(t, tmp_path / f"{i}.wav") for i, t in enumerate(texts)], gap_s=0.8)
     start_at = time.monotonic_ns() + 8_000_000_000
-    proc, client = start_hearing(procs, mic_file=write(tmp_path / "mic.wav", audio), mic_lead_s=0.0, mic_start_at_ns=start_at)
+    # Three separate sentences 0.8 s apart: with turn_continue_ms (1 s) on they would be one continued turn.
+    proc, client = start_hearing(procs, mic_file=write(tmp_path / "mic.wav", audio), mic_lead_s=0.0, mic_start_at_ns=start_at,
+                                 turn_continue_ms=0)
     got = collect(client, start_at + int((len(audio) / RATE + 3) * 1e9),
                   lambda g: sum(isinstance(rx.msg, Transcript) for _, rx in g) == 3)
     finals = [(t, rx) for t, rx in got if isinstance(rx.msg, Transcript)]

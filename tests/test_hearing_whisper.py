@@ -117,6 +117,35 @@ def test_a_mid_sentence_pause_is_not_cut(whisper, tmp_path):
     assert len(fs) == 2
 
 
+@pytest.fixture
+def own_whisper():
+    engine = create_engine(HearingSettings(engine="whisper"))
+    yield engine
+    engine.close()
+
+
+def test_speech_after_a_pause_taken_for_the_end_continues_the_turn(own_whisper, tmp_path):
+    # A fixed silence ends the turn at the pause ("can i park my car"); the visitor goes on 0.6 s later:
+    # the same turn is revised with the whole sentence, decoded again from the start. An engine of its
+    # own: pocketsphinx's partials adapt to what it heard, and the other tests' end-of-turn checks read them.
+    whisper = own_whisper
+    a = synth("can i park my car", tmp_path / "a.wav", "mb-us3")
+    b = synth("behind the building", tmp_path / "b.wav", "mb-us3")
+    la, lb = np.flatnonzero(np.abs(a.astype(np.int32)) > 300), np.flatnonzero(np.abs(b.astype(np.int32)) > 300)
+    pcm = np.concatenate([a[:la[-1] + 1], np.zeros(int(0.6 * RATE), np.int16), b[lb[0]:]])
+    events = run(whisper, pcm, end_of_turn="silence")
+    fs, starts = finals(events), [e for e in events if isinstance(e, SpeechStarted)]
+    assert [f.revision for f in fs] == [0, 1] and fs[0].turn == fs[1].turn, [f.result.text for f in fs]
+    assert [s.continues for s in starts] == [False, True] and starts[1].turn == fs[0].turn
+    assert wer("can i park my car behind the building", fs[1].result.text) <= 0.15, fs[1].result.text
+    assert fs[1].speech_start_ns == fs[0].speech_start_ns and fs[1].audio_t0_ns == fs[0].audio_t0_ns
+    words = fs[1].result.words  # one timeline: the continuation's words come after the pause
+    assert words and words[-1].start_s > 0.6 + (la[-1] - la[0]) / RATE, words
+    # Off (continue_ms = 0), or a longer pause than the window: two turns.
+    fs = finals(run(whisper, pcm, end_of_turn="silence", continue_ms=0))
+    assert len({f.turn for f in fs}) == 2 and all(f.revision == 0 for f in fs)
+
+
 def test_a_finished_sentence_ends_at_the_first_silence(whisper, tmp_path):
     fs = finals(run(whisper, synth("where can i find the elevator", tmp_path / "e.wav", "mb-us2")))
     assert len(fs) == 1 and fs[0].reason == "silence" and wer("where can i find the elevator", fs[0].result.text) == 0

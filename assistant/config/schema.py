@@ -415,6 +415,10 @@ class HearingSettings(Section):
     """Smart Turn probability above which the turn is complete."""
     turn_max_silence_ms: Annotated[int, Within(0, 10000)] = 1300
     """The longest pause an unfinished sentence is waited for."""
+    turn_continue_ms: Annotated[int, Within(0, 5000)] = 1000
+    """Speech that resumes within this long after a turn's final (a pause the end of turn took for the end)
+    continues the same turn: a revised final with the whole turn's text follows, and the brain answers that
+    instead (0: every utterance is a turn of its own)."""
     max_utterance_s: Annotated[float, Within(1.0, 300.0)] = 15.0
     """Longer utterances are cut and transcribed."""
     vad_gate_db: Annotated[float, Within(0.0, 60.0)] = 8.0

@@ -107,6 +107,9 @@ class Brain:
         self.speaking: dict[str, _Speaking] = {}
         self.job: Job | None = None
         self.pending: _Pending | None = None
+        self._last_turn: tuple[str, _Pending | None] = ("", None)
+        """The last transcript's turn and the question we were waiting on before it: hearing sends the same
+        turn again (the whole text) when the visitor went on after a pause we took for the end."""
         self.counters: dict[str, float] = {}
         self._ids = itertools.count(1)
         self._announcing: set[str] = set()
@@ -249,7 +252,16 @@ class Brain:
             self.count("ignored_silence")
             return []
         visitor = self.speaking_visitor(speech_start_ns, speech_end_ns)
-        self.count("turns")
+        if turn and turn == self._last_turn[0]:
+            # A revision: the answer to the first part (if any) was dropped when speech resumed; the
+            # whole sentence is answered as if the first part had never been heard.
+            self.count("turns_continued")
+            self.pending = self._last_turn[1]
+            if self.job is not None and self.job.turn == turn:
+                self.job = None
+        else:
+            self.count("turns")
+        self._last_turn = (turn, self.pending)
         self.traces.start(turn, speech_end_ns, transcript_ns)
         if self.is_speaking:
             out: list[Out | Job] = list(self.stop("barge-in"))  # talked over us without a speech edge
@@ -349,6 +361,7 @@ class Brain:
             return self.say("OK, I won't send it.", "send", turn=turn, visitor=visitor)
         assert p.draft is not None
         self.store.queue(p.draft)
+        self._last_turn = ("", None)  # sent: a continuation of this turn must not send it again
         self.count("emails_requested")
         log.info("sending message %s to %s", p.draft.send_id, p.name)
         send = Out(EmailSend(send_id=p.draft.send_id, to=list(p.draft.recipients), subject=p.draft.subject, body=p.draft.body), turn)

@@ -34,6 +34,9 @@ class SpeechStarted:
     turn: str
     at_ns: int
     during_playback: bool
+    continues: bool = False
+    """Speech resumed within ``continue_ms`` of the turn's last final: the same turn goes on (its next
+    ``Final`` revises the last one, with the whole turn's text)."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,9 @@ class Final:
     """Processing time the engine took for it."""
     reason: str = ""
     """Why the utterance ended: ``silence``, ``long_pause``, ``max_length``, ``audio_gap``, ``end_of_audio``."""
+    revision: int = 0
+    """0 for a turn's first final; n for the n-th revision (speech resumed after a pause the end of turn
+    took for the end: the text is the whole turn, decoded again with the continuation)."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,19 @@ class ActivityFrames:
 
 
 Event = SpeechStarted | SpeechEnded | PartialText | Final | ActivityFrames
+
+
+@dataclass(frozen=True)
+class _Done:
+    """A published final whose turn speech may still continue."""
+
+    turn: str
+    audio: list[np.ndarray]
+    audio_t0_ns: int
+    samples: int
+    speech_start_ns: int
+    end_ns: int
+    revision: int
 
 
 @dataclass
@@ -102,7 +121,8 @@ class HearingPipeline:
                  vad: EndpointerSettings = EndpointerSettings(), reference: PlaybackReference | None = None,
                  aec: bool = True, aec_delay_ms: int = 0, partial_interval_ms: int = 300,
                  max_queue_s: float = 10.0, end_of_turn: str = "words", turn_threshold: float = 0.5,
-                 smart_turn=None, vad_engine: str = "webrtc", silero_threshold: float = 0.5, activity_batch_ms: int = 150) -> None:
+                 smart_turn=None, vad_engine: str = "webrtc", silero_threshold: float = 0.5, activity_batch_ms: int = 150,
+                 continue_ms: int = 1000) -> None:
         self.engine = engine
         self.on_event = on_event
         self.endpointer = Endpointer(vad, engine=vad_engine, silero_threshold=silero_threshold)
@@ -113,6 +133,11 @@ class HearingPipeline:
             self.smart_turn = SmartTurn()
         if end_of_turn != "silence":
             self.endpointer.end_of_turn = self._turn_complete
+        self.continue_ns = continue_ms * 1_000_000
+        self._prev: _Done | None = None  # the last final's turn, while speech may still continue it
+        self._revision = 0
+        self._gap: list[tuple[int, np.ndarray]] = []  # frames heard since the last final, while it may continue
+        self._max_samples = int(vad.max_utterance_s * RATE)
         self.turn_checks: list[tuple[bool, float]] = []
         """(complete, seconds the check took) per end-of-turn decision (last 100)."""
         self.reference = reference or PlaybackReference()
@@ -235,6 +260,8 @@ class HearingPipeline:
             # AEC3's suppressor mutes the first few hundred ms of double talk; where the level
             # detector shows the visitor dominates the echo, the raw frame is the better signal.
             frame = raw
+        if not self._turn and self._prev is not None and len(self._gap) * self.endpointer.s.frame_ms < 3000:
+            self._gap.append((t_ns, frame))
         if edge is not None and edge.event == "started":
             self._begin(edge.at_ns, edge.audio, edge.audio_t0_ns, edge.during_playback)
             return
@@ -276,17 +303,31 @@ class HearingPipeline:
             phrases, self._phrases = self._phrases, None
         if phrases is not None:
             self.engine.set_phrases(phrases)
-        self._turn = uuid.uuid4().hex[:12]
-        self._speech_start = at_ns
-        self._utt_t0 = audio_t0
+        prev, self._prev = self._prev, None
+        gap, self._gap = self._gap, []
+        if prev is not None and (at_ns - prev.end_ns > self.continue_ns or prev.samples >= self._max_samples):
+            prev = None
+        self._turn = prev.turn if prev else uuid.uuid4().hex[:12]
+        self._revision = prev.revision + 1 if prev else 0
+        self._speech_start = prev.speech_start_ns if prev else at_ns
+        self._utt_t0 = prev.audio_t0_ns if prev else audio_t0
         self._utt_samples = 0
         self._utt_audio = []
         self._utt_stt_s = 0.0
         self._last_partial_ns = at_ns
         self._last_partial = ""
-        self.on_event(SpeechStarted(self._turn, at_ns, during_playback))
+        self.on_event(SpeechStarted(self._turn, at_ns, during_playback, continues=prev is not None))
         t = time.perf_counter()
         self.engine.start()
+        if prev is not None:
+            # The visitor went on after a pause that looked like the end: the final pass decodes the
+            # whole turn again (the earlier speech, the pause as silence, the continuation).
+            pause = [f for t, f in gap if t < audio_t0]  # the pause as heard, up to the pre-roll
+            gap = (audio_t0 - prev.audio_t0_ns) * RATE // NS - prev.samples - sum(len(f) for f in pause)
+            earlier = [*prev.audio, *pause, np.zeros(int(min(max(gap, 0), 2 * RATE)), np.int16)]
+            self.engine.carry(np.concatenate(earlier))
+            self._utt_audio = earlier
+            self._utt_samples = sum(len(a) for a in earlier)
         self._utt_stt_s += time.perf_counter() - t
         for frame in audio:
             self._feed(frame)
@@ -296,8 +337,7 @@ class HearingPipeline:
         self.engine.feed(frame)
         self._utt_stt_s += time.perf_counter() - t
         self._utt_samples += len(frame)
-        if self.smart_turn is not None:
-            self._utt_audio.append(frame)
+        self._utt_audio.append(frame)
 
     def _timed(self, fn):
         t = time.perf_counter()
@@ -305,7 +345,7 @@ class HearingPipeline:
         self._utt_stt_s += time.perf_counter() - t
         return out
 
-    def _turn_complete(self) -> bool:
+    def _turn_complete(self) -> bool | None:
         """Asked by the endpointer after ``hangover_ms`` of silence: is the visitor's sentence finished?"""
         t = time.perf_counter()
         if self.turn_mode == "smart_turn":
@@ -315,8 +355,14 @@ class HearingPipeline:
             # "words": neither the final pass's text so far (speculated at the pause) nor the streaming
             # partial trails off. Whisper's language model tends to round a fragment off ("I am
             # looking for" -> "I am looking forward."); pocketsphinx writes the words it heard.
-            # On a loaded machine the pipeline must not stall for long: past 0.5 s the partial decides alone.
-            result = self._timed(lambda: self.engine.peek(0.5))
+            # The final pass is needed for the transcript anyway, so the decision waits for it: while it
+            # is still decoding, the question is asked again on the next frame: the pipeline thread never
+            # blocks on it. Fed synchronously (``process``: tests, offline benchmarks, faster than real
+            # time) the ask waits for the decode, as if it took no time: decisions do not depend on load.
+            wait = 0.0 if self._thread is not None else None
+            result = self._timed(lambda: self.engine.peek(wait))
+            if result is None and self.engine.speculating():
+                return None
             partial = self._timed(self.engine.partial)
             done = words_complete(partial) and (result is None or words_complete(result.text))
         self.turn_checks = [*self.turn_checks[-99:], (done, time.perf_counter() - t)]
@@ -332,13 +378,19 @@ class HearingPipeline:
         self.stats.utterances += 1
         self.stats.utterance_s += audio_s
         self.stats.stt_s += self._utt_stt_s
-        self.on_event(Final(turn, result, self._speech_start, end_ns, self._utt_t0, audio_s, self._utt_stt_s, reason))
+        if reason in ("silence", "long_pause") and self.continue_ns:
+            # Also after an empty (rejected) final: the first part alone may have been too short to trust.
+            self._prev = _Done(turn, self._utt_audio, self._utt_t0, self._utt_samples, self._speech_start, end_ns, self._revision)
+        self._utt_audio = []
+        self._gap = []
+        self.on_event(Final(turn, result, self._speech_start, end_ns, self._utt_t0, audio_s, self._utt_stt_s, reason, self._revision))
         self.stats.latencies_ms = [*self.stats.latencies_ms[-99:], (time.monotonic_ns() - end_ns) / 1e6]
 
     def _abort_utterance(self) -> None:
         """Audio broke off mid-utterance: close it with what was heard."""
         if self._turn:
             self._finish(self._clean_t0, "audio_gap")
+        self._prev = None
         self.endpointer.reset()
 
     def flush(self) -> None:

@@ -65,7 +65,7 @@ class HearingService(Service):
                                         aec=s.aec, aec_delay_ms=s.aec_delay_ms, partial_interval_ms=s.partial_interval_ms,
                                         end_of_turn=s.end_of_turn, turn_threshold=s.turn_threshold,
                                         vad_engine=s.vad_engine, silero_threshold=s.silero_threshold,
-                                        activity_batch_ms=s.activity_batch_ms)
+                                        activity_batch_ms=s.activity_batch_ms, continue_ms=s.turn_continue_ms)
         if s.phrases:
             self.pipeline.set_phrases(list(s.phrases))
         self.pipeline.start()
@@ -124,6 +124,8 @@ class HearingService(Service):
                 self.count("rejected_transcripts")  # invented by the final pass on noise, breath or silence
             if ev.reason == "long_pause":
                 self.count("unfinished_turns_waited")
+            if ev.revision:
+                self.count("turns_continued")  # the same turn id again: the brain answers this text instead
             t0 = ev.audio_t0_ns
             words = [Word(w.text, t0 + int(w.start_s * 1e9), t0 + int(w.end_s * 1e9), w.confidence) for w in ev.result.words]
             self.publish(Transcript(text=ev.result.text, confidence=ev.result.confidence, engine=self.engine.name,

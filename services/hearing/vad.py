@@ -139,7 +139,7 @@ class Endpointer:
         self.hang_frames = max(1, math.ceil(settings.hangover_ms / settings.frame_ms))
         self.spec_frames = max(1, min(self.hang_frames, math.ceil(settings.speculate_ms / settings.frame_ms)))
         self.max_hang_frames = max(self.hang_frames, math.ceil(settings.turn_max_silence_ms / settings.frame_ms))
-        self.end_of_turn: Callable[[], bool] | None = None
+        self.end_of_turn: Callable[[], bool | None] | None = None
         """Asked once per pause when ``hangover_ms`` of silence has passed: True ends the turn now."""
         self._paused = False
         self._asked = False
@@ -215,10 +215,12 @@ class Endpointer:
             if self.end_of_turn is None:
                 return self._end("silence")
             if self._silent >= self.max_hang_frames:
-                return self._end("long_pause")
+                return self._end("long_pause" if self._asked else "silence")  # never decided: the silence alone ended it
             if not self._asked:
-                self._asked = True
-                if self.end_of_turn():
+                done = self.end_of_turn()
+                if done is not None:  # None: not decided yet (the final pass still decoding), ask again next frame
+                    self._asked = True
+                if done:
                     return self._end("silence")
         if self._silent >= self.spec_frames and not self._paused:
             self._paused = True
@@ -229,6 +231,11 @@ class Endpointer:
         self.in_speech = False
         self._paused = self._asked = False
         return Edge("ended", self._last_voiced_end, reason=reason)
+
+    @property
+    def silent_ms(self) -> int:
+        """Unvoiced time since the last voiced frame of the current utterance."""
+        return self._silent * self.s.frame_ms if self.in_speech else 0
 
     def reset(self) -> None:
         self.in_speech = False

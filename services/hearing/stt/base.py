@@ -52,6 +52,12 @@ class SttEngine:
     def feed(self, pcm: np.ndarray) -> None:
         raise NotImplementedError
 
+    def carry(self, pcm: np.ndarray) -> None:
+        """Right after ``start()``: the earlier part of a turn that goes on after a pause (its final
+        was published), so that the next ``finish()`` hears the whole turn. Engines whose partials
+        are costly may keep it out of them."""
+        self.feed(pcm)
+
     def partial(self) -> str:
         """Best hypothesis so far (may change)."""
         return ""
@@ -74,6 +80,10 @@ class SttEngine:
         """The result of the standing ``speculate()`` (waiting up to ``timeout`` s for it), or ``None`` when
         the engine has none (or it is not ready in time)."""
         return None
+
+    def speculating(self) -> bool:
+        """A ``speculate()`` decode is still running (``peek`` would have to wait for it)."""
+        return False
 
     def close(self) -> None:
         """Release worker threads and models."""

@@ -163,6 +163,12 @@ class WhisperEngine(SttEngine):
         if self.partials is not None:
             self.partials.feed(pcm)
 
+    def carry(self, pcm: np.ndarray) -> None:
+        """The turn's earlier speech goes to the final pass only: the live captions show the continuation."""
+        pcm = np.asarray(pcm, dtype=np.int16)
+        self._audio.append(pcm)
+        self._samples += len(pcm)
+
     def partial(self) -> str:
         return self.partials.partial() if self.partials is not None else ""
 
@@ -188,6 +194,9 @@ class WhisperEngine(SttEngine):
             return self._spec[1].result(timeout)[0]
         except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError):
             return None
+
+    def speculating(self) -> bool:
+        return self._spec is not None and not self._spec[1].done()
 
     def finish(self) -> Result:
         spec, self._spec = self._spec, None
