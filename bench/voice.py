@@ -139,8 +139,22 @@ def words(text: str) -> list[str]:
 def sentence_errors(ref_text: str, heard: str) -> tuple[int, int]:
     """(word edits, reference words); a number the recogniser wrote in digits is read whichever way
     matches the reference best (``services.hearing.wer``: "2:30" may be "two thirty")."""
-    ref = words(ref_text)
-    return round(wer(" ".join(ref), _respell(heard)) * len(ref)), len(ref)
+    ref, hyp = words(ref_text), _respell(heard).split()
+    n = len(ref)
+    # A compound written as one word or two ("board room" / "boardroom") is spelling, not hearing.
+    ref, hyp = _join_compounds(ref, set(hyp)), _join_compounds(hyp, set(ref))
+    return round(wer(" ".join(ref), " ".join(hyp)) * len(ref)), n
+
+
+def _join_compounds(seq: list[str], other: set[str]) -> list[str]:
+    """``seq`` with each adjacent pair joined where ``other`` has the pair as one word."""
+    out: list[str] = []
+    for w in seq:
+        if out and out[-1] + w in other:
+            out[-1] += w
+        else:
+            out.append(w)
+    return out
 
 
 WER_DRAWS = 10
@@ -172,7 +186,8 @@ def heard_clip(synthesis) -> np.ndarray:
     return np.concatenate([pad, audio, pad])
 
 
-def intelligibility(engine, texts: list[str], model, draws: int, show: int = 1) -> tuple[list[float], list]:
+def intelligibility(engine, texts: list[str], model, draws: int, show: int = 1,
+                    first: int = 0) -> tuple[list[float], list]:
     """Word error rate of Whisper tiny.en on ``draws`` fresh syntheses of every text: per-draw WERs
     and every (said, heard) pair it got wrong. Piper samples its noise afresh on every call."""
     per_draw, wrong = [], []
@@ -185,18 +200,19 @@ def intelligibility(engine, texts: list[str], model, draws: int, show: int = 1) 
             e, n = sentence_errors(text, heard)
             errors, total = errors + e, total + n
             if e:
-                wrong.append((text, heard, draw))
+                wrong.append((text, heard, first + draw))
                 if draw < show:
                     log("  said %r, heard %r", text, heard)
         per_draw.append(errors / total)
-        log("  draw %d: WER %.4f (load average %.1f)", draw, per_draw[-1], os.getloadavg()[0])
+        log("  draw %d: WER %.4f (load average %.1f)", first + draw, per_draw[-1], os.getloadavg()[0])
     return per_draw, wrong
 
 
-def _draws_in_worker(settings: dict, texts: list[str], draws: int, show: int) -> tuple[list[float], list]:
+def _draws_in_worker(settings: dict, texts: list[str], draws: int, show: int, first: int) -> tuple[list[float], list]:
     from services.voice.tts.piper_engine import PiperEngine, PiperSettings
 
-    return intelligibility(PiperEngine(PiperSettings(**settings, threads=1)), texts, load_whisper(1), draws, show)
+    return intelligibility(PiperEngine(PiperSettings(**settings, threads=1)), texts, load_whisper(1), draws, show,
+                           first)
 
 
 def scored_draws(settings: dict, texts: list[str], draws: int, workers: int, show: int = 1) -> tuple[list[float], list]:
@@ -211,7 +227,7 @@ def scored_draws(settings: dict, texts: list[str], draws: int, workers: int, sho
 
     shares = [draws // workers + (i < draws % workers) for i in range(workers)]
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        jobs = [pool.submit(_draws_in_worker, settings, texts, n, show if i == 0 else 0)
+        jobs = [pool.submit(_draws_in_worker, settings, texts, n, show if i == 0 else 0, sum(shares[:i]))
                 for i, n in enumerate(shares) if n]
         per_draw, wrong = [], []
         for job in jobs:
