@@ -16,7 +16,11 @@ each sample leaves it; replies are three sentences spoken by espeak-ng.
   ``piper_first_sound_ms``: an uncached 12-word sentence, ``voice.say`` -> first audible sample
   out of the twin. ``piper_rtf``: synthesis time / audio time of Piper alone (in this process,
   ``voice.piper.threads`` = 2) over the kiosk replies below. ``piper_intelligibility_wer``: word
-  error rate of Whisper tiny.en (faster-whisper, int8, CPU) listening to those >= 30 replies.
+  error rate of Whisper tiny.en (faster-whisper, int8, CPU) listening to those >= 30 replies as the
+  speaker plays them (loudness-normalised, 16 kHz, room silence around them), the mean over
+  ``--draws`` fresh syntheses (``_se``: its standard error across draws; ``--workers`` shares the
+  draws among processes). ``--dev KEY=V,...`` scores Piper settings on the development replies
+  (``bench/data/voice_dev_replies.txt``) instead: settings are chosen there, never on these.
 - failover_ms: ``voice.say`` published -> first audible sample, with gTTS first in the chain and
   the network unreachable (DNS fails; gTTS is retried on every reply: back-off off);
   ``failover_beyond_timeout_ms``: the same when the network drops packets (a proxy that never
