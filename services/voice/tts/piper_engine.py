@@ -53,8 +53,8 @@ class PiperSettings:
     extra_voices: tuple[str, ...] = ()
     """More voices in the same forms; a request picks one by name (``en_GB-alan-medium``) or language."""
     length_scale: float = 1.1
-    """Speaking time scale: above 1 slower, below 1 faster (Piper's own: 1.0; the kiosk speaks a little
-    slower, see docs/voice.md "Intelligibility")."""
+    """Speaking time scale: above 1 slower, below 1 faster (Piper's own: 1.0; with the lower noise_w_scale,
+    1.1 keeps Piper's own tempo: see docs/voice.md "Intelligibility")."""
     noise_scale: float = 0.333
     """Variation of the voice's sound (0: the same audio every time; Piper's own: 0.667)."""
     noise_w_scale: float = 0.333
