@@ -50,7 +50,7 @@ def segment(s, p, shift_s=0.0) -> np.ndarray:
 
 def test_timings_cover_the_audio_and_match_what_is_heard(piper):
     s = piper.synthesize("Yes, she sells sea shells by the sea shore. Fifty five sisters sing softly, as usual.")
-    assert s.engine == "piper" and s.voice == "en_US-joe-medium@1,0,0" and s.alphabet == "ipa"
+    assert s.engine == "piper" and s.voice == f"en_US-joe-medium@{PiperSettings().length_scale:g},0,0" and s.alphabet == "ipa"
     assert s.sample_rate == 22050 and s.pcm.dtype == np.int16 and 3.0 < s.duration_s < 9.0
     starts = [p.start_s for p in s.phonemes]
     ends = [p.start_s + p.dur_s for p in s.phonemes]
@@ -264,3 +264,17 @@ def test_the_first_sentence_is_ready_while_the_rest_are_still_being_synthesised(
     assert [p.text for p in pieces][0] == "Hello." and len(pieces) == 3
     assert all(p.spoken.engine == "piper" and p.spoken.synthesis.phonemes for p in pieces)
     assert times[0] < 0.5 * times[-1], f"first piece after {times[0]:.2f} s of {times[-1]:.2f} s"
+
+
+def test_the_voice_id_names_scales_other_than_pipers_own(joe):
+    """A cache entry is keyed by the voice id: audio made with other scales (the kiosk's default is
+    slower and steadier than Piper's own) must never be played for this voice, nor the reverse."""
+    from services.voice.tts.piper_engine import PIPER_SCALES
+
+    length, noise, noise_w = PIPER_SCALES
+    own = PiperEngine(PiperSettings(length_scale=length, noise_scale=noise, noise_w_scale=noise_w))
+    assert own.voice_id() == "en_US-joe-medium"
+    default = PiperSettings()
+    assert (default.length_scale, default.noise_scale, default.noise_w_scale) != PIPER_SCALES
+    assert PiperEngine().voice_id() == "en_US-joe-medium@" + ",".join(
+        f"{x:g}" for x in (default.length_scale, default.noise_scale, default.noise_w_scale))

@@ -30,6 +30,7 @@ import numpy as np
 from assistant.messages.voice import Phoneme
 
 from .base import Synthesis, TtsError, check_text
+from .piper_text import speakable
 from .piper_voices import VoiceFiles, VoiceFileError, find_voice, language_match
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,8 @@ log = logging.getLogger(__name__)
 _STRESS = {"ˈ", "ˌ"}
 _PAUSES = set("^$.,;:!?-()'\"#_")
 _SUFFIX = {"ː", "ˑ", "˞", "ʰ", "ʲ", "ʷ", "ˤ"}
+PIPER_SCALES = (1.0, 0.667, 0.8)
+"""Piper's own (length, noise, noise_w) scales: a voice id without a suffix means these."""
 
 
 @dataclass(frozen=True)
@@ -49,12 +52,13 @@ class PiperSettings:
     """Default voice: an installed voice package, a folder with NAME.onnx + NAME.onnx.json, or the .onnx."""
     extra_voices: tuple[str, ...] = ()
     """More voices in the same forms; a request picks one by name (``en_GB-alan-medium``) or language."""
-    length_scale: float = 1.0
-    """Speaking time scale: above 1 slower, below 1 faster."""
-    noise_scale: float = 0.667
-    """Variation of the voice's sound (0: the same audio every time)."""
-    noise_w_scale: float = 0.8
-    """Variation of phoneme durations (0: the same rhythm every time)."""
+    length_scale: float = 1.1
+    """Speaking time scale: above 1 slower, below 1 faster (Piper's own: 1.0; with the lower noise_w_scale,
+    1.1 keeps Piper's own tempo: see docs/voice.md "Intelligibility")."""
+    noise_scale: float = 0.333
+    """Variation of the voice's sound (0: the same audio every time; Piper's own: 0.667)."""
+    noise_w_scale: float = 0.333
+    """Variation of phoneme durations (0: the same rhythm every time; Piper's own: 0.8)."""
     threads: int = 2
     """onnxruntime threads per synthesis."""
     alignments: bool = True
@@ -104,11 +108,10 @@ class PiperEngine:
         self.settings = s = settings or PiperSettings()
         self._config = SynthesisConfig(length_scale=s.length_scale, noise_scale=s.noise_scale,
                                        noise_w_scale=s.noise_w_scale)
-        d = PiperSettings()
         scales = (s.length_scale, s.noise_scale, s.noise_w_scale)
-        self._scales = ("" if scales == (d.length_scale, d.noise_scale, d.noise_w_scale)
-                        else "@" + ",".join(f"{x:g}" for x in scales))
-        """Suffix of the voice id: the synthesis scales when not the defaults (they change the audio)."""
+        self._scales = "" if scales == PIPER_SCALES else "@" + ",".join(f"{x:g}" for x in scales)
+        """Suffix of the voice id: the synthesis scales when not Piper's own (they change the audio, and
+        a cache entry made with other scales must not be played)."""
         self._voices: dict[str, _Loaded] = {}
         self._files: dict[str, VoiceFiles] = {}  # spec -> files, found once
         self._lock = threading.Lock()
@@ -187,7 +190,7 @@ class PiperEngine:
         loaded = self._loaded(files)
         # Control characters are not speech; ``[[...]]`` would be read as raw phonemes.
         text = "".join(" " if unicodedata.category(ch)[0] == "C" else ch for ch in text)
-        text = text.replace("[", "(").replace("]", ")")
+        text = speakable(text.replace("[", "(").replace("]", ")"))
         pcm: list[np.ndarray] = []
         phonemes: list[Phoneme] | None = [] if loaded.timed else None
         offset = 0
