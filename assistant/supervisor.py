@@ -39,9 +39,10 @@ SERVICES: dict[str, str] = {
 #: CPU priority (nice) per service, as the systemd units set it (``Nice=``): the live audio path
 #: first. On a loaded kiosk the hearing service must not fall behind the microphone (its end of
 #: speech -> transcript time is what a visitor waits for); the camera, mail and ops work can wait a
-#: few ms. A negative value needs privileges (root, CAP_SYS_NICE or RLIMIT_NICE); without them the
+#: few ms. The voice and the face are the two outputs a visitor times against each other (sound
+#: and mouth within 40 ms), so the renderer gets the voice's priority. A negative value needs privileges (root, CAP_SYS_NICE or RLIMIT_NICE); without them the
 #: service runs at the supervisor's own priority and the others still yield to it.
-NICE: dict[str, int] = {"hearing": -5, "voice": -2, "camera": 5, "email": 10, "ops": 10}
+NICE: dict[str, int] = {"hearing": -5, "voice": -2, "renderer": -2, "camera": 5, "email": 10, "ops": 10}
 
 _STABLE_S = 60.0  # uptime after which a child's restart backoff starts again from the first step
 
