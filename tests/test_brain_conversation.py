@@ -377,6 +377,34 @@ def test_an_utterance_waits_for_the_camera_to_name_its_speaker(make, clock):
     assert brain.counters["turns_held_for_speaker"] == 2 and brain.counters["turns_speaker_wait_expired"] == 1
 
 
+def test_a_held_utterance_is_answered_not_dropped_when_the_next_one_comes(make, clock):
+    brain = make()
+    engage(brain, 1, "alice")
+    engage(brain, 2)
+    finish_all(brain)
+    brain.on_speaker(1, clock.ns - 5_000_000_000)
+    start = clock.ns
+    clock.advance(2.0)
+    assert brain.on_transcript("t1", "what time is it", 0.9, clock.ns - 300_000_000, clock.ns, start) == []
+    # A second utterance before the camera's verdict on the first: the first is answered, not lost.
+    start2 = clock.ns
+    clock.advance(1.0)
+    out = brain.on_transcript("t2", "any messages for me", 0.9, clock.ns - 300_000_000, clock.ns, start2)
+    assert [r.skill for r in replies(out)] == ["time"] and brain.counters["turns_released_by_next"] == 1
+    finish_all(brain)
+    # ... and the second waits in its turn, then is answered.
+    clock.advance(1.6)
+    assert any("messages" in t for t in says(brain.tick()))
+    # A revision of the held turn replaces it: one answer, to the whole sentence.
+    finish_all(brain)
+    start3 = clock.ns
+    clock.advance(2.0)
+    assert brain.on_transcript("t3", "where is the", 0.9, clock.ns - 300_000_000, clock.ns, start3) == []
+    clock.advance(0.5)
+    assert brain.on_transcript("t3", "where is the toilet", 0.9, clock.ns - 300_000_000, clock.ns, start3) == []
+    assert brain.counters["turns_released_by_next"] == 1
+
+
 def test_without_a_speaker_the_first_engaged_is_served(make, clock):
     brain = make()
     engage(brain, 1, "alice")

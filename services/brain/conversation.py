@@ -225,8 +225,6 @@ class Brain:
             return False
         if any(since >= speech_start_ns - 500_000_000 for since, _ in self.sessions.speakers):
             return False
-        if self._held is not None:  # one at a time: the older one is answered as things stand
-            self._held = None
         self._held = (self.clock_ns() + int(self.s.speaker_wait_s * _S), args)
         self.count("turns_held_for_speaker")
         return True
@@ -242,8 +240,13 @@ class Brain:
 
     def on_transcript(self, turn: str, text: str, confidence: float, speech_end_ns: int, transcript_ns: int,
                       speech_start_ns: int = 0, *, released: bool = False) -> list[Out | Job]:
-        if not released and self.listening and self._hold_for_speaker((turn, text, confidence, speech_end_ns, transcript_ns, speech_start_ns), speech_start_ns):
-            return []
+        if not released and self.listening:
+            older = self._held
+            if self._hold_for_speaker((turn, text, confidence, speech_end_ns, transcript_ns, speech_start_ns), speech_start_ns):
+                if older is not None and older[1][0] != turn:  # (a revision of the same turn replaces it)
+                    self.count("turns_released_by_next")  # one held at a time: the older is answered as things stand
+                    return self.on_transcript(*older[1], released=True)
+                return []
         if not self.listening:
             self.count("ignored_nobody_engaged")
             return []
