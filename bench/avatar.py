@@ -83,20 +83,6 @@ def sharpness(crops: np.ndarray, mask: np.ndarray) -> float:
     return float(np.mean(v))
 
 
-def _cut(src: Path, dst: Path, seconds: float) -> None:
-    """The first ``seconds`` of a recording, remuxed without re-encoding (the smoke run's input)."""
-    import av
-
-    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
-        streams = [s for s in inp.streams if s.type in ("video", "audio")]
-        omap = {s.index: out.add_stream_from_template(s) for s in streams}
-        for pkt in inp.demux(streams):
-            if pkt.dts is None or pkt.pts is None or float(pkt.pts * pkt.time_base) >= seconds:
-                continue
-            pkt.stream = omap[pkt.stream.index]
-            out.mux(pkt)
-
-
 def build(name: str, args) -> tuple[Path, bool]:
     from models.neural.build import AvatarBuilder, BuildOptions
 
@@ -283,7 +269,9 @@ def main(argv=None) -> int:
 
         tmp = Path(tempfile.mkdtemp(prefix="bench-avatar-smoke-"))
         first = args.recordings[0]
-        _cut(args.data / f"{first}.mp4", tmp / f"{first}.mp4", 6.0)
+        from models.neural.dataset import head_of
+
+        head_of(args.data / f"{first}.mp4", tmp / f"{first}.mp4", 6.0)
         args.data, args.avatars, args.recordings, args.reuse = tmp, tmp / "avatars", [first], False
         args.steps, args.size, args.ngf, args.min_seconds, args.fps_frames = 4, 32, 8, 5.0, 20
     results = {}

@@ -72,28 +72,16 @@ def test_a_training_step_uses_every_loss(shared_data):
     assert losses["fm"] > 0 and losses["lips"] > 0 and losses["edges"] > 0
 
 
-def cut(src: Path, dst: Path, seconds: float) -> None:
-    """The first ``seconds`` of a recording, remuxed (no re-encoding) with PyAV."""
-    import av
-
-    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
-        streams = [s for s in inp.streams if s.type in ("video", "audio")]
-        omap = {s.index: out.add_stream_from_template(s) for s in streams}
-        for pkt in inp.demux(streams):
-            if pkt.dts is None or pkt.pts is None or float(pkt.pts * pkt.time_base) >= seconds:
-                continue
-            pkt.stream = omap[pkt.stream.index]
-            out.mux(pkt)
-
-
 @pytest.fixture(scope="module")
 def short_build(shared_data, tmp_path_factory):
     src = shared_data / "talking" / "single" / "lieu.mp4"
     if not src.is_file():
         pytest.skip(f"{src} absent (single-speaker recordings)")
+    from models.neural.dataset import head_of
+
     tmp = tmp_path_factory.mktemp("single")
     video = tmp / "six.mp4"
-    cut(src, video, 6.0)
+    head_of(src, video, 6.0)
     root = tmp / "avatars"
     r = subprocess.run([sys.executable, "-m", "assistant", "avatar", "build", str(video), "--name", "six", "--out", str(root),
                         "--size", "32", "--ngf", "8", "--minutes", "0.5", "--min-seconds", "5", "--loop-seconds", "1", "3"],

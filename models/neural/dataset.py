@@ -180,6 +180,21 @@ def check_motion(landmarks: np.ndarray, limits: Limits, name: str) -> None:
                          f" (limit {limits.max_speed:.2f}); motion blur would be learned as the mouth")
 
 
+def head_of(src: Path, dst: Path, seconds: float) -> None:
+    """The first ``seconds`` of a recording, remuxed without re-encoding (PyAV): short builds for
+    tests and the bench's smoke run."""
+    import av
+
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        streams = [s for s in inp.streams if s.type in ("video", "audio")]
+        omap = {s.index: out.add_stream_from_template(s) for s in streams}
+        for pkt in inp.demux(streams):
+            if pkt.dts is None or pkt.pts is None or float(pkt.pts * pkt.time_base) >= seconds:
+                continue
+            pkt.stream = omap[pkt.stream.index]
+            out.mux(pkt)
+
+
 def iter_frames(path: Path):
     """BGR frames of a video one at a time (a long full-HD video does not fit in memory at once)."""
     cap = cv2.VideoCapture(str(path))
