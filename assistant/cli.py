@@ -366,7 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-compare", action="store_true", help="skip training plain pix2pix for the comparison")
     p.add_argument("--ablate", action="store_true", help="also train the temporal model without the frame-change L1")
     p.add_argument("--min-seconds", type=float, default=20.0, help="least total footage")
-    p.add_argument("--lipsync-base", default="", help="lip-sync checkpoint to fine-tune (default models/lipsync/weights/lipsync.pt)")
+    p.add_argument("--lipsync-base", default="", help="lip-sync model to fine-tune, .pt or .onnx (default models/lipsync/weights/lipsync.pt, else the shipped lipsync.onnx)")
     p.add_argument("--lipsync-steps", type=int, default=150)
     p.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -11,6 +13,8 @@ from models.lipsync.dataset import SAMPLE_RATE, Clip  # noqa: E402
 from models.lipsync.export import export  # noqa: E402
 from models.lipsync.network import LipSyncNet, load_checkpoint  # noqa: E402
 from models.lipsync.train import train  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def toy_clip(seed: int) -> Clip:
@@ -61,3 +65,31 @@ def test_onnx_parity_and_driver(tmp_path, lookahead):
     d = LstmDriver(tmp_path / "m.onnx", prefer_gpu=False)
     assert d.drive(np.zeros(16000, np.int16), 16000, 30).shape == (30, 20, 2)
     assert d.drive(np.zeros(0, np.float32), 16000, 25).shape == (0, 20, 2)
+
+
+def test_the_shipped_onnx_becomes_its_torch_network_again(tmp_path):
+    """The avatar builder fine-tunes the shipped model, which ships as ONNX only: the rebuilt
+    torch ensemble must compute what the ONNX file computes, and a saved fine-tune of it loads."""
+    import onnxruntime as ort
+
+    from models.lipsync.network import Ensemble, from_onnx, load_checkpoint
+
+    shipped = REPO / "models" / "lipsync" / "weights" / "lipsync.onnx"
+    model, ckpt = from_onnx(shipped)
+    assert isinstance(model, Ensemble) and ckpt["members"] == len(model.members) == 2
+    sess = ort.InferenceSession(str(shipped), providers=["CPUExecutionProvider"])
+    x = (np.random.default_rng(1).standard_normal((1, 90, model.cfg.in_dim)) * model.feat_std.numpy()
+         + model.feat_mean.numpy()).astype(np.float32)
+    with torch.no_grad():
+        ours = model(torch.from_numpy(x)).numpy()
+    want = sess.run(None, {"features": x})[0]
+    assert np.abs(ours - want).max() < 1e-5
+    # the two members differ (each head got its own folded weight, not one copied twice)
+    assert not torch.equal(model.members[0].head.weight, model.members[1].head.weight)
+    torch.save(dict(ckpt, state=model.state_dict()), tmp_path / "tuned.pt")
+    again, _ = load_checkpoint(tmp_path / "tuned.pt")
+    with torch.no_grad():
+        assert np.abs(again(torch.from_numpy(x)).numpy() - want).max() < 1e-5
+    (tmp_path / "bad.onnx").write_bytes(shipped.read_bytes()[:100])
+    with pytest.raises(Exception):
+        from_onnx(tmp_path / "bad.onnx")

@@ -39,28 +39,11 @@ def test_unusable_input_is_refused_with_the_reason(shared_data, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def lipsync_base(shared_data, tmp_path_factory):
-    """A small lip-sync checkpoint trained here (the real one lands from the lipsync branch)."""
-    import torch
-
-    from models.lipsync.config import NetConfig, TrainConfig
-    from models.lipsync.train import train
-
-    from .neural_helpers import grid_clip
-
-    torch.set_num_threads(1)
-    out = tmp_path_factory.mktemp("lipsync") / "lipsync.pt"
-    cfg = TrainConfig(net=NetConfig(hidden=8), epochs=1, batch=2, max_len=40)
-    train(cfg, [grid_clip(shared_data, 32).lipsync_clip()], [], out, [], steps_per_epoch=2, progress=False)
-    return out
-
-
-@pytest.fixture(scope="module")
-def built(shared_data, tmp_path_factory, lipsync_base):
+def built(shared_data, tmp_path_factory):
     root = tmp_path_factory.mktemp("avatars")
     grid = shared_data / "talking" / "grid"
-    r = avatar_cli(grid / "bbaf2n.mpg", grid / "lwbsza.mpg", "--name", "pair", "--out", root, *SMALL,
-                   "--lipsync-base", lipsync_base)
+    # no --lipsync-base: the default fine-tunes the shipped lipsync.onnx (rebuilt as torch)
+    r = avatar_cli(grid / "bbaf2n.mpg", grid / "lwbsza.mpg", "--name", "pair", "--out", root, *SMALL)
     assert r.returncode == 0, r.stderr[-3000:]
     return root, r
 
@@ -77,6 +60,7 @@ def test_a_small_build_on_grid_clips(built):
     meta = json.loads((folder / "avatar.json").read_text())
     assert meta["version"] == 1 and meta["crop"]["size"] == 32 and meta["net"]["mode"] == "temporal"
     assert meta["lipsync"] == "lipsync.onnx" and meta["onnx_parity"] < 1e-4
+    assert json.loads((folder / "work" / "lipsync.json").read_text())["base"].endswith("lipsync.onnx")  # the shipped one
     assert meta["base_loop"] == "base_loop.npz" and meta["build_minutes"] > 0 and meta["heldout_at"] == 0.8
     for f in ("generator.onnx", "generator_fp16.onnx", "portrait.png", "reference.png", "samples.jpg", "MODEL_CARD.md",
               "lipsync.onnx", "loss_temporal.png"):

@@ -166,8 +166,18 @@ def build(net_cfg: dict | NetConfig, tcfg: dict | TargetConfig | None = None) ->
     return LipSyncNet(net_cfg, tcfg or TargetConfig())
 
 
-def load_checkpoint(path) -> tuple[LipSyncNet, dict]:
+def load_checkpoint(path) -> tuple[nn.Module, dict]:
+    """A training checkpoint (``.pt``: one network, or an ensemble saved by a fine-tune) or an
+    exported model (``.onnx``, e.g. the shipped ``lipsync.onnx``: see ``from_onnx``)."""
+    from pathlib import Path
+
+    if Path(path).suffix == ".onnx":
+        return from_onnx(path)
     ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    if ckpt.get("members"):  # an ensemble (a fine-tuned shipped model)
+        ens = Ensemble([build(ckpt["net"], ckpt["target"]) for _ in range(int(ckpt["members"]))])
+        ens.load_state_dict(ckpt["state"])
+        return ens.eval(), ckpt
     model = build(ckpt["net"], ckpt["target"])
     state = dict(ckpt["state"])
     for key, buf in model.state_dict().items():  # checkpoints from before a buffer existed
@@ -175,4 +185,53 @@ def load_checkpoint(path) -> tuple[LipSyncNet, dict]:
             state[key] = buf
     model.load_state_dict(state)
     model.eval()
+    return model, ckpt
+
+
+def from_onnx(path) -> tuple[nn.Module, dict]:
+    """The torch network an exported ``lipsync.onnx`` was made from, with its weights: what
+    ``assistant avatar build`` fine-tunes when no training checkpoint is at hand (the shipped
+    model ships as ONNX only). The exporter's metadata (``lipsync``) gives the configuration;
+    the initializers give the weights, except each head's weight, which the exporter folded
+    into a transposed ``MatMul`` constant (found through the node that uses it). An ensemble's
+    members share one copy of the buffers that are equal (feature statistics, neutral mouth). Returns (model, checkpoint dict in
+    the training format, with ``members`` set for an ensemble)."""
+    import json
+    import re
+
+    import onnx
+    from onnx import numpy_helper
+
+    proto = onnx.load(str(path))
+    meta = {p.key: p.value for p in proto.metadata_props}
+    if "lipsync" not in meta:
+        raise ValueError(f"{path}: not a lip-sync model (no 'lipsync' metadata)")
+    info = json.loads(meta["lipsync"])
+    weights = {i.name: numpy_helper.to_array(i) for i in proto.graph.initializer}
+    for node in proto.graph.node:  # /members.K/head/MatMul or /head/MatMul: x @ W.T, W.T stored
+        m = re.fullmatch(r"/((?:members\.\d+/)?)head/MatMul", node.name)
+        if m and node.op_type == "MatMul":
+            prefix = m.group(1).replace("/", ".")
+            weights[f"{prefix}head.weight"] = weights[node.input[1]].T
+    target = {"lo": list(info["target_lo"]), "hi": list(info["target_hi"])}
+    members = sorted({int(k.split(".")[1]) for k in weights if k.startswith("members.")})
+    nets = [build(info["net"], target) for _ in members] or [build(info["net"], target)]
+    model: nn.Module = Ensemble(nets) if members else nets[0]
+    state = model.state_dict()
+    for key in state:
+        # buffers equal across members are stored once (under member 0, or the ensemble's own)
+        rest = key.split(".", 2)[2] if key.startswith("members.") else key
+        name = next((n for n in (key, "members.0." + rest, rest) if n in weights), None)
+        if name is None:
+            raise ValueError(f"{path}: no weight for {key}")
+        arr = np.asarray(weights[name], dtype=np.float32)
+        if tuple(arr.shape) != tuple(state[key].shape):
+            raise ValueError(f"{path}: {key} has shape {arr.shape}, the network wants {tuple(state[key].shape)}")
+        state[key] = torch.from_numpy(arr.copy())
+    model.load_state_dict(state)
+    model.eval()
+    ckpt = {"net": info["net"], "target": target, "features": info["features"], "state": model.state_dict(),
+            "data": {**info.get("data", {}), "from_onnx": str(path).rsplit("/", 1)[-1]}}
+    if members:
+        ckpt["members"] = len(members)
     return model, ckpt

@@ -44,6 +44,9 @@ from .dataset import FaceClip, Limits, extract, rest_frame
 log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_LIPSYNC_BASE = REPO / "models" / "lipsync" / "weights" / "lipsync.pt"
+SHIPPED_LIPSYNC = REPO / "models" / "lipsync" / "weights" / "lipsync.onnx"
+"""The fine-tune's default start: a training checkpoint when one is there, else the shipped ONNX
+model (its torch network rebuilt from the export: ``models.lipsync.network.from_onnx``)."""
 STAGES = ("check", "extract", "loop", "train", "lipsync", "export", "card")
 
 
@@ -94,7 +97,8 @@ class BuildOptions:
     min_seconds: float = 20.0
     """Least total talking footage."""
     lipsync_base: Path | None = None
-    """Lip-sync checkpoint to fine-tune; None: ``models/lipsync/weights/lipsync.pt`` when present."""
+    """Lip-sync model to fine-tune (``.pt`` or an exported ``.onnx``); None:
+    ``models/lipsync/weights/lipsync.pt`` when present, else the shipped ``lipsync.onnx``."""
     lipsync_steps: int = 150
     device: str = "auto"
     """``auto``: CUDA when torch sees a GPU, else the CPU."""
@@ -382,7 +386,7 @@ class AvatarBuilder:
         return out
 
     def lipsync(self, clips: list[FaceClip]) -> dict:
-        base = self.o.lipsync_base or DEFAULT_LIPSYNC_BASE
+        base = self.o.lipsync_base or (DEFAULT_LIPSYNC_BASE if DEFAULT_LIPSYNC_BASE.is_file() else SHIPPED_LIPSYNC)
         target = self.folder / "lipsync.onnx"
         done = self.work / "lipsync.json"
         if done.is_file() and target.is_file():
