@@ -212,9 +212,9 @@ def cmd_avatar_build(config: Config, args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from models.neural.build import AvatarBuilder, BuildError, BuildOptions
-    from services.renderer.neural import avatars_dir
+    from assistant import paths
 
-    root = Path(args.out) if args.out else avatars_dir(config.renderer.neural.avatars_dir)
+    root = Path(args.out) if args.out else paths.avatars_dir(config.renderer.neural.avatars_dir)
     opts = BuildOptions(videos=tuple(Path(v) for v in args.videos), name=args.name, root=root, size=args.size,
                         mode=args.mode, steps=args.steps, ngf=args.ngf, batch=args.batch, minutes=args.minutes,
                         heldout=args.heldout, heldout_at=args.heldout_at, feature_matching=args.feature_matching,

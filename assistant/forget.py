@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from assistant import paths
 from assistant.config import Config
 
 log = logging.getLogger(__name__)
@@ -45,12 +46,12 @@ def forget(config: Config, name: str) -> list[str]:
 
 def _forget_mail(config: Config, key: str) -> list[str]:
     from services.brain.mailstore import MailStore
-    from services.brain.service import store_path
 
     done = []
     # Configured, else where the unit keeps it (StateDirectory=assistant/brain), else the user's.
-    paths = [store_path(config.brain)] if config.brain.store_path else [SYSTEMD_STATE / "brain" / "brain.sqlite", store_path(config.brain)]
-    for path in dict.fromkeys(paths):
+    configured = paths.under_state(config.brain.store_path, "brain.sqlite")
+    stores = [configured] if config.brain.store_path else [SYSTEMD_STATE / "brain" / "brain.sqlite", configured]
+    for path in dict.fromkeys(stores):
         if not path.exists():
             continue
         store = MailStore(path)
@@ -64,9 +65,7 @@ def _forget_mail(config: Config, key: str) -> list[str]:
 
 
 def _empty_voice_cache(config: Config) -> list[str]:
-    from services.voice.factory import cache_directory
-
-    folders = [cache_directory(config.voice.cache)]
+    folders = [paths.voice_cache_dir(config.voice.cache.directory)]
     if not config.voice.cache.directory:
         folders.insert(0, SYSTEMD_CACHE / "voice")  # the unit's CacheDirectory=assistant/voice
     done = []

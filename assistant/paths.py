@@ -12,8 +12,10 @@ Each kind of folder, in order:
    service user has no ``/run/user/<uid>``).
 
 Data that the units keep in ``StateDirectory=`` (built avatars) use :func:`data_dir`, which takes
-``$STATE_DIRECTORY`` under systemd. Nothing here creates a folder: the caller does, with the
-permissions it needs.
+``$STATE_DIRECTORY`` under systemd. The folders each service uses (the voice's audio cache, the
+renderer's landmark cache and built avatars, the stores) are named at the end of this module, so
+every lookup lives here and a configured path always wins. Nothing here creates a folder: the
+caller does, with the permissions it needs.
 """
 
 from __future__ import annotations
@@ -53,3 +55,27 @@ def cache_dir() -> Path:
 def data_dir() -> Path:
     """Things the kiosk builds and keeps (avatars): ``$STATE_DIRECTORY``, else ``$XDG_DATA_HOME/assistant``."""
     return _systemd("STATE_DIRECTORY") or platformdirs.user_data_path(APP)
+
+
+def _configured(path: str) -> Path | None:
+    return Path(path).expanduser() if path else None
+
+
+def under_state(configured: str, name: str) -> Path:
+    """A store file: ``configured``, else ``name`` in :func:`state_dir` (``brain.sqlite``, ``email.sqlite``)."""
+    return _configured(configured) or state_dir() / name
+
+
+def voice_cache_dir(configured: str = "") -> Path:
+    """``voice.cache.directory``, else the voice unit's ``$CACHE_DIRECTORY``, else ``$XDG_CACHE_HOME/assistant/voice``."""
+    return _configured(configured) or _systemd("CACHE_DIRECTORY") or cache_dir() / "voice"
+
+
+def avatar_cache_dir(configured: str = "") -> Path:
+    """``renderer.cache_dir`` (landmarks per portrait), else :func:`cache_dir` ``/avatars``."""
+    return _configured(configured) or cache_dir() / "avatars"
+
+
+def avatars_dir(configured: str = "") -> Path:
+    """``renderer.neural.avatars_dir`` (built avatars), else :func:`data_dir` ``/avatars``."""
+    return _configured(configured) or data_dir() / "avatars"

@@ -17,6 +17,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from assistant import backoff
 from assistant.config import Config
 from assistant.errors import EXIT_SETUP
 from assistant.watchdog import HeartbeatWatchdog
@@ -117,8 +118,9 @@ class Supervisor:
         self.hung_kills = 0
 
     def _backoff(self, child: Child) -> float:
-        steps = self.config.supervisor.restart_backoff_s or (1.0,)
-        return steps[min(child.failures_in_row, len(steps)) - 1] if child.failures_in_row else 0.0
+        if not child.failures_in_row:
+            return 0.0
+        return backoff.delay(self.config.supervisor.restart_backoff_s, child.failures_in_row - 1)
 
     def _start(self, child: Child) -> None:
         child.start()

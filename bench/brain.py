@@ -3,7 +3,7 @@
 Run from the repository root: ``python bench/brain.py``. Progress goes to stderr; the last stdout
 line is one JSON object (``--smoke``: a few repeats, for the test suite). Measures, on this machine:
 
-- the numpy MiniLM: model load, one short question embedded (p50/p95);
+- the MiniLM sentence embedder (onnxruntime): model load, one short question embedded (p50/p95);
 - the knowledge base: one lookup (embed + nearest question, p50/p95);
 - the real brain process over the real bus: ``hearing.transcript`` published -> ``voice.say``
   received, for rule skills (time, date, help) and knowledge questions, and its start-up time

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import threading
@@ -35,6 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 # shadow the standard library's email package (imported by importlib.metadata, among others).
 sys.path[0] = str(REPO)
 
+from assistant import espeak  # noqa: E402
 from assistant.config.schema import HearingSettings  # noqa: E402
 from hardware.microphone import RATE, AudioChunk, FileMicrophone, load_audio  # noqa: E402
 from services.hearing.echo import PlaybackReference  # noqa: E402
@@ -58,7 +58,7 @@ def log(*a) -> None:
 
 
 def synth(text: str, path: Path, voice: str = "mb-us2", ssml: bool = False) -> np.ndarray:
-    subprocess.run(["espeak-ng", *(["-m"] if ssml else []), "-v", voice, "-w", str(path), text], check=True, capture_output=True)
+    espeak.write_wav(text, path, voice, ssml=ssml).check_returncode()
     return load_audio(path)
 
 
@@ -258,8 +258,7 @@ def babble(tmp: Path, seconds: float = 30.0, talkers: int = 32) -> np.ndarray:
         parts = []
         for j in range(8):
             path = tmp / f"bab{k}_{j}.wav"
-            subprocess.run(["espeak-ng", "-v", voice, *extra, "-w", str(path), BABBLE_TEXT[int(rng.integers(len(BABBLE_TEXT)))]],
-                           check=True, capture_output=True)
+            espeak.write_wav(BABBLE_TEXT[int(rng.integers(len(BABBLE_TEXT)))], path, voice, args=extra).check_returncode()
             parts += [load_audio(path).astype(np.float64), np.zeros(int(rng.uniform(0.1, 0.8) * RATE))]
         x = np.roll(np.resize(np.concatenate(parts), n), int(rng.integers(n)))
         crowd += x / (np.sqrt(np.mean(x ** 2)) + 1e-9) * 10 ** (rng.uniform(-8, 0) / 20)  # near and far tables

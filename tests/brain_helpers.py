@@ -14,7 +14,7 @@ _embedder = None
 
 
 def embedder():
-    """The real numpy MiniLM (loaded once: ~0.5 s)."""
+    """The real MiniLM on onnxruntime (loaded once: ~1 s)."""
     global _embedder
     if _embedder is None:
         pytest.importorskip("tokenizers", reason="needs the brain extra")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from assistant import espeak
 from hardware.microphone import RATE, load_audio
 from hardware.room import leak, mix
 
@@ -20,10 +19,10 @@ VISITOR = "hello where is the meeting room please"
 
 def synth(text: str, path: Path, voice: str = "mb-us2") -> np.ndarray:
     """Speak ``text`` with espeak-ng into ``path``; 16 kHz int16 mono. Skips when the voice is missing."""
-    if shutil.which("espeak-ng") is None:
+    if espeak.program() is None:
         pytest.skip("espeak-ng is not installed (apt-get install espeak-ng)")
     if not path.exists():
-        out = subprocess.run(["espeak-ng", "-v", voice, "-w", str(path), text], capture_output=True, text=True, timeout=60)
+        out = espeak.write_wav(text, path, voice)
         if out.returncode != 0 or not path.exists() or path.stat().st_size < 1000:
             pytest.skip(f"espeak-ng voice {voice} unusable ({out.stderr.strip()[:200]}); install mbrola and mbrola-{voice[3:]} from contrib/non-free")
     return load_audio(path)

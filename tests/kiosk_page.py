@@ -36,9 +36,11 @@ def speech_wav(folder: Path) -> Path:
     import numpy as np
     import soundfile as sf
 
+    from assistant import espeak
+
     raw = folder / "sentence.wav"
     for voice in ("mb-us2", "en-us"):
-        out = subprocess.run(["espeak-ng", "-v", voice, "-w", str(raw), SENTENCE], capture_output=True, timeout=60)
+        out = espeak.write_wav(SENTENCE, raw, voice)
         if out.returncode == 0 and raw.exists() and raw.stat().st_size > 1000:
             break
     pcm, rate = sf.read(str(raw), dtype="float32")

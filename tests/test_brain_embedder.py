@@ -1,4 +1,5 @@
-"""The numpy MiniLM against a torch forward of the same weights, and what its embeddings are good for."""
+"""The brain's MiniLM graph on onnxruntime against a torch forward of the same weights and the numpy forward it
+replaced, and what its embeddings are good for."""
 
 import subprocess
 import sys
@@ -28,7 +29,7 @@ def _torch_reference(emb, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
     w = {k: torch.from_numpy(v) for k, v in load_file(str(model_dir() / "model.safetensors")).items()}
     F = torch.nn.functional
-    ids_t, mask_t = torch.from_numpy(ids), torch.from_numpy(mask)
+    ids_t, mask_t = torch.from_numpy(ids), torch.from_numpy(mask.astype(np.float32))
     n, length = ids.shape
     x = w["embeddings.word_embeddings.weight"][ids_t] + w["embeddings.position_embeddings.weight"][:length] + w["embeddings.token_type_embeddings.weight"][0]
     x = F.layer_norm(x, (384,), w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"], 1e-12)
@@ -52,7 +53,7 @@ def _torch_reference(emb, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return F.normalize(pooled, dim=1).numpy()
 
 
-def test_numpy_forward_matches_torch_reference():
+def test_onnx_graph_matches_torch_reference():
     emb = embedder()
     ids, mask = emb.tokenize(SENTENCES)
     ours = emb.embed(SENTENCES)
@@ -60,6 +61,25 @@ def test_numpy_forward_matches_torch_reference():
     cos = (ours * ref).sum(1)
     assert cos.min() >= 0.999, cos
     assert np.abs(ours - ref).max() < 1e-3
+
+
+def test_onnx_graph_gives_what_the_numpy_forward_gave():
+    """The brain used to run this model in numpy: the graph on onnxruntime must not move any answer."""
+    from services.brain.embedder import model_dir
+
+    from .minilm_numpy import NumpyMiniLM
+
+    emb = embedder()
+    ref = NumpyMiniLM(model_dir())
+    texts = SENTENCES + ["can I use the toilet", "when do you close", "wifi code please", "where should I put my car"]
+    ours = emb.embed(texts)
+    ids, mask = emb.tokenize(texts)  # one padded batch: also checks the mask against padding
+    old = ref.forward(ids, mask)
+    cos = (ours * old).sum(1)
+    assert cos.min() >= 0.99999, cos
+    assert np.abs(ours - old).max() < 1e-4
+    # And the nearest knowledge-base question of each is the same under both.
+    assert ((ours @ ours.T).argsort(1)[:, -2] == (old @ old.T).argsort(1)[:, -2]).all()
 
 
 def test_embeddings_are_unit_length_and_independent_of_batching():
@@ -99,3 +119,24 @@ def test_brain_process_never_imports_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
     assert out.stdout.strip() == "False False", out.stderr
+
+
+def test_graph_is_built_once_then_loaded_from_the_cache(tmp_path, monkeypatch):
+    pytest.importorskip("tokenizers", reason="needs the brain extra")
+    from services.brain import embedder as module
+
+    first = module.SentenceEmbedder(cache=tmp_path)
+    files = list(tmp_path.glob("minilm-*.onnx"))
+    assert len(files) == 1 and files[0].stat().st_size > 50_000_000
+
+    def no_build(*_):
+        raise AssertionError("the cached graph should have been used")
+
+    monkeypatch.setattr(module, "build_graph", no_build)
+    again = module.SentenceEmbedder(cache=tmp_path)
+    assert np.array_equal(first.embed(SENTENCES[:2]), again.embed(SENTENCES[:2]))
+    monkeypatch.undo()
+    files[0].write_bytes(b"not a graph")  # damaged: rebuilt in memory, still right
+    damaged = module.SentenceEmbedder(cache=tmp_path)
+    assert np.abs(damaged.embed(SENTENCES[:2]) - first.embed(SENTENCES[:2])).max() < 1e-6
+    assert not files[0].exists(), "a damaged graph is removed, to be made anew at the next start"

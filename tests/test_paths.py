@@ -63,3 +63,25 @@ def test_the_bus_brain_and_email_use_it_and_a_configured_path_wins(env, tmp_path
     assert default_path(str(tmp_path / "mine.sqlite")) == tmp_path / "mine.sqlite"
     assert store_path(BrainSettings(store_path=str(tmp_path / "b.sqlite"))) == tmp_path / "b.sqlite"
     assert runtime_dir(BusSettings(runtime_dir=str(tmp_path / "x"))) == tmp_path / "x"
+
+
+def test_voice_and_renderer_folders_come_from_here(env, tmp_path):
+    from services.renderer.neural import SHIPPED_AVATARS, search_path
+
+    home = tmp_path / "home"
+    assert paths.voice_cache_dir() == home / ".cache" / "assistant" / "voice"
+    assert paths.avatar_cache_dir() == home / ".cache" / "assistant" / "avatars"
+    assert search_path() == [home / ".local" / "share" / "assistant" / "avatars", SHIPPED_AVATARS]
+    env.setenv("XDG_CACHE_HOME", str(tmp_path / "c"))
+    env.setenv("XDG_DATA_HOME", str(tmp_path / "d"))
+    assert paths.voice_cache_dir() == tmp_path / "c" / "assistant" / "voice"
+    assert paths.avatars_dir() == tmp_path / "d" / "assistant" / "avatars"
+    # Under systemd each unit has its own CacheDirectory= (assistant/voice, assistant/renderer).
+    env.setenv("CACHE_DIRECTORY", str(tmp_path / "unit-cache"))
+    env.setenv("STATE_DIRECTORY", str(tmp_path / "unit-state"))
+    assert paths.voice_cache_dir() == tmp_path / "unit-cache"
+    assert paths.avatar_cache_dir() == tmp_path / "unit-cache" / "avatars"
+    assert paths.avatars_dir() == tmp_path / "unit-state" / "avatars"
+    assert paths.voice_cache_dir("~/v") == home / "v"
+    assert paths.avatar_cache_dir(str(tmp_path / "x")) == tmp_path / "x"
+    assert paths.avatars_dir(str(tmp_path / "y")) == tmp_path / "y"

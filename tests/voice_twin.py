@@ -9,14 +9,13 @@ Used by the renderer's service tests and by ``bench/renderer.py`` when no voice 
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
+from assistant import espeak
 from assistant.messages import Done, Phoneme, Playback, Stop, Utterance
 
 
@@ -24,11 +23,10 @@ def espeak_speech(folder: Path, text: str) -> tuple[np.ndarray, int] | None:
     """``text`` spoken by the espeak-ng command (int16 mono, its rate); None when it is not installed."""
     import soundfile as sf
 
-    exe = shutil.which("espeak-ng")
-    if exe is None:
+    if espeak.program() is None:
         return None
     path = folder / "espeak.wav"
-    subprocess.run([exe, "-w", str(path), text], check=True, capture_output=True, timeout=30)
+    espeak.write_wav(text, path, timeout=30).check_returncode()
     pcm, sr = sf.read(path, dtype="int16")
     return (pcm if pcm.ndim == 1 else pcm[:, 0]), sr
 

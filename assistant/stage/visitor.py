@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from assistant import espeak
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +42,10 @@ def synthesise(text: str, path: Path, voice: str = "mb-us2") -> np.ndarray:
     """``text`` spoken by espeak-ng into ``path``; int16 mono 16 kHz with the silence around it trimmed."""
     from hardware.microphone import load_audio
 
-    exe = shutil.which("espeak-ng")
-    if exe is None:
-        raise VoiceUnavailable("espeak-ng is not installed: apt-get install espeak-ng (make setup does)")
-    out = subprocess.run([exe, "-v", voice, "-w", str(path), text], capture_output=True, text=True, timeout=60)
+    try:
+        out = espeak.write_wav(text, path, voice)
+    except FileNotFoundError as exc:
+        raise VoiceUnavailable(str(exc)) from None
     if out.returncode != 0 or not path.exists() or path.stat().st_size < 1000:
         raise VoiceUnavailable(f"espeak-ng voice {voice} unusable ({out.stderr.strip()[:200]}); "
                                f"apt-get install mbrola mbrola-{voice.removeprefix('mb-')} (Debian contrib/non-free)")

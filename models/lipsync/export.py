@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .. import onnx_export
 from .network import LipSyncNet, load_checkpoint
 
 log = logging.getLogger(__name__)
@@ -19,32 +18,17 @@ log = logging.getLogger(__name__)
 
 def export(model: LipSyncNet, ckpt: dict, out: Path, check_frames: tuple[int, ...] = (7, 75, 400)) -> float:
     """Write ``out`` with a dynamic time axis and metadata; returns the max |onnx - torch|."""
-    import onnx
-    import onnxruntime as ort
-
-    model.eval()
     dim = model.cfg.in_dim
-    dummy = torch.randn(1, 50, dim)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():  # "batch size other than 1 with LSTM": we always run batch 1
-        warnings.filterwarnings("ignore", message=".*batch.size.*LSTM", category=UserWarning)
-        torch.onnx.export(model, (dummy,), str(out), input_names=["features"], output_names=["mouth"],
-                          dynamic_axes={"features": {1: "frames"}, "mouth": {1: "frames"}}, opset_version=17, dynamo=False)
-    proto = onnx.load(str(out))
     meta = {"features": ckpt["features"], "target_lo": list(ckpt["target"]["lo"]), "target_hi": list(ckpt["target"]["hi"]),
             "net": ckpt["net"], "data": ckpt.get("data", {})}
-    entry = proto.metadata_props.add()
-    entry.key, entry.value = "lipsync", json.dumps(meta)
-    onnx.save(proto, str(out))
-    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
-    worst = 0.0
+    # "batch size other than 1 with LSTM": we always run batch 1.
+    onnx_export.export(model, (torch.randn(1, 50, dim),), out, ["features"], ["mouth"],
+                       {"features": {1: "frames"}, "mouth": {1: "frames"}}, {"lipsync": meta},
+                       ignore_warnings=".*batch.size.*LSTM")
     rng = np.random.default_rng(0)
-    for n in check_frames:
-        x = (rng.standard_normal((1, n, dim)) * model.feat_std.numpy() + model.feat_mean.numpy()).astype(np.float32)
-        with torch.no_grad():
-            ref = model(torch.from_numpy(x)).numpy()
-        got = sess.run(None, {"features": x})[0]
-        worst = max(worst, float(np.abs(ref - got).max()))
+    cases = [{"features": (rng.standard_normal((1, n, dim)) * model.feat_std.numpy() + model.feat_mean.numpy()).astype(np.float32)}
+             for n in check_frames]
+    worst = onnx_export.parity(model, out, cases)
     log.info("ONNX parity: max |diff| = %.2e over %s frames", worst, check_frames)
     return worst
 
@@ -57,11 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     model, ckpt = load_checkpoint(args.checkpoint)
-    worst = export(model, ckpt, args.out)
-    if worst > args.tolerance:
-        log.error("parity %.2e exceeds %.0e", worst, args.tolerance)
-        return 1
-    return 0
+    return onnx_export.within(export(model, ckpt, args.out), args.tolerance, str(args.out))
 
 
 if __name__ == "__main__":

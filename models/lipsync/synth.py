@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from assistant import espeak
 from assistant.face.audio_features import n_video_frames
 from assistant.face.mouth_shapes import articulate
 from assistant.face.visemes import CoarticulationConfig, viseme_parameters
@@ -98,8 +99,7 @@ def mbrola_clip(text: str, voice: str, rng: np.random.Generator, name: str) -> C
     import soundfile as sf
 
     rate = int(rng.integers(120, 230))
-    pho = subprocess.run(["espeak-ng", "-v", f"mb-{voice}", "-s", str(rate), "-q", "--pho", text],
-                         capture_output=True, text=True, timeout=30, check=True).stdout
+    pho = espeak.mbrola_pho(text, voice, rate)
     phonemes, t = [], 0.0
     for line in pho.splitlines():
         parts = line.split()
@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(args.seed)
     tts = Espeak()
-    have_mbrola = shutil.which("mbrola") is not None and shutil.which("espeak-ng") is not None
+    have_mbrola = shutil.which("mbrola") is not None and espeak.program() is not None
     if not have_mbrola:
         log.warning("mbrola/espeak-ng CLI missing: espeak-ng voices only (apt: mbrola mbrola-us1 ...)")
     if args.librivox:

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .. import onnx_export
 from .network import load
 
 log = logging.getLogger(__name__)
@@ -24,24 +25,13 @@ SHAPES = {"pnet": [(1, 3, 12, 12), (1, 3, 97, 131), (1, 3, 241, 321)], "rnet": [
 
 def export(name: str, out_dir: Path, data: Path | None = None) -> float:
     """Write ``out_dir/NAME.onnx``; returns the max |onnx - torch| over a few input shapes."""
-    import onnxruntime as ort
-
     net = load(name, data)
-    out = out_dir / f"{name}.onnx"
-    out_dir.mkdir(parents=True, exist_ok=True)
     axes = {0: "n", 2: "h", 3: "w"} if name == "pnet" else {0: "n"}
     out_axes = {0: "n", 1: "h", 2: "w"} if name == "pnet" else {0: "n"}
-    torch.onnx.export(net, (torch.zeros(SHAPES[name][0]),), str(out), input_names=["image"], output_names=["prob", "box"],
-                      dynamic_axes={"image": axes, "prob": out_axes, "box": axes}, opset_version=17, dynamo=False)
-    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    out = onnx_export.export(net, (torch.zeros(SHAPES[name][0]),), out_dir / f"{name}.onnx", ["image"], ["prob", "box"],
+                             {"image": axes, "prob": out_axes, "box": axes})
     rng = np.random.default_rng(0)
-    worst = 0.0
-    for shape in SHAPES[name]:
-        x = rng.uniform(-1, 1, shape).astype(np.float32)
-        with torch.no_grad():
-            ref = [t.numpy() for t in net(torch.from_numpy(x))]
-        got = sess.run(None, {"image": x})
-        worst = max(worst, *(float(np.abs(a - b).max()) for a, b in zip(ref, got)))
+    worst = onnx_export.parity(net, out, [{"image": rng.uniform(-1, 1, shape).astype(np.float32)} for shape in SHAPES[name]])
     log.info("%s: ONNX parity max |diff| = %.2e", name, worst)
     return worst
 
@@ -53,10 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     worst = max(export(n, args.out_dir) for n in ("pnet", "rnet", "onet"))
-    if worst > args.tolerance:
-        log.error("parity %.2e exceeds %.0e", worst, args.tolerance)
-        return 1
-    return 0
+    return onnx_export.within(worst, args.tolerance, str(args.out_dir))
 
 
 if __name__ == "__main__":

@@ -10,19 +10,18 @@ weights and arithmetic, float32 inputs and outputs) for the CUDA provider.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .. import onnx_export
 from .networks import UNetGenerator
 
 log = logging.getLogger(__name__)
-OPSET = 17
+OPSET = onnx_export.OPSET
 
 
 def input_names(g: UNetGenerator) -> list[str]:
@@ -45,20 +44,12 @@ def export(g: UNetGenerator, crop: dict, out: Path, extra: dict | None = None, f
     """Write ``out``; return the max |onnx - torch| on random inputs (batch 1 and 3)."""
     import onnx
 
-    g.eval()
     s = g.cfg.size
     names = input_names(g)
-    dummy = tuple(torch.zeros(1, 3, s, s) for _ in names)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():  # instance norm "training mode" notes: the graph is built in eval mode
-        warnings.simplefilter("ignore")
-        torch.onnx.export(_Named(g), dummy, str(out), input_names=names, output_names=["mouth"],
-                          dynamic_axes={n: {0: "batch"} for n in [*names, "mouth"]}, opset_version=OPSET, dynamo=False)
-    proto = onnx.load(str(out))
-    entry = proto.metadata_props.add()
-    entry.key, entry.value = "neural", json.dumps({"net": g.cfg.to_dict(), "crop": crop, "inputs": names,
-                                                     "range": [-1, 1], "channels": "bgr", **(extra or {})})
-    onnx.save(proto, str(out))
+    meta = {"net": g.cfg.to_dict(), "crop": crop, "inputs": names, "range": [-1, 1], "channels": "bgr", **(extra or {})}
+    # Instance norm "training mode" notes: the graph is built in eval mode.
+    onnx_export.export(_Named(g.eval()), tuple(torch.zeros(1, 3, s, s) for _ in names), out, names, ["mouth"],
+                       {n: {0: "batch"} for n in [*names, "mouth"]}, {"neural": meta}, ignore_warnings="")
     worst = parity(g, out)
     log.info("ONNX parity %s: max |diff| = %.2e", out.name, worst)
     if fp16:
@@ -74,22 +65,10 @@ def fp16_path(path: Path) -> Path:
 
 
 def parity(g: UNetGenerator, path: Path, batches: tuple[int, ...] = (1, 3)) -> float:
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-    names = [i.name for i in sess.get_inputs()]
     rng = np.random.default_rng(0)
-    worst = 0.0
-    for b in batches:
-        xs = {n: rng.uniform(-1, 1, (b, 3, g.cfg.size, g.cfg.size)).astype(np.float32) for n in names}
-        with torch.no_grad():
-            ref = g(torch.from_numpy(xs["drawing"]), torch.from_numpy(xs["previous"]) if "previous" in xs else None,
-                    torch.from_numpy(xs["reference"]) if "reference" in xs else None).numpy()
-        got = sess.run(None, xs)[0]
-        worst = max(worst, float(np.abs(ref - got).max()))
-    return worst
+    cases = [{n: rng.uniform(-1, 1, (b, 3, g.cfg.size, g.cfg.size)).astype(np.float32) for n in input_names(g)}
+             for b in batches]
+    return onnx_export.parity(_Named(g.eval()), path, cases, threads=1)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,10 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     g, ckpt = load_generator(args.checkpoint)
     worst = export(g, ckpt["crop"], args.out, {"data": ckpt.get("data", {})}, fp16=args.fp16)
-    if worst > args.tolerance:
-        log.error("parity %.2e exceeds %.0e", worst, args.tolerance)
-        return 1
-    return 0
+    return onnx_export.within(worst, args.tolerance, str(args.out))
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ _TICK_S = 0.05
 
 def store_path(settings: BrainSettings) -> Path:
     """Where the mail store lives (see ``BrainSettings.store_path``)."""
-    return Path(settings.store_path) if settings.store_path else paths.state_dir() / "brain.sqlite"
+    return paths.under_state(settings.store_path, "brain.sqlite")
 
 
 def load_knowledge(settings: BrainSettings):

@@ -14,6 +14,7 @@ import time
 
 import msgspec
 
+from assistant.backoff import Backoff
 from assistant.messages import Activity, Command, Exposure, Faces, Preview, Received
 from assistant.service import Service, SetupError, on
 from hardware.camera import CameraError, open_camera
@@ -21,6 +22,7 @@ from hardware.camera import CameraError, open_camera
 from .pipeline import CameraPipeline, Result, preview_jpeg
 
 log = logging.getLogger(__name__)
+_REOPEN_BACKOFF_S = (0.5, 1.0)  # seconds between tries to open a missing camera
 
 
 class CameraService(Service):
@@ -127,12 +129,14 @@ class CameraService(Service):
             cam.set_exposure(self.pipeline.exposure.exposure_s, self.pipeline.exposure.gain)
 
     def _capture(self) -> None:
-        backoff, warned = 0.5, False
+        # Opening a missing device costs nothing: notice it back soon.
+        reopen, warned = Backoff(_REOPEN_BACKOFF_S), False
         while not self.stopping:
             if not self._camera_open:
                 try:
                     self._open()
-                    self._camera_open, backoff = True, 0.5
+                    self._camera_open = True
+                    reopen.reset()
                     self.count("camera_opened")
                     log.info("camera open: %dx%d at %g fps", self.camera.width, self.camera.height, self.camera.fps)
                     warned = False
@@ -141,8 +145,7 @@ class CameraService(Service):
                         log.warning("camera unavailable: %s; retrying", exc)
                         warned = True
                     self.count("camera_open_failures")
-                    self._stop.wait(backoff)
-                    backoff = min(1.0, backoff * 2)  # opening a missing device costs nothing: notice it back soon
+                    self._stop.wait(reopen.next())
                     continue
             try:
                 frame = self.camera.read()

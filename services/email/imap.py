@@ -20,6 +20,7 @@ import threading
 import time
 from typing import Callable
 
+from assistant.backoff import Backoff
 from assistant.config import EmailSettings
 from assistant.messages import EmailReceived
 
@@ -34,22 +35,6 @@ NETWORK_ERRORS = (OSError, imaplib.IMAP4.error, ssl.SSLError, EOFError, socket.t
 _FETCH_BATCH = 16  # messages per FETCH: bounds memory at 16 x max_message_bytes
 _RESYNC_S = 5.0  # safety-net look at the inbox while idling
 _SETTLE_S = 1.1  # one more look this long after a look that found mail (see _session)
-
-
-class Backoff:
-    """Delays from a schedule whose last step repeats."""
-
-    def __init__(self, steps: tuple[float, ...]) -> None:
-        self.steps = steps or (1.0,)
-        self.failures = 0
-
-    def next(self) -> float:
-        delay = self.steps[min(self.failures, len(self.steps) - 1)]
-        self.failures += 1
-        return delay
-
-    def reset(self) -> None:
-        self.failures = 0
 
 
 class MailboxWatcher:

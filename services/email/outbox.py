@@ -25,13 +25,13 @@ from email.utils import format_datetime, make_msgid
 from datetime import datetime, timezone
 from typing import Callable
 
+from assistant import backoff
 from assistant.config import EmailSettings
 from assistant.messages import EmailSend
 
 from assistant.clock import clamp_future
 
 from .credentials import CredentialError, read_secret, tls_context
-from .imap import Backoff
 from .store import MailStore, OutgoingMail
 
 log = logging.getLogger(__name__)
@@ -96,7 +96,7 @@ class Outbox:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
-        self._backoff = Backoff(settings.send_backoff_s)
+        self._backoff = backoff.Backoff(settings.send_backoff_s)
         self._not_before = 0.0  # connection backoff: nothing is tried before this (monotonic)
         self._next_purge = 0.0  # retention of sent mail bodies, checked hourly (monotonic)
 
@@ -235,8 +235,7 @@ class Outbox:
             log.warning("mail %s failed for good: %s", mail.send_id, error)
             self.on_failed(mail.send_id, error, True)
             return
-        steps = self.settings.send_backoff_s or (60.0,)
-        delay = steps[min(mail.attempts, len(steps) - 1)]
+        delay = backoff.delay(self.settings.send_backoff_s, mail.attempts, default=60.0)
         self.store.outbox_retry_later(mail.send_id, self.clock() + delay, error)
         log.info("mail %s: %s; retry in %.0f s", mail.send_id, error, delay)
 

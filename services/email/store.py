@@ -51,7 +51,7 @@ CREATE INDEX IF NOT EXISTS outbox_due ON outbox (state, next_try);
 
 def default_path(configured: str) -> Path:
     """``store_path``, else ``email.sqlite`` in the state folder (``$STATE_DIRECTORY``, else ``$XDG_STATE_HOME/assistant``)."""
-    return Path(configured) if configured else paths.state_dir() / "email.sqlite"
+    return paths.under_state(configured, "email.sqlite")
 
 
 @dataclass(frozen=True)

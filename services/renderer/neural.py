@@ -27,6 +27,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from assistant import paths
 from assistant.errors import SetupError
 from assistant.face.lstm_driver import providers
 from assistant.face.geometry import MOUTH, apply_affine
@@ -393,17 +394,6 @@ SHIPPED_AVATARS = Path(__file__).resolve().parents[2] / "models" / "neural" / "a
 """Avatars that come with the code (small CPU builds with their model cards)."""
 
 
-def avatars_dir(avatars_dir: str = "") -> Path:
-    """Where avatars are built and found (``renderer.neural.avatars_dir``)."""
-    import os
-
-    if avatars_dir:
-        return Path(avatars_dir)
-    if os.environ.get("STATE_DIRECTORY"):  # systemd's StateDirectory=
-        return Path(os.environ["STATE_DIRECTORY"].split(":")[0]) / "avatars"
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "assistant" / "avatars"
-
-
 def search_path(avatars_dir_setting: str = "") -> list[Path]:
-    return [avatars_dir(avatars_dir_setting), SHIPPED_AVATARS]
+    """Built avatars (:func:`assistant.paths.avatars_dir`), then the shipped ones."""
+    return [paths.avatars_dir(avatars_dir_setting), SHIPPED_AVATARS]

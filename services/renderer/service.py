@@ -10,29 +10,17 @@ publishes ``renderer.stats`` about once a second.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from concurrent.futures import Future
-from pathlib import Path
 
 import numpy as np
 
-from assistant.config.schema import RendererSettings
+from assistant import paths
 from assistant.messages import (Done, Faces, FaceLandmarks, Partial, Person, Playback, Received, RendererStats, Reply, Speaker, Speech, Stop, Transcript,
                                 Utterance)
 from assistant.service import Service, on
 
 log = logging.getLogger(__name__)
-
-
-def cache_dir(settings: RendererSettings) -> Path:
-    """Where avatars are cached (see ``RendererSettings.cache_dir``)."""
-    if settings.cache_dir:
-        return Path(settings.cache_dir)
-    if os.environ.get("CACHE_DIRECTORY"):  # systemd's CacheDirectory=
-        return Path(os.environ["CACHE_DIRECTORY"].split(":")[0]) / "avatars"
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "assistant" / "avatars"
 
 
 class RendererService(Service):
@@ -67,7 +55,7 @@ class RendererService(Service):
             if s.neural.use_lipsync and neural.lipsync is not None and not lstm_model:
                 lstm_model = str(neural.lipsync)
         self.drivers = DriverChoice(s.driver, lstm_model)
-        avatar = Avatar.build(portrait, cache_dir(s))
+        avatar = Avatar.build(portrait, paths.avatar_cache_dir(s.cache_dir))
         synth = FaceSynth(avatar, SynthSettings(width=s.width, height=s.height, zoom=s.zoom, letterbox=s.letterbox,
                                                 matte=s.still_room))
         if neural is not None:

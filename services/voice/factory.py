@@ -6,11 +6,11 @@ Kept apart from the service so tests and the benchmark build exactly what the se
 from __future__ import annotations
 
 import logging
-import os
 import tempfile
 from pathlib import Path
 
-from assistant.config.schema import VoiceCacheSettings, VoiceSettings, VoiceSpeakerSettings
+from assistant import paths
+from assistant.config.schema import VoiceSettings, VoiceSpeakerSettings
 from assistant.errors import SetupError
 
 from .cache import AudioCache, CacheSettings
@@ -20,17 +20,6 @@ from .tts.base import TtsEngine
 from .tts.failover import FailoverChain, FailoverSettings
 
 log = logging.getLogger(__name__)
-
-
-def cache_directory(settings: VoiceCacheSettings, environ=os.environ) -> Path:
-    """The configured cache folder, else systemd's ``$CACHE_DIRECTORY``, else the user's cache folder."""
-    if settings.directory:
-        return Path(settings.directory).expanduser()
-    if environ.get("CACHE_DIRECTORY"):
-        # systemd may list several folders separated by colons; ours is the first.
-        return Path(environ["CACHE_DIRECTORY"].split(":")[0])
-    base = Path(environ["XDG_CACHE_HOME"]) if environ.get("XDG_CACHE_HOME") else Path.home() / ".cache"
-    return base / "assistant" / "voice"
 
 
 def _deadline(cfg: VoiceSettings, name: str) -> float:
@@ -82,7 +71,7 @@ def build_synthesizer(cfg: VoiceSettings, engines: list[TtsEngine] | None = None
                           FailoverSettings(timeout_s=f.timeout_s, last_timeout_s=f.last_timeout_s, backoff_s=f.backoff_s))
     cache = None
     if cfg.cache.max_bytes > 0:
-        folder = cache_directory(cfg.cache)
+        folder = paths.voice_cache_dir(cfg.cache.directory)
         try:
             cache = AudioCache(CacheSettings(directory=folder, max_bytes=cfg.cache.max_bytes))
         except OSError as exc:  # the voice works without it, only slower on repeated phrases

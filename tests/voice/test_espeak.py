@@ -109,3 +109,36 @@ def test_mbrola_voice_is_recognisable():
     got = json.loads(out.stdout.strip().splitlines()[-1])
     assert got["rate"] == 16000 and got["voice"] == "mb-us2" and got["n"] > 10
     assert got["hyp"].startswith("hello what time is it"), got
+
+
+def test_one_binding_serves_the_voice_and_the_lipsync_data():
+    """``assistant.espeak`` is the one way in: the lip-sync data maker shares the voice's library."""
+    from assistant import espeak
+    from models.lipsync.espeak import Espeak
+    from services.voice.tts.espeak import EspeakEngine
+
+    voice = EspeakEngine()
+    lips = Espeak()
+    assert lips._lib is voice._lib is espeak.load()
+    pcm, rate, phonemes = lips.say("Hello there.", "en", rate=175)
+    syn = voice.synthesize("Hello there.")  # the voice sets its own voice and rate back
+    assert pcm.dtype == np.float32 and rate == syn.sample_rate and phonemes
+    assert not any(p.label.startswith("(") for p in phonemes)
+    with pytest.raises(ValueError, match="no voice"):
+        lips.say("x", "no-such-voice")
+    again = voice.synthesize("Hello there.")  # the failed switch left no stale voice behind
+    assert [p.label for p in again.phonemes] == [p.label for p in syn.phonemes] and again.voice == syn.voice
+
+
+def test_the_program_writes_a_wav_and_its_absence_is_said(tmp_path, monkeypatch):
+    from assistant import espeak
+
+    if espeak.program() is None:
+        pytest.skip("espeak-ng is not installed (apt-get install espeak-ng)")
+    slow = espeak.write_wav("Hello there, how are you.", tmp_path / "slow.wav", "en", args=["-s", "100"])
+    fast = espeak.write_wav("Hello there, how are you.", tmp_path / "fast.wav", "en", args=["-s", "300"])
+    assert slow.returncode == fast.returncode == 0
+    assert (tmp_path / "slow.wav").stat().st_size > 1.8 * (tmp_path / "fast.wav").stat().st_size, "args reach the program"
+    monkeypatch.setattr(espeak.shutil, "which", lambda _: None)
+    with pytest.raises(FileNotFoundError, match="apt-get install espeak-ng"):
+        espeak.write_wav("Hello.", tmp_path / "y.wav")

@@ -1,4 +1,4 @@
-"""espeak-ng through libespeak-ng (ctypes): offline speech with per-phoneme timings.
+"""espeak-ng through libespeak-ng (``assistant.espeak``, ctypes): offline speech with per-phoneme timings.
 
 The phoneme events come from the synthesiser itself (``espeakINITIALIZE_PHONEME_EVENTS``), so the
 timings match the audio sample for sample, for every language espeak-ng speaks. MBROLA voices
@@ -7,7 +7,6 @@ timings match the audio sample for sample, for every language espeak-ng speaks. 
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import shutil
 from dataclasses import dataclass
@@ -15,9 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from assistant.messages.voice import Phoneme
+from assistant import espeak as L
 
-from . import _espeak_lib as L
 from .base import Synthesis, TtsError, check_text
 
 log = logging.getLogger(__name__)
@@ -60,7 +58,6 @@ class EspeakEngine:
             else:
                 lib_path, data_path = system
         self._lib = L.load(lib_path, data_path)
-        self._current_voice: str | None = None
 
     # -- voices ---------------------------------------------------------------------------
 
@@ -113,55 +110,13 @@ class EspeakEngine:
         """Speak ``text`` and return its audio and phoneme timings."""
         text = check_text(text)
         vid = self.voice_id(lang, voice)
-        chunks: list[bytes] = []
-        marks: list[tuple[str, int]] = []
-        total = [0]
-
-        def on_audio(wav, numsamples, events) -> int:
-            if wav and numsamples > 0:
-                chunks.append(ctypes.string_at(wav, numsamples * 2))
-                total[0] += numsamples
-            i = 0
-            while events[i].type != L.EVENT_LIST_TERMINATED:
-                ev = events[i]
-                if ev.type == L.EVENT_PHONEME:
-                    marks.append((ev.id.string.decode("utf-8", errors="replace"), ev.sample))
-                i += 1
-            return 0
-
-        callback = L.SYNTH_CALLBACK(on_audio)  # kept alive until Synth returns
-        # A NUL would end the C string early (the rest silently unspoken); other control
-        # characters are not speech either. Lone surrogates cannot be encoded: replace them.
-        text = "".join(" " if (ord(ch) < 32 or 0x7F <= ord(ch) < 0xA0) else ch for ch in text)
-        data = text.encode("utf-8", errors="replace") + b"\0"
-        with L.ESPEAK_LOCK:
-            lib = self._lib.lib
-            if vid != self._current_voice:
-                err = lib.espeak_SetVoiceByName(vid.encode())
-                if err != L.EE_OK:
-                    self._current_voice = None
-                    raise TtsError(f"espeak-ng could not load voice {vid!r} (error {err})", permanent=True)
-                self._current_voice = vid
-            lib.espeak_SetParameter(L.PARAM_RATE, self.settings.rate_wpm, 0)
-            lib.espeak_SetParameter(L.PARAM_PITCH, self.settings.pitch, 0)
-            rate = lib.espeak_ng_GetSampleRate()  # 16 kHz for MBROLA voices, 22.05 kHz otherwise
-            lib.espeak_SetSynthCallback(callback)
-            err = lib.espeak_Synth(data, len(data), 0, L.POS_CHARACTER, 0, L.CHARS_UTF8, None, None)
-            if err != L.EE_OK:
-                raise TtsError(f"espeak-ng synthesis failed (error {err})")
-        pcm = np.frombuffer(b"".join(chunks), dtype="<i2").astype(np.int16)
+        try:
+            speech = L.speak(self._lib, text, vid, rate_wpm=self.settings.rate_wpm, pitch=self.settings.pitch)
+        except L.EspeakError as exc:
+            raise TtsError(str(exc), permanent=exc.permanent) from None
+        pcm, rate = speech.pcm, speech.sample_rate
         if pcm.size == 0 or not np.any(pcm):
             raise TtsError(f"espeak-ng produced no audio for {text[:40]!r} with voice {vid!r}")
         return Synthesis(pcm=pcm, sample_rate=rate, engine=self.name, voice=vid,
-                         phonemes=_phonemes(marks, pcm.size, rate), alphabet="espeak")
+                         phonemes=speech.phonemes(), alphabet="espeak")
 
-
-def _phonemes(marks: list[tuple[str, int]], n_samples: int, rate: int) -> list[Phoneme]:
-    """Phoneme events (label, start sample) -> phonemes with durations, each ending where the next starts."""
-    out: list[Phoneme] = []
-    for i, (label, start) in enumerate(marks):
-        end = marks[i + 1][1] if i + 1 < len(marks) else n_samples
-        start = min(max(start, 0), n_samples)
-        end = min(max(end, start), n_samples)
-        out.append(Phoneme(label, start / rate, (end - start) / rate))
-    return out

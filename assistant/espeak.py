@@ -1,18 +1,34 @@
-"""ctypes binding to libespeak-ng: one process-wide instance behind a lock.
+"""espeak-ng, reached one way: the one binding every part of the assistant uses.
 
-libespeak-ng keeps global state (one voice, one output buffer), so every call goes through
-``ESPEAK_LOCK``. Synthesis runs in synchronous mode: ``espeak_Synth`` calls our callback on the
-calling thread with audio chunks and events, and ctypes releases the GIL while the C code runs,
-so a worker thread synthesising does not stall the rest of the process.
+Two doors, both here:
+
+- the library, libespeak-ng through ctypes (:func:`load`, :func:`speak`): audio plus the phoneme
+  events that time each phoneme to the sample, for every language; the voice's espeak-ng engine
+  and the lip-sync training data use it. One process-wide instance: libespeak-ng keeps global
+  state (one voice, one output buffer), so every call goes through ``ESPEAK_LOCK``. Synthesis runs
+  in synchronous mode: ``espeak_Synth`` calls our callback on the calling thread with audio
+  chunks and events, and ctypes releases the GIL while the C code runs, so a worker thread
+  synthesising does not stall the rest of the process.
+- the ``espeak-ng`` program (:func:`write_wav`, :func:`mbrola_pho`): speech into a WAV file with
+  any installed voice (the scripted visitor, test and bench fixtures), and the phoneme file that
+  ``mbrola`` speaks. A separate process, so it works whichever library this process loaded (the
+  copy bundled with ``espeakng-loader`` has no MBROLA support).
 """
 
 from __future__ import annotations
 
 import ctypes
 import logging
+import shutil
+import subprocess
 import threading
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
+
+from assistant.messages.voice import Phoneme
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +55,7 @@ EVENT_PHONEME = 7
 PARAM_RATE = 1
 PARAM_VOLUME = 2
 PARAM_PITCH = 3
+PARAM_RANGE = 4
 # espeak_ERROR
 EE_OK = 0
 
@@ -96,6 +113,8 @@ class Library:
     voices: dict[str, str]
     """Voice identifier (``gmw/en-US``, ``mb/mb-us2``) -> name; plus the language codes."""
     languages: set[str]
+    current_voice: str | None = field(default=None, compare=False)
+    """The voice last set (under ``ESPEAK_LOCK``): setting it again would reload its files."""
 
 
 _library: Library | None = None
@@ -175,3 +194,102 @@ def _list_voices(lib: ctypes.CDLL) -> tuple[dict[str, str], set[str]]:
             off += len(name) + 2
         i += 1
     return voices, languages
+
+
+class EspeakError(RuntimeError):
+    """espeak-ng refused: ``permanent`` when trying again cannot help (an unknown voice)."""
+
+    def __init__(self, message: str, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+@dataclass(frozen=True)
+class Speech:
+    """What :func:`speak` returns: int16 mono audio and the phoneme events (label, start sample)."""
+
+    pcm: np.ndarray
+    sample_rate: int
+    marks: list[tuple[str, int]]
+
+    def phonemes(self) -> list[Phoneme]:
+        return phonemes(self.marks, self.pcm.size, self.sample_rate)
+
+
+def speak(library: Library, text: str, voice: str, rate_wpm: int | None = None, pitch: int | None = None,
+          pitch_range: int | None = None, volume: int | None = None) -> Speech:
+    """``text`` spoken with ``voice`` by the loaded library; parameters left ``None`` stay as they are."""
+    chunks: list[bytes] = []
+    marks: list[tuple[str, int]] = []
+
+    def on_audio(wav, numsamples, events) -> int:
+        if wav and numsamples > 0:
+            chunks.append(ctypes.string_at(wav, numsamples * 2))
+        i = 0
+        while events[i].type != EVENT_LIST_TERMINATED:
+            ev = events[i]
+            if ev.type == EVENT_PHONEME:
+                marks.append((ev.id.string.decode("utf-8", errors="replace"), ev.sample))
+            i += 1
+        return 0
+
+    callback = SYNTH_CALLBACK(on_audio)  # kept alive until Synth returns
+    # A NUL would end the C string early (the rest silently unspoken); other control
+    # characters are not speech either. Lone surrogates cannot be encoded: replace them.
+    text = "".join(" " if (ord(ch) < 32 or 0x7F <= ord(ch) < 0xA0) else ch for ch in text)
+    data = text.encode("utf-8", errors="replace") + b"\0"
+    with ESPEAK_LOCK:
+        lib = library.lib
+        if voice != library.current_voice:
+            err = lib.espeak_SetVoiceByName(voice.encode())
+            if err != EE_OK:
+                library.current_voice = None
+                raise EspeakError(f"espeak-ng could not load voice {voice!r} (error {err})", permanent=True)
+            library.current_voice = voice
+        for param, value in ((PARAM_RATE, rate_wpm), (PARAM_PITCH, pitch), (PARAM_RANGE, pitch_range), (PARAM_VOLUME, volume)):
+            if value is not None:
+                lib.espeak_SetParameter(param, int(value), 0)
+        rate = lib.espeak_ng_GetSampleRate()  # 16 kHz for MBROLA voices, 22.05 kHz otherwise
+        lib.espeak_SetSynthCallback(callback)
+        err = lib.espeak_Synth(data, len(data), 0, POS_CHARACTER, 0, CHARS_UTF8, None, None)
+        if err != EE_OK:
+            raise EspeakError(f"espeak-ng synthesis failed (error {err})")
+    return Speech(np.frombuffer(b"".join(chunks), dtype="<i2").astype(np.int16), rate, marks)
+
+
+def phonemes(marks: Sequence[tuple[str, int]], n_samples: int, rate: int) -> list[Phoneme]:
+    """Phoneme events (label, start sample) -> phonemes with durations, each ending where the next starts."""
+    out: list[Phoneme] = []
+    for i, (label, start) in enumerate(marks):
+        end = marks[i + 1][1] if i + 1 < len(marks) else n_samples
+        start = min(max(start, 0), n_samples)
+        end = min(max(end, start), n_samples)
+        out.append(Phoneme(label, start / rate, (end - start) / rate))
+    return out
+
+
+# -- the espeak-ng program ----------------------------------------------------------------------
+
+def program() -> str | None:
+    """The ``espeak-ng`` program (Debian's ``espeak-ng`` package), or ``None`` when it is not installed."""
+    return shutil.which("espeak-ng")
+
+
+def write_wav(text: str, path: Path, voice: str = "", *, ssml: bool = False, args: Sequence[str] = (),
+              timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    """Run ``espeak-ng [-m] [-v VOICE] ARGS -w PATH TEXT``; the caller checks ``returncode`` (and the file).
+
+    ``FileNotFoundError`` when the program is missing (see :func:`program`).
+    """
+    exe = program()
+    if exe is None:
+        raise FileNotFoundError("espeak-ng is not installed: apt-get install espeak-ng (make setup does)")
+    argv = [exe, *(["-m"] if ssml else []), *(["-v", voice] if voice else []), *args, "-w", str(path), text]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+
+
+def mbrola_pho(text: str, voice: str, rate_wpm: int, timeout: float = 30.0) -> str:
+    """The MBROLA phoneme file (SAMPA phonemes and durations in ms) espeak-ng writes for ``mb-VOICE``."""
+    exe = program() or "espeak-ng"
+    return subprocess.run([exe, "-v", f"mb-{voice}", "-s", str(rate_wpm), "-q", "--pho", text],
+                          capture_output=True, text=True, timeout=timeout, check=True).stdout
