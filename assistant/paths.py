@@ -12,7 +12,9 @@ Each kind of folder, in order:
    service user has no ``/run/user/<uid>``).
 
 Data that the units keep in ``StateDirectory=`` (built avatars) use :func:`data_dir`, which takes
-``$STATE_DIRECTORY`` under systemd. Nothing here creates a folder: the caller does, with the
+``$STATE_DIRECTORY`` under systemd. Secrets (mail passwords, the status page's token) are files named
+in the config: :func:`credential_path` finds a relative name in ``$CREDENTIALS_DIRECTORY``
+(``LoadCredential=``). Nothing here creates a folder: the caller does, with the
 permissions it needs.
 """
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Mapping
 
 import platformdirs
 
@@ -53,3 +56,12 @@ def cache_dir() -> Path:
 def data_dir() -> Path:
     """Things the kiosk builds and keeps (avatars): ``$STATE_DIRECTORY``, else ``$XDG_DATA_HOME/assistant``."""
     return _systemd("STATE_DIRECTORY") or platformdirs.user_data_path(APP)
+
+
+def credential_path(name: str, environ: Mapping[str, str] | None = None) -> Path:
+    """A secret's file: an absolute path as is; a relative name inside ``$CREDENTIALS_DIRECTORY`` when systemd set it."""
+    environ = os.environ if environ is None else environ
+    path = Path(name)
+    if not path.is_absolute() and environ.get("CREDENTIALS_DIRECTORY"):
+        path = Path(environ["CREDENTIALS_DIRECTORY"]) / path
+    return path
