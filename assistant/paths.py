@@ -14,13 +14,16 @@ Each kind of folder, in order:
 Data that the units keep in ``StateDirectory=`` (built avatars) use :func:`data_dir`, which takes
 ``$STATE_DIRECTORY`` under systemd. Secrets (mail passwords, the status page's token) are files named
 in the config: :func:`credential_path` finds a relative name in ``$CREDENTIALS_DIRECTORY``
-(``LoadCredential=``). Nothing here creates a folder: the caller does, with the
+(``LoadCredential=``). Files the code ships (model weights, the sample knowledge, page templates)
+are package data: :func:`package_file` finds them with ``importlib.resources`` wherever the package is
+installed (a source checkout or a wheel), never by a path relative to the source tree. Nothing here creates a folder: the caller does, with the
 permissions it needs.
 """
 
 from __future__ import annotations
 
 import os
+from importlib import resources
 from pathlib import Path
 from typing import Mapping
 
@@ -65,3 +68,17 @@ def credential_path(name: str, environ: Mapping[str, str] | None = None) -> Path
     if not path.is_absolute() and environ.get("CREDENTIALS_DIRECTORY"):
         path = Path(environ["CREDENTIALS_DIRECTORY"]) / path
     return path
+
+
+def package_file(package: str, *parts: str) -> Path:
+    """A file or folder that ``package`` ships as package data, e.g. ``package_file("models.mtcnn", "weights")``.
+
+    Found with ``importlib.resources`` (imports ``package`` itself: the weight folders' packages are
+    docstring-only), so it is where the installed package is: the source tree, or site-packages after a
+    wheel install. A package installed as a zip has no file path to hand to onnxruntime: that is an error
+    saying so. The file is not checked to exist (the caller says which setting or build provides it).
+    """
+    target = resources.files(package).joinpath(*parts)
+    if not isinstance(target, Path):
+        raise FileNotFoundError(f"{package} is not installed as files on disk (zipped?): cannot hand {'/'.join(parts)} to a loader")
+    return target
