@@ -31,6 +31,11 @@ import platformdirs
 
 APP = "assistant"
 
+#: Where the systemd units keep state and cache (``StateDirectory=``, ``CacheDirectory=`` under
+#: ``assistant/``): what ``assistant forget``, run from a shell outside the unit, also looks in.
+SYSTEMD_STATE = Path("/var/lib/assistant")
+SYSTEMD_CACHE = Path("/var/cache/assistant")
+
 
 def _systemd(variable: str) -> Path | None:
     value = os.environ.get(variable, "")
