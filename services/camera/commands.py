@@ -12,7 +12,7 @@ from assistant.config import Config
 from assistant.names import name_key
 
 
-def enroll(config: Config, name: str, photos: list[str], gallery: str = "") -> tuple[int, list[str]]:
+def enroll(config: Config, name: str, photos: list[str], gallery: str | None = None) -> tuple[int, list[str]]:
     """Enrol ``name`` from photo files into ``gallery`` (default ``camera.gallery_dir``).
 
     Returns (faces added, one line per photo skipped); ``ValueError`` when the name or the face
