@@ -1,6 +1,10 @@
 """The ``assistant`` command: up, talk, run, status, say, tail, devices, enroll, avatar build, forget, install.
 
 Exit codes: 0 success, 1 runtime failure (bus unreachable, service missing), 2 bad usage or config.
+
+The CLI talks to running services over the bus; what needs a service's or a builder's own code
+(enrol from photos, build an avatar, forget a person) goes through their entry functions
+(``assistant.entrypoints``), never by importing their internals.
 """
 
 from __future__ import annotations
@@ -192,12 +196,9 @@ def cmd_enroll(config: Config, args: argparse.Namespace) -> int:
         return 1
     if not args.photos:
         raise ValueError("enroll needs PHOTO files, or --live")
-    from services.camera.recognition import RecognitionError, enroll_photos
+    from assistant.entrypoints import entry
 
-    try:
-        added, problems = enroll_photos(args.gallery or config.camera.gallery_dir, args.name, args.photos)
-    except RecognitionError as exc:
-        raise ValueError(str(exc)) from None
+    added, problems = entry("enroll")(config, args.name, args.photos, args.gallery)
     for p in problems:
         print(f"skipped {p}", file=sys.stderr)
     if not added:
@@ -208,30 +209,10 @@ def cmd_enroll(config: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_avatar_build(config: Config, args: argparse.Namespace) -> int:
-    """Build a neural avatar from talking video(s): exit 2 with the reason when the input is unusable."""
-    from pathlib import Path
+    """Build a neural avatar from talking video(s): the avatar builder's entry function (``models.neural.commands``)."""
+    from assistant.entrypoints import entry
 
-    from models.neural.build import AvatarBuilder, BuildError, BuildOptions
-    from assistant import paths
-
-    root = Path(args.out) if args.out else paths.avatars_dir(config.renderer.neural.avatars_dir)
-    opts = BuildOptions(videos=tuple(Path(v) for v in args.videos), name=args.name, root=root, size=args.size,
-                        mode=args.mode, steps=args.steps, ngf=args.ngf, batch=args.batch, minutes=args.minutes,
-                        heldout=args.heldout, heldout_at=args.heldout_at, feature_matching=args.feature_matching,
-                        mouth_l1=args.mouth_l1, edge_l1=args.edge_l1, loop_seconds=tuple(args.loop_seconds),
-                        temporal_l1=args.temporal_l1, compare=not args.no_compare, ablate=args.ablate,
-                        min_seconds=args.min_seconds, lipsync_base=Path(args.lipsync_base) if args.lipsync_base else None,
-                        lipsync_steps=args.lipsync_steps, device=args.device, threads=args.threads, restart=args.restart)
-    try:
-        folder = AvatarBuilder(opts).run()
-    except BuildError as exc:
-        print(f"assistant: cannot build avatar {args.name!r}: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"assistant: interrupted; run the same command again to resume the build of {args.name!r}", file=sys.stderr)
-        return 130
-    print(folder)
-    return 0
+    return entry("avatar-build")(config, args)
 
 
 def cmd_devices(config: Config, args: argparse.Namespace) -> int:

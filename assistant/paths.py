@@ -14,18 +14,30 @@ Each kind of folder, in order:
 Data that the units keep in ``StateDirectory=`` (built avatars) use :func:`data_dir`, which takes
 ``$STATE_DIRECTORY`` under systemd. The folders each service uses (the voice's audio cache, the
 renderer's landmark cache and built avatars, the stores) are named at the end of this module, so
-every lookup lives here and a configured path always wins. Nothing here creates a folder: the
-caller does, with the permissions it needs.
+every lookup lives here and a configured path always wins. Secrets (mail passwords, the status
+page's token) are files named in the config: :func:`credential_path` finds a relative name in
+``$CREDENTIALS_DIRECTORY`` (``LoadCredential=``). Files the code ships (model weights, the sample
+knowledge, page templates) are package data: :func:`package_file` finds them with
+``importlib.resources`` wherever the package is installed (a source checkout or a wheel), never by a
+path relative to the source tree. Nothing here creates a folder: the caller does, with the
+permissions it needs.
 """
 
 from __future__ import annotations
 
 import os
+from importlib import resources
 from pathlib import Path
+from typing import Mapping
 
 import platformdirs
 
 APP = "assistant"
+
+#: Where the systemd units keep state and cache (``StateDirectory=``, ``CacheDirectory=`` under
+#: ``assistant/``): what ``assistant forget``, run from a shell outside the unit, also looks in.
+SYSTEMD_STATE = Path("/var/lib/assistant")
+SYSTEMD_CACHE = Path("/var/cache/assistant")
 
 
 def _systemd(variable: str) -> Path | None:
@@ -79,3 +91,26 @@ def avatar_cache_dir(configured: str = "") -> Path:
 def avatars_dir(configured: str = "") -> Path:
     """``renderer.neural.avatars_dir`` (built avatars), else :func:`data_dir` ``/avatars``."""
     return _configured(configured) or data_dir() / "avatars"
+
+
+def credential_path(name: str, environ: Mapping[str, str] | None = None) -> Path:
+    """A secret's file: an absolute path as is; a relative name inside ``$CREDENTIALS_DIRECTORY`` when systemd set it."""
+    environ = os.environ if environ is None else environ
+    path = Path(name)
+    if not path.is_absolute() and environ.get("CREDENTIALS_DIRECTORY"):
+        path = Path(environ["CREDENTIALS_DIRECTORY"]) / path
+    return path
+
+
+def package_file(package: str, *parts: str) -> Path:
+    """A file or folder that ``package`` ships as package data, e.g. ``package_file("models.mtcnn", "weights")``.
+
+    Found with ``importlib.resources`` (imports ``package`` itself: the weight folders' packages are
+    docstring-only), so it is where the installed package is: the source tree, or site-packages after a
+    wheel install. A package installed as a zip has no file path to hand to onnxruntime: that is an error
+    saying so. The file is not checked to exist (the caller says which setting or build provides it).
+    """
+    target = resources.files(package).joinpath(*parts)
+    if not isinstance(target, Path):
+        raise FileNotFoundError(f"{package} is not installed as files on disk (zipped?): cannot hand {'/'.join(parts)} to a loader")
+    return target

@@ -70,9 +70,9 @@ def read_token(name: str) -> str:
     """The access token: the first line of the file ``name`` (relative: in ``$CREDENTIALS_DIRECTORY``)."""
     if not name:
         return ""
-    from services.email.credentials import secret_path
+    from assistant.paths import credential_path
 
-    path = secret_path(name)
+    path = credential_path(name)
     try:
         token = (path.read_text(encoding="utf-8").splitlines() or [""])[0].strip()
     except (OSError, UnicodeDecodeError) as exc:

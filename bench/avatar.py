@@ -55,7 +55,7 @@ def inner_opening(lm: np.ndarray) -> float:
 
 
 def openings(frames: list[np.ndarray]) -> np.ndarray:
-    from services.renderer.quality import FrameMeasure
+    from bench.lib.renderer_quality import FrameMeasure
 
     fm = FrameMeasure(redetect=1)
     out = []

@@ -55,7 +55,7 @@ def main() -> int:
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[-1]})
     from assistant.config import CameraSettings
     from hardware.camera_sim import ENROL_FRAMES, SCENE_FRAMES, PersonSprite, Walk, build_scene, clip_frames, default_faces_dir
-    from services.camera.evaluation import run_scene
+    from bench.lib.camera_eval import run_scene
     from services.camera.recognition import FaceEmbedder, Gallery, Recognizer, largest_face
 
     grid = default_faces_dir()

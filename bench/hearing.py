@@ -39,11 +39,11 @@ from assistant.config.schema import HearingSettings  # noqa: E402
 from hardware.microphone import RATE, AudioChunk, FileMicrophone, load_audio  # noqa: E402
 from services.hearing.echo import PlaybackReference  # noqa: E402
 from services.hearing.pipeline import Final, HearingPipeline, SpeechStarted  # noqa: E402
-from services.hearing.sentences import KIOSK_SENTENCES, KIOSK_SPLIT, MBROLA_SENTENCES  # noqa: E402
+from bench.lib.sentences import KIOSK_SENTENCES, KIOSK_SPLIT, MBROLA_SENTENCES  # noqa: E402
 from services.hearing.stt import create_engine  # noqa: E402
 from services.hearing.stt.pocketsphinx_engine import PocketSphinxEngine  # noqa: E402
 from services.hearing.vad import EndpointerSettings  # noqa: E402
-from services.hearing.wer import wer  # noqa: E402
+from bench.lib.wer import wer  # noqa: E402
 
 VOICES = ["mb-us1", "mb-us2", "mb-us3", "en-us"]
 NAMES = ["Nguyen", "Saoirse", "Aoife", "Thibault", "Joaquin", "Krzysztof", "Siobhan", "Niamh", "Xavier", "Ingrid", "Dmitri", "Priya"]

@@ -5,7 +5,7 @@ last stdout line is one JSON object. ``--smoke`` (the test suite's run): every s
 
 1. Engines: frames per second while speaking at 720p and 1080p (rendering on ONE OpenCV
    thread, the renderer's budget on a 2-core kiosk), uncapped.
-1b. Quality (``services.renderer.quality``): three portraits (the default, closed lips; a smile
+1b. Quality (``bench.lib.renderer_quality``): three portraits (the default, closed lips; a smile
    showing teeth; lips apart; and, outside the headline, a real open mouth showing teeth) driven by real speech's phone
    alignment (LibriVox, when ../shared/data is there; else a built-in phoneme script) through
    the viseme driver, rendered at 1920x1080 (the output size) with head motion, re-measured by dlib (68 points and
@@ -135,7 +135,7 @@ def first_frame_ms(avatar: Avatar, pcm: np.ndarray, ahead_ms: float) -> float:
 def portrait_quality(smoke: bool = False) -> dict:
     """Worst-portrait quality keys and the per-portrait table (see the module docstring)."""
     from services.renderer.avatar import PORTRAITS
-    from services.renderer.quality import FrameMeasure, aligned_phonemes, measure_portrait, script_phonemes
+    from bench.lib.renderer_quality import FrameMeasure, aligned_phonemes, measure_portrait, script_phonemes
 
     folder = Path(__file__).resolve().parents[2] / "shared" / "data" / "speech" / "librivox"
     alignments = sorted(folder.glob("*.phone.json"))

@@ -3,7 +3,7 @@
 Run from the repository root: ``python bench/renderer_sheet.py [OUT.jpg | --smoke]`` (``--smoke``:
 the first row only, into a temporary file: the test suite's run). Rows: the shipped
 portraits (lips together: the default; a smile showing teeth; lips apart); columns: rest, aa, ee,
-oo, m, f, wide open (the viseme driver's shapes, ``services.renderer.quality.mouth_shapes``),
+oo, m, f, wide open (the viseme driver's shapes, ``bench.lib.renderer_quality.mouth_shapes``),
 each rendered at 1920x1080 and cropped round the mouth and chin. The last stdout line is JSON.
 """
 
@@ -19,7 +19,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from services.renderer.avatar import PORTRAITS, Avatar  # noqa: E402
-from services.renderer.quality import mouth_shapes  # noqa: E402
+from bench.lib.renderer_quality import mouth_shapes  # noqa: E402
 from services.renderer.synth import FaceSynth, SynthSettings  # noqa: E402
 
 ROWS = {"lips together (default)": "grid_lrwp9a.png", "smile with teeth": "grid_bbaf2n_smile.png",

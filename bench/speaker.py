@@ -1,7 +1,7 @@
 """Who-is-speaking benchmark: two (or three) real talking people side by side in the simulated camera.
 
 Each scene stages people from real clips (GRID and ``talking/wild``, with their own voices mixed into
-the microphone at their turns; see ``assistant/stage/talkers.py``): >= 20 alternating turns, every
+the microphone at their turns; see ``bench/lib/talkers.py``): >= 20 alternating turns, every
 5th overlapping the previous one, a listener's silent mouth motion in every 4th pause, one scene
 with a speaker turned slightly away. The camera pipeline (detection, tracking, exposure, mouth
 landmarks, who-is-speaking) runs on the frames; the hearing's real endpointer (webrtcvad) turns the
@@ -56,7 +56,7 @@ def log(*a) -> None:
 
 def run(clips, yaws, seed: int, n_turns: int) -> dict:
     from assistant.config import CameraSettings
-    from assistant.stage.talkers import HOP_S, load_talker, stage
+    from bench.lib.talkers import HOP_S, load_talker, stage
     from hardware.camera_sim import SimulatedCamera, build_scene
     from services.camera.pipeline import CameraPipeline
     from services.hearing.vad import Endpointer, EndpointerSettings, energy_db

@@ -49,7 +49,7 @@ sys.path[0] = str(REPO)
 
 from assistant.messages import Done, Heartbeat, Say, Stop, SystemState, Utterance  # noqa: E402
 from hardware.speaker import read_recording  # noqa: E402
-from services.hearing.wer import normalize, wer  # noqa: E402
+from bench.lib.wer import normalize, wer  # noqa: E402
 from tests.procs import Procs, wait_for  # noqa: E402
 
 MS = 1_000_000
@@ -102,10 +102,10 @@ KIOSK_REPLIES = [
 ]
 
 
-#: Contractions beyond the ones services.hearing.wer already expands: Whisper writes them either way.
+#: Contractions beyond the ones bench.lib.wer already expands: Whisper writes them either way.
 _CONTRACTIONS = {"you're": "you are", "i'll": "i will", "we're": "we are", "they're": "they are",
                  "there's": "there is", "i've": "i have", "won't": "will not", "let's": "let us"}
-#: British spellings the hearing's normalisation (``services.hearing.wer``) does not map yet: Whisper
+#: British spellings the hearing's normalisation (``bench.lib.wer``) does not map yet: Whisper
 #: tiny.en writes American ones ("cancelled" heard as "canceled" is not a hearing error).
 _SPELLINGS = {"cancelled": "canceled", "cancelling": "canceling", "travelled": "traveled", "labelled": "labeled",
               "modelled": "modeled", "organisation": "organization", "organised": "organized",
@@ -134,7 +134,7 @@ def _respell(text: str) -> str:
 
 
 def words(text: str) -> list[str]:
-    """Words for scoring: ``services.hearing.wer``'s normalisation (case, punctuation, numbers as
+    """Words for scoring: ``bench.lib.wer``'s normalisation (case, punctuation, numbers as
     words, "mr" = "mister", British spellings) with the contractions above expanded and the
     compounds joined, so formatting is not counted as an error."""
     return normalize(_respell(text))
@@ -142,7 +142,7 @@ def words(text: str) -> list[str]:
 
 def sentence_errors(ref_text: str, heard: str) -> tuple[int, int]:
     """(word edits, reference words); a number the recogniser wrote in digits is read whichever way
-    matches the reference best (``services.hearing.wer``: "2:30" may be "two thirty")."""
+    matches the reference best (``bench.lib.wer``: "2:30" may be "two thirty")."""
     ref, hyp = words(ref_text), _respell(heard).split()
     n = len(ref)
     # A compound written as one word or two ("board room" / "boardroom") is spelling, not hearing.

@@ -11,7 +11,7 @@ Prints one JSON object (last line):
   while speech plays, measured in the pages against their Web Audio clock;
 - ``viewers``: pages watching at once; ``fps_at_page``: frames the pages drew per second (median
   of all pages' per-second reports); ``fps_at_talking_page``: the same for the page that talks.
-- ``recognised`` of ``transcripts``: final transcripts whose words (``services.hearing.wer``
+- ``recognised`` of ``transcripts``: final transcripts whose words (``bench.lib.wer``
   normalisation: case, punctuation) are the sentence the microphone played. None recognised is a
   failure (exit 1), whatever the timings say.
 
@@ -92,7 +92,7 @@ def main() -> int:
     from assistant.bus import BusClient
     from assistant.config import BusSettings
     from assistant.messages import Heartbeat, Transcript
-    from services.hearing.wer import normalize
+    from bench.lib.wer import normalize
 
     work = Path(tempfile.mkdtemp(prefix="bench-web-"))
     wav = speech_wav(work)

@@ -97,7 +97,7 @@ def test_face_search_makes_a_dark_visitor_detectable_on_entry_the_global_baselin
     for 0.3 s, then a darker-skinned visitor walks in at 2.2 m. Face-search metering has exposed for
     the room by then, so he is found within 0.2 s; mean-luminance AE never finds him on the way in."""
     from hardware.camera_sim import PersonSprite, build_scene
-    from services.camera.evaluation import run_scene
+    from bench.lib.camera_eval import run_scene
 
     scene = build_scene("backlit", walks=[_entry(PersonSprite.from_clip(grid / "swiz3n.mpg"))])
     face = run_scene(scene, CameraSettings(ae_mode="face"), 45, exposure_s=0.0004)

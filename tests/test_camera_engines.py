@@ -104,7 +104,7 @@ def test_split_prefers_exposure_and_keeps_flicker_steps():
 
 def test_backlit_face_priority_converges_within_10_frames_and_holds_while_moving(sprites):
     """Starts where a webcam's own mean-metering AE leaves a backlit visitor: a silhouette."""
-    from services.camera.evaluation import run_scene
+    from bench.lib.camera_eval import run_scene
 
     scene = _scene("backlit", [_standing(sprites["bbaf2n"])])
     face = run_scene(scene, CameraSettings(ae_mode="face"), 100, exposure_s=0.0003)
@@ -124,7 +124,7 @@ def test_backlit_face_priority_converges_within_10_frames_and_holds_while_moving
 
 @pytest.mark.parametrize("scene_name, start", [("dim", 0.002), ("mixed", 0.0005), ("plain", 0.03)])
 def test_loop_settles_without_oscillating(sprites, scene_name, start):
-    from services.camera.evaluation import run_scene
+    from bench.lib.camera_eval import run_scene
 
     scene = _scene(scene_name, [_standing(sprites["lwbsza"], 0.9)])
     run = run_scene(scene, CameraSettings(), 75, exposure_s=start)
@@ -148,7 +148,7 @@ def test_centre_meter_ignores_a_blown_out_window():
 
 # --- detection, tracking, presence --------------------------------------------------------------
 def test_person_entering_and_leaving_gives_the_right_events(sprites):
-    from services.camera.evaluation import run_scene
+    from bench.lib.camera_eval import run_scene
 
     from hardware.camera_sim import Walk
 

@@ -82,7 +82,7 @@ def _clip(name: str):
     """Mouth openings (25 fps) and the audio level (30 ms frames) of a real GRID clip."""
     import cv2
 
-    from assistant.stage.talkers import clip_audio
+    from bench.lib.talkers import clip_audio
     from hardware.camera_sim import clip_frames, clip_path
     from services.camera.speaker import MouthReader
     from services.hearing.vad import energy_db

@@ -10,10 +10,10 @@ import pytest
 
 from assistant.config import HearingSettings
 from hardware.microphone import AudioFileError, FileMicrophone, load_audio
-from services.hearing.sentences import MBROLA_SENTENCES
+from bench.lib.sentences import MBROLA_SENTENCES
 from services.hearing.stt import EngineError, create_engine, engine_name
 from services.hearing.stt.pocketsphinx_engine import PocketSphinxEngine
-from services.hearing.wer import wer
+from bench.lib.wer import wer
 
 from .hearing_audio import synth
 

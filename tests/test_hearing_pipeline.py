@@ -11,7 +11,7 @@ from services.hearing.echo import PlaybackReference
 from services.hearing.pipeline import ActivityFrames, Final, HearingPipeline, PartialText, SpeechEnded, SpeechStarted
 from services.hearing.stt.pocketsphinx_engine import PocketSphinxEngine
 from services.hearing.vad import EndpointerSettings
-from services.hearing.wer import wer
+from bench.lib.wer import wer
 
 from .hearing_audio import REPLY, VISITOR, barge_in_scene, synth, with_gaps
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from assistant.messages import Heartbeat, SystemState, Transcript
-from services.hearing.wer import wer
+from bench.lib.wer import wer
 
 from .hearing_audio import synth
 from .procs import wait_for

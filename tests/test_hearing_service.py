@@ -11,7 +11,7 @@ import pytest
 
 from assistant.messages import Heartbeat, Partial, Speech, Stop, SystemState, Transcript, Utterance
 from hardware.microphone import RATE
-from services.hearing.wer import wer
+from bench.lib.wer import wer
 
 from .hearing_audio import REPLY, VISITOR, synth, with_gaps, write
 from .procs import wait_for

@@ -12,10 +12,10 @@ import pytest
 from assistant.config import HearingSettings
 from hardware.microphone import RATE, AudioChunk, load_audio
 from services.hearing.pipeline import Final, HearingPipeline, SpeechStarted
-from services.hearing.sentences import KIOSK_SENTENCES, KIOSK_SPLIT
+from bench.lib.sentences import KIOSK_SENTENCES, KIOSK_SPLIT
 from services.hearing.stt import EngineError, create_engine
 from services.hearing.turn import words_complete
-from services.hearing.wer import wer
+from bench.lib.wer import wer
 
 from .hearing_audio import synth
 

@@ -107,7 +107,7 @@ def test_a_restarted_broker_has_every_service_back_within_3_s(kiosk):
 def test_camera_mic_and_speaker_unplugged_and_plugged_back_are_recovered(kiosk, tmp_path):
     """The device twins vanish (their device nodes are deleted) and come back: every service
     notices, keeps running, and works again; no process restarts."""
-    from services.hearing.wer import wer
+    from bench.lib.wer import wer
 
     from .hearing_audio import synth
 

@@ -85,3 +85,24 @@ def test_voice_and_renderer_folders_come_from_here(env, tmp_path):
     assert paths.voice_cache_dir("~/v") == home / "v"
     assert paths.avatar_cache_dir(str(tmp_path / "x")) == tmp_path / "x"
     assert paths.avatars_dir(str(tmp_path / "y")) == tmp_path / "y"
+
+def test_credentials_are_found_in_the_units_credentials_directory(env, tmp_path):
+    """Mail passwords and the status page's token resolve the same way (``assistant.paths.credential_path``)."""
+    from assistant.web import WebError, read_token
+    from services.email.credentials import CredentialError, read_secret
+
+    env.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    assert paths.credential_path("imap.pw") == Path("imap.pw")
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "imap.pw").write_text("s3cret\n")
+    (creds / "ops.token").write_text("tok\n")
+    env.setenv("CREDENTIALS_DIRECTORY", str(creds))
+    assert paths.credential_path("imap.pw") == creds / "imap.pw"
+    assert paths.credential_path("/abs/file") == Path("/abs/file")
+    assert read_secret("imap.pw", "imap_password_file") == "s3cret"
+    assert read_token("ops.token") == "tok"
+    with pytest.raises(CredentialError):
+        read_secret("missing.pw", "imap_password_file")
+    with pytest.raises(WebError):
+        read_token("missing.token")

@@ -15,7 +15,7 @@ import pytest
 
 from services.renderer.avatar import PORTRAITS, Avatar
 from services.renderer.idle import IdleLife, IdleSettings
-from services.renderer.quality import FrameMeasure, measure_portrait, mouth_shapes, script_phonemes
+from bench.lib.renderer_quality import FrameMeasure, measure_portrait, mouth_shapes, script_phonemes
 from services.renderer.synth import FaceSynth, HeadPose, SynthSettings
 
 PORTRAIT_FILES = {"closed": "grid_lrwp9a.png", "smile with teeth": "grid_bbaf2n_smile.png", "apart": "grid_lbax4n.png"}

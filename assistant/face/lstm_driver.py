@@ -14,11 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
+from assistant.paths import package_file
+
 from .audio_features import FeatureConfig, frame_features, n_video_frames, to_float_mono
 from .mouth_shapes import NEUTRAL_MOUTH
 
 log = logging.getLogger(__name__)
-DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "lipsync" / "weights" / "lipsync.onnx"
+#: The shipped lip-sync model: package data of ``models.lipsync`` (found by name, not imported as code).
+DEFAULT_MODEL = package_file("models.lipsync", "weights", "lipsync.onnx")
 
 
 def providers(prefer_gpu: bool = True) -> list[str]:

@@ -37,14 +37,15 @@ from typing import Callable
 
 import numpy as np
 
+from assistant.paths import package_file
 
 from .config import CropConfig, NetConfig, TrainConfig
 from .dataset import FaceClip, Limits, extract, rest_frame
 
 log = logging.getLogger(__name__)
-REPO = Path(__file__).resolve().parents[2]
-DEFAULT_LIPSYNC_BASE = REPO / "models" / "lipsync" / "weights" / "lipsync.pt"
-SHIPPED_LIPSYNC = REPO / "models" / "lipsync" / "weights" / "lipsync.onnx"
+LIPSYNC_WEIGHTS = package_file("models.lipsync", "weights")
+DEFAULT_LIPSYNC_BASE = LIPSYNC_WEIGHTS / "lipsync.pt"
+SHIPPED_LIPSYNC = LIPSYNC_WEIGHTS / "lipsync.onnx"
 """The fine-tune's default start: a training checkpoint when one is there, else the shipped ONNX
 model (its torch network rebuilt from the export: ``models.lipsync.network.from_onnx``)."""
 STAGES = ("check", "extract", "loop", "train", "lipsync", "export", "card")
@@ -393,7 +394,8 @@ class AvatarBuilder:
             return json.loads(done.read_text())
         if not Path(base).is_file():
             self._stage(4, f"skipped: no lip-sync checkpoint at {base} (train models.lipsync, or pass --lipsync-base)")
-            shown = Path(base).relative_to(REPO) if Path(base).is_relative_to(REPO) else Path(base).name
+            top = LIPSYNC_WEIGHTS.parents[2]  # the folder holding the models package
+            shown = Path(base).relative_to(top) if Path(base).is_relative_to(top) else Path(base).name
             return {"skipped": f"no lip-sync checkpoint at {shown}"}
         from .finetune import finetune
 

@@ -21,7 +21,7 @@ from .mailstore import MailStore
 
 log = logging.getLogger(__name__)
 
-SAMPLE_KNOWLEDGE = Path(__file__).with_name("knowledge.toml")
+SAMPLE_KNOWLEDGE = paths.package_file("services.brain", "knowledge.toml")
 _TICK_S = 0.05
 
 

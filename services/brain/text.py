@@ -3,21 +3,11 @@
 from __future__ import annotations
 
 import re
-import unicodedata
+
+# The name key and the matching form live on the assistant floor (``assistant forget`` needs them too).
+from assistant.names import name_key, normalise
 
 _SPACE = re.compile(r"\s+")
-_NOT_WORD = re.compile(r"[^\w' ]+")
-
-
-def normalise(text: str) -> str:
-    """Lower case, punctuation dropped, spaces collapsed: the form intents are matched on."""
-    text = unicodedata.normalize("NFKC", text).lower().replace("’", "'")
-    return _SPACE.sub(" ", _NOT_WORD.sub(" ", text)).strip()
-
-
-def name_key(name: str) -> str:
-    """Key a person's name is compared on: ``"Alice_Smith"`` and ``"alice smith"`` are the same."""
-    return normalise(name.replace("_", " ").replace("-", " ").replace(".", " "))
 
 
 def display_name(name: str) -> str:

@@ -15,13 +15,15 @@ faces of 8 GRID speakers (sd 2.7 % and 1.8 %).
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 
+from assistant.paths import package_file
+
 Box = tuple[float, float, float, float]
 
-WEIGHTS = Path(__file__).resolve().parents[2] / "models" / "mtcnn" / "weights"
+#: The ONNX networks: package data of ``models.mtcnn`` (found by name, not imported as code).
+WEIGHTS = package_file("models.mtcnn", "weights")
 #: MTCNN box width / face-box width, and MTCNN centre offset in face-box widths (measured).
 WIDTH_RATIO = 0.765
 CENTRE_DX = -0.034

@@ -2,32 +2,22 @@
 
 from __future__ import annotations
 
-import os
 import ssl
-from pathlib import Path
 from typing import Mapping
 
 from assistant.errors import SetupError
+from assistant.paths import credential_path
 
 
 class CredentialError(SetupError):
     """A password file is missing or unreadable; the message names the file and the setting, never its content."""
 
 
-def secret_path(name: str, environ: Mapping[str, str] | None = None) -> Path:
-    """An absolute path as is; a relative name inside ``$CREDENTIALS_DIRECTORY`` when systemd set it."""
-    environ = os.environ if environ is None else environ
-    path = Path(name)
-    if not path.is_absolute() and environ.get("CREDENTIALS_DIRECTORY"):
-        path = Path(environ["CREDENTIALS_DIRECTORY"]) / path
-    return path
-
-
 def read_secret(name: str, setting: str, environ: Mapping[str, str] | None = None) -> str:
     """First line of the file named by ``setting``; read on every login so a rotated password is picked up."""
     if not name:
         raise CredentialError(f"email.{setting} is empty; point it at a file holding the password (or a systemd credential name)")
-    path = secret_path(name, environ)
+    path = credential_path(name, environ)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:

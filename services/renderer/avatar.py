@@ -21,12 +21,13 @@ import numpy as np
 
 from assistant.errors import SetupError
 from assistant.face.geometry import MOUTH, apply_affine, invert_affine, similarity_to_canonical
+from assistant.paths import package_file
 
 from .mesh import EyeMesh, LowerFaceMesh, eye_mesh, lower_face_mesh
 
 log = logging.getLogger(__name__)
 
-PORTRAITS = Path(__file__).resolve().parent / "assets" / "portraits"
+PORTRAITS = package_file("services.renderer", "assets", "portraits")
 DEFAULT_PORTRAIT = PORTRAITS / "grid_lrwp9a.png"
 """A GRID corpus speaker (CC BY 4.0, recorded with consent for reuse; see ``assets/PROVENANCE.md``)."""
 

@@ -32,6 +32,7 @@ from assistant.errors import SetupError
 from assistant.face.lstm_driver import providers
 from assistant.face.geometry import MOUTH, apply_affine
 from assistant.face.mouth_crop import blend_mask, draw_mouth, image_to_crop, invert, warp_to_crop
+from assistant.paths import package_file
 
 from .synth import REST, FaceSynth, HeadPose
 
@@ -390,8 +391,9 @@ class LoopSynth:
         return (lm * self.scale + (x0, y0)).astype(np.float32)
 
 
-SHIPPED_AVATARS = Path(__file__).resolve().parents[2] / "models" / "neural" / "avatars"
-"""Avatars that come with the code (small CPU builds with their model cards)."""
+SHIPPED_AVATARS = package_file("models.neural", "avatars")
+"""Avatars that come with the code (small CPU builds with their model cards): package data of
+``models.neural``, found by name (the package's code, torch training, is never imported here)."""
 
 
 def search_path(avatars_dir_setting: str = "") -> list[Path]:

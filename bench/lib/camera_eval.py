@@ -19,10 +19,10 @@ import cv2
 from assistant.config import CameraSettings
 from hardware.camera_sim import Scene, SimulatedCamera
 
-from .detection import iou
-from .exposure import meter_faces
-from .pipeline import CameraPipeline
-from .recognition import Recognizer
+from services.camera.detection import iou
+from services.camera.exposure import meter_faces
+from services.camera.pipeline import CameraPipeline
+from services.camera.recognition import Recognizer
 
 
 @dataclass

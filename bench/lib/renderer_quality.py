@@ -31,9 +31,9 @@ from assistant.face.mouth_shapes import NEUTRAL_MOUTH, articulate
 from assistant.face.visemes import VisemeDriver, viseme_parameters
 from assistant.messages import Phoneme
 
-from .avatar import Avatar, predictor_path, refine_inner_lips
-from .idle import IdleLife
-from .synth import FaceSynth, HeadPose, SynthSettings
+from services.renderer.avatar import Avatar, predictor_path, refine_inner_lips
+from services.renderer.idle import IdleLife
+from services.renderer.synth import FaceSynth, HeadPose, SynthSettings
 
 FPS = 25.0
 # A fallback "utterance" when no aligned speech is at hand: open, rounded, spread and closed
