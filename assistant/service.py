@@ -188,10 +188,13 @@ class Service:
     def start_worker(self, name: str, fn: Callable[..., Any], *args: Any) -> threading.Thread:
         """Run a real-time loop ``fn(*args)`` on a worker the service stops and joins at shutdown.
 
-        The loop should end when ``self.workers.stopping`` is set (or when a resource it reads is
-        closed); it hands results to the loop with ``call_soon``.
+        The loop should end when ``self.workers.stopping`` is set (at the start of shutdown); it
+        hands results to the loop with ``call_soon``. Its join goes on the exit stack, so what was
+        opened before it (the device it reads) is closed only after it has ended.
         """
-        return self.workers.start(f"{self.name}-{name}", fn, *args)
+        thread = self.workers.start(f"{self.name}-{name}", fn, *args)
+        self.resources.callback(thread.join, self.config.supervisor.stop_timeout_s / 2)
+        return thread
 
     def hold(self, resource: T, close: Callable[[], Any] | None = None) -> T:
         """Put ``resource`` on the exit stack (its ``close()``, or ``close``); returns it."""
