@@ -12,6 +12,9 @@ after it, spaces between words and punctuation for pauses. ``timed_phonemes`` fo
 phonemes the face can use: a stress mark's time goes to the vowel it stresses, a length mark's
 and a word space's to the phoneme before, punctuation and the sentence's start and end become
 pauses (``_``).
+
+Threads: the deadline (``deadline_s``) is a ``threading.Timer``, a one-shot timer thread that only
+sets the run's ``terminate`` flag; it is cancelled when the synthesis ends, so it needs no worker.
 """
 
 from __future__ import annotations
