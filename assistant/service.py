@@ -129,6 +129,8 @@ class Service:
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
+        self._wake_lock = threading.Lock()  # a late worker's call_soon never writes to a closed (reused) fd
+        self._wake_open = True
         self._pool: ThreadPoolExecutor | None = None
         self._loop_thread: int | None = None  # ident of the thread running the loop, once it runs
         self.workers = Workers(self.name)
@@ -171,10 +173,13 @@ class Service:
     def call_soon(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` on the loop thread at its next turn; safe from any thread."""
         self._soon.put(fn)
-        try:
-            os.write(self._wake_w, b"\0")
-        except (BlockingIOError, OSError):
-            pass  # pipe full (the loop is already due to wake) or closed at shutdown
+        with self._wake_lock:
+            if not self._wake_open:
+                return  # shut down: nothing runs it any more
+            try:
+                os.write(self._wake_w, b"\0")
+            except (BlockingIOError, OSError):
+                pass  # pipe full: the loop is already due to wake
 
     def submit(self, fn: Callable[..., Any], *args: Any, then: Callable[[Future], None] | None = None) -> Future:
         """Run blocking work on a worker thread; ``then(future)`` runs back on the loop."""
@@ -397,6 +402,8 @@ class Service:
         self._set_state(final_state, detail)
         if self.bus is not None:
             self.bus.close()
+        with self._wake_lock:
+            self._wake_open = False
         for fd in (self._wake_r, self._wake_w):
             try:
                 os.close(fd)
