@@ -190,7 +190,6 @@ def build(config: Config, on_frame: Callable[[ShownFrame], None], workers: Worke
     from .idle import IdleLife
     from .outputs import open_outputs, screen_kinds
     from .synth import FaceSynth
-    from .timeline import TimelineSettings
 
     s = config.renderer
     cv2.setNumThreads(max(1, s.render_threads))
@@ -226,7 +225,7 @@ def build(config: Config, on_frame: Callable[[ShownFrame], None], workers: Worke
         lambda: open_outputs(kinds, fps=s.fps, web_host=s.web_host, web_port=s.web_port,
                              jpeg_quality=s.web_jpeg_quality, max_width=min(s.width, s.web_max_width), record_path=s.record_path,
                              web_options=web_options, workers=workers),
-        s.fps, IdleLife(seed=seed), TimelineSettings(lead_s=s.lead_s),
+        s.fps, IdleLife(seed=seed), s.lead_s,
         on_frame=on_frame, gaze_timeout_s=s.gaze_timeout_s, workers=workers)
     resources.callback(player.close)
     player.start()

@@ -99,15 +99,15 @@ class FacePlayer:
     """Renders and shows frames at ``fps`` until closed."""
 
     def __init__(self, synth: FaceSynth, open_screens: Callable[[], list[Screen]], fps: float,
-                 idle: IdleLife, timeline: TimelineSettings = TimelineSettings(),
+                 idle: IdleLife, lead_s: float = 0.02, timeline: TimelineSettings = TimelineSettings(),
                  on_frame: Callable[[ShownFrame], None] | None = None, gaze_timeout_s: float = 1.0,
                  workers: Workers | None = None):
         if not 1.0 <= fps <= 120.0:
             raise ValueError(f"renderer fps {fps} out of range: use 1 to 120")
         self.synth, self.fps, self.idle = synth, float(fps), idle
         self.period_ns = 1e9 / self.fps
-        self.timeline = Timeline(timeline)
-        self.lead_s = timeline.lead_s
+        self.timeline = Timeline(timeline, lead_s)
+        self.lead_s = lead_s
         self.on_frame = on_frame
         self.gaze_timeout_ns = int(gaze_timeout_s * 1e9)
         self.screens: list[Screen] = []
