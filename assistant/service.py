@@ -18,13 +18,23 @@ A service is a thin handler over engines::
         raise SystemExit(VoiceService.main())
 
 The loop is single-threaded: handlers, timers and ``call_soon`` callbacks all run on it, so they
-need no locks. ``publish`` is safe from any thread. SIGTERM and SIGINT stop the loop within a
-poll interval (100 ms); ``stop_timeout`` bounds teardown.
+need no locks. ``publish`` and ``call_soon`` are safe from any thread; ``count`` from another
+thread goes through ``call_soon``. SIGTERM and SIGINT stop the loop within a poll interval
+(100 ms).
+
+Real-time work (capture, playback, decoding loops) runs in workers the service owns
+(``self.workers``, see ``assistant.workers``): ``start_worker`` starts one, and the engines the
+service builds get the same group. Resources go on one exit stack (``self.resources``; ``hold``
+puts an object's ``close`` there) as they are opened, so a setup that fails half-way releases
+exactly what it opened. Shutdown: ``teardown()``, then the exit stack unwinds (last opened, first
+closed), then the workers are joined, for at most half of ``supervisor.stop_timeout_s`` (the
+grace before SIGKILL; the rest is for the final state on the bus).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import faulthandler
 import gc
 import heapq
@@ -47,6 +57,7 @@ from assistant.bus import BusClient, BusError
 from assistant.config import Config, ConfigError, load
 from assistant.errors import EXIT_SETUP, SetupError
 from assistant.storefile import StoreFault
+from assistant.workers import Workers
 from assistant.messages import Command, Heartbeat, Message, Received, SystemState
 from assistant.messages.system import State
 
@@ -58,6 +69,7 @@ class _StoppedWhileDegraded(Exception):
 
 
 M = TypeVar("M", bound=Message)
+T = TypeVar("T")
 Handler = Callable[[Any, Received], None]
 
 _POLL_MS = 100
@@ -117,7 +129,14 @@ class Service:
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
+        self._wake_lock = threading.Lock()  # a late worker's call_soon never writes to a closed (reused) fd
+        self._wake_open = True
         self._pool: ThreadPoolExecutor | None = None
+        self._loop_thread: int | None = None  # ident of the thread running the loop, once it runs
+        self.workers = Workers(self.name)
+        """The service's real-time workers; engines built in ``setup`` are given this group."""
+        self.resources = contextlib.ExitStack()
+        """What ``setup`` opened, closed in reverse order at shutdown (after ``teardown``)."""
         self._handlers: dict[type[Message], Callable[[Received], None]] = {}
         for attr in dir(type(self)):
             fn = getattr(type(self), attr, None)
@@ -130,7 +149,7 @@ class Service:
         """Open devices and engines. Runs before ``ready``; may take a while."""
 
     def teardown(self) -> None:
-        """Release devices and engines."""
+        """Release what is not on ``self.resources`` (runs first, while the resources are still open)."""
 
     def heartbeat_counters(self) -> dict[str, float]:
         """Counters for the heartbeat; extend ``self.counters`` or override."""
@@ -154,10 +173,13 @@ class Service:
     def call_soon(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` on the loop thread at its next turn; safe from any thread."""
         self._soon.put(fn)
-        try:
-            os.write(self._wake_w, b"\0")
-        except (BlockingIOError, OSError):
-            pass  # pipe full (the loop is already due to wake) or closed at shutdown
+        with self._wake_lock:
+            if not self._wake_open:
+                return  # shut down: nothing runs it any more
+            try:
+                os.write(self._wake_w, b"\0")
+            except (BlockingIOError, OSError):
+                pass  # pipe full: the loop is already due to wake
 
     def submit(self, fn: Callable[..., Any], *args: Any, then: Callable[[Future], None] | None = None) -> Future:
         """Run blocking work on a worker thread; ``then(future)`` runs back on the loop."""
@@ -167,6 +189,22 @@ class Service:
         if then is not None:
             fut.add_done_callback(lambda f: self.call_soon(lambda: then(f)))
         return fut
+
+    def start_worker(self, name: str, fn: Callable[..., Any], *args: Any) -> threading.Thread:
+        """Run a real-time loop ``fn(*args)`` on a worker the service stops and joins at shutdown.
+
+        The loop should end when ``self.workers.stopping`` is set (at the start of shutdown); it
+        hands results to the loop with ``call_soon``. Its join goes on the exit stack, so what was
+        opened before it (the device it reads) is closed only after it has ended.
+        """
+        thread = self.workers.start(f"{self.name}-{name}", fn, *args)
+        self.resources.callback(thread.join, self.config.supervisor.stop_timeout_s / 2)
+        return thread
+
+    def hold(self, resource: T, close: Callable[[], Any] | None = None) -> T:
+        """Put ``resource`` on the exit stack (its ``close()``, or ``close``); returns it."""
+        self.resources.callback(close if close is not None else resource.close)  # type: ignore[attr-defined]
+        return resource
 
     def until_available(self, fn: Callable[[], Any], retry_s: float = 2.0) -> Any:
         """Call ``fn`` (opening a store, say) until it stops raising ``StoreFault``; return its result.
@@ -198,6 +236,10 @@ class Service:
             return result
 
     def count(self, key: str, n: float = 1) -> None:
+        """Add ``n`` to counter ``key``; from a thread other than the loop's, on the loop (``call_soon``)."""
+        if self._loop_thread is not None and threading.get_ident() != self._loop_thread:
+            self.call_soon(lambda: self.count(key, n))
+            return
         self.counters[key] = self.counters.get(key, 0) + n
 
     def stop(self) -> None:
@@ -277,6 +319,7 @@ class Service:
     def run(self) -> int:
         """Run until stopped. Returns the process exit code."""
         self._install_signals()
+        self._loop_thread = threading.get_ident()
         try:
             self.bus = BusClient(self.config.bus, self.name, self.topics())
             self.bus.wait_live()
@@ -344,15 +387,23 @@ class Service:
     def _shutdown(self, final_state: State, detail: str = "") -> None:
         self._notifier.notify("STOPPING=1")
         self._set_state("stopping", detail)
+        self.workers.stop()
         try:
             self.teardown()
         except Exception:  # noqa: BLE001
             log.error("teardown failed:\n%s", traceback.format_exc())
+        try:
+            self.resources.close()
+        except Exception:  # noqa: BLE001 - ExitStack closes the rest before re-raising
+            log.error("releasing resources failed:\n%s", traceback.format_exc())
+        self.workers.join(self.config.supervisor.stop_timeout_s / 2)
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
         self._set_state(final_state, detail)
         if self.bus is not None:
             self.bus.close()
+        with self._wake_lock:
+            self._wake_open = False
         for fd in (self._wake_r, self._wake_w):
             try:
                 os.close(fd)

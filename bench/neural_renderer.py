@@ -83,7 +83,8 @@ def main() -> int:
     import torch
 
     from services.renderer.avatar import Avatar
-    from services.renderer.synth import FaceSynth, HeadPose, SynthSettings
+    from assistant.config.schema import RendererSettings
+    from services.renderer.synth import FaceSynth, HeadPose
 
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
@@ -109,7 +110,7 @@ def main() -> int:
             say(f"mouth {g64.size} px (shipped GRID avatar) on CPU: {out['cpu_mouth_fps_64_grid_avatar']} frames/s")
 
         say("whole 1080p frames (portrait + 256 px neural mouth) ...")
-        base = FaceSynth(Avatar.build(None, tmp / "cache"), SynthSettings(width=1920, height=1080))
+        base = FaceSynth(Avatar.build(None, tmp / "cache"), RendererSettings(width=1920, height=1080))
         synth = NeuralSynth(base, gen, CropGeometry.from_dict(CropConfig(size=256).to_dict()))
         offsets = np.zeros((50, 20, 2))
         offsets[:, 8:11, 1] = offsets[:, 13:16, 1] = (0.12 * (1 + np.sin(np.arange(50) / 3)))[:, None] / 2

@@ -39,7 +39,8 @@ sys.path.append(_HERE)
 
 from services.renderer.avatar import Avatar  # noqa: E402
 from services.renderer.idle import IdleLife  # noqa: E402
-from services.renderer.synth import FaceSynth, SynthSettings  # noqa: E402
+from assistant.config.schema import RendererSettings  # noqa: E402
+from services.renderer.synth import FaceSynth  # noqa: E402
 from services.renderer.timeline import Timeline  # noqa: E402
 
 FPS = 30.0
@@ -79,7 +80,7 @@ def rms_mouths(pcm: np.ndarray) -> np.ndarray:
 
 
 def fps_at(avatar: Avatar, width: int, height: int, pcm: np.ndarray, seconds: float = 3.0) -> dict:
-    synth = FaceSynth(avatar, SynthSettings(width=width, height=height))
+    synth = FaceSynth(avatar, RendererSettings(width=width, height=height))
     timeline, life = Timeline(), IdleLife(seed=0)
     t0 = time.monotonic_ns()
     timeline.add("u", rms_mouths(pcm), np.zeros((20, 2)), FPS, t0, SR, len(pcm))
@@ -106,7 +107,7 @@ def fps_at(avatar: Avatar, width: int, height: int, pcm: np.ndarray, seconds: fl
 def first_frame_ms(avatar: Avatar, pcm: np.ndarray, ahead_ms: float) -> float:
     """From ``play_at`` to the first frame showing a moving mouth, with the utterance announced
     ``ahead_ms`` before it plays (0: the worst case, no preparation time). Includes the driver."""
-    synth = FaceSynth(avatar, SynthSettings(width=1280, height=720))
+    synth = FaceSynth(avatar, RendererSettings(width=1280, height=720))
     timeline, life = Timeline(), IdleLife(seed=0)
     # The idle renderer is running at 30 fps when the utterance arrives.
     next_tick = time.monotonic_ns()

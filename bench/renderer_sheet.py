@@ -20,7 +20,8 @@ import numpy as np  # noqa: E402
 
 from services.renderer.avatar import PORTRAITS, Avatar  # noqa: E402
 from bench.lib.renderer_quality import mouth_shapes  # noqa: E402
-from services.renderer.synth import FaceSynth, SynthSettings  # noqa: E402
+from assistant.config.schema import RendererSettings  # noqa: E402
+from services.renderer.synth import FaceSynth  # noqa: E402
 
 ROWS = {"lips together (default)": "grid_lrwp9a.png", "smile with teeth": "grid_bbaf2n_smile.png",
         "lips apart": "grid_lbax4n.png"}
@@ -41,7 +42,7 @@ def main() -> None:
         cv2.putText(header, name, (i * TILE[0] + 8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 1, cv2.LINE_AA)
     rows = [header]
     for label, file in list(ROWS.items())[:1] if smoke else ROWS.items():
-        synth = FaceSynth(Avatar.build(PORTRAITS / file, None), SynthSettings(width=1920, height=1080))
+        synth = FaceSynth(Avatar.build(PORTRAITS / file, None), RendererSettings(width=1920, height=1080))
         lm, e = synth.landmarks_rest, synth.eye_distance
         c = lm[48:68].mean(axis=0)
         y0, y1 = int(c[1] - 0.75 * e), int(c[1] + 0.95 * e)

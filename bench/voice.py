@@ -213,7 +213,8 @@ def intelligibility(engine, texts: list[str], model, draws: int, show: int = 1,
 
 
 def _draws_in_worker(settings: dict, texts: list[str], draws: int, show: int, first: int) -> tuple[list[float], list]:
-    from services.voice.tts.piper_engine import PiperEngine, PiperSettings
+    from assistant.config.schema import VoicePiperSettings as PiperSettings
+    from services.voice.tts.piper_engine import PiperEngine
 
     return intelligibility(PiperEngine(PiperSettings(**settings, threads=1)), texts, load_whisper(1), draws, show,
                            first)
@@ -223,7 +224,8 @@ def scored_draws(settings: dict, texts: list[str], draws: int, workers: int, sho
     """``intelligibility`` of Piper with ``settings``, the draws shared among ``workers`` processes
     (one thread each; every process draws its own noise). Only the score is wanted here, not the time."""
     if workers <= 1:
-        from services.voice.tts.piper_engine import PiperEngine, PiperSettings
+        from assistant.config.schema import VoicePiperSettings as PiperSettings
+        from services.voice.tts.piper_engine import PiperEngine
 
         return intelligibility(PiperEngine(PiperSettings(**settings, threads=2)), texts, load_whisper(), draws, show)
     import multiprocessing
@@ -248,7 +250,8 @@ def mean_se(values: list[float]) -> tuple[float, float]:
 
 def piper_quality(draws: int = WER_DRAWS, workers: int = 1) -> dict:
     """Real-time factor, CPU seconds per audio second and Whisper word error rate of Piper alone."""
-    from services.voice.tts.piper_engine import PiperEngine, PiperSettings
+    from assistant.config.schema import VoicePiperSettings as PiperSettings
+    from services.voice.tts.piper_engine import PiperEngine
 
     engine = PiperEngine(PiperSettings(threads=2))
     engine.load()
@@ -276,7 +279,7 @@ def dev_sweep(configs: list[str], draws: int, workers: int) -> None:
     """Piper's settings on the development replies (never the evaluation set): one JSON line each."""
     from collections import Counter
 
-    from services.voice.tts.piper_engine import PiperSettings
+    from assistant.config.schema import VoicePiperSettings as PiperSettings
 
     texts = [ln.strip() for ln in DEV_REPLIES.read_text(encoding="utf-8").splitlines()
              if ln.strip() and not ln.startswith("#")]

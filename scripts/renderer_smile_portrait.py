@@ -17,13 +17,14 @@ import cv2  # noqa: E402
 
 from assistant.face.mouth_shapes import NEUTRAL_MOUTH, articulate  # noqa: E402
 from services.renderer.avatar import Avatar  # noqa: E402
-from services.renderer.synth import FaceSynth, SynthSettings  # noqa: E402
+from assistant.config.schema import RendererSettings  # noqa: E402
+from services.renderer.synth import FaceSynth  # noqa: E402
 
 
 def main() -> None:
     a = Avatar.build(sys.argv[1], None)
     h, w = a.image.shape[:2]
-    s = FaceSynth(a, SynthSettings(width=w, height=h, zoom=1.0, matte=False))
+    s = FaceSynth(a, RendererSettings(width=w, height=h, zoom=1.0, still_room=False))
     off = articulate(0.14, 0.18, 0.0) - NEUTRAL_MOUTH
     off[[0, 12], 1] -= 0.08  # corners up: a smile
     off[[6, 16], 1] -= 0.08

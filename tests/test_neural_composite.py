@@ -83,9 +83,10 @@ def test_colour_match_moves_the_ring_to_the_target():
 
 def test_neural_synth_paints_only_the_mouth_region(generator_file):
     from services.renderer.avatar import Avatar
-    from services.renderer.synth import FaceSynth, HeadPose, SynthSettings
+    from assistant.config.schema import RendererSettings
+    from services.renderer.synth import FaceSynth, HeadPose
 
-    base = FaceSynth(Avatar.build(None, None), SynthSettings(width=960, height=540))
+    base = FaceSynth(Avatar.build(None, None), RendererSettings(width=960, height=540))
     synth = NeuralSynth(base, MouthGenerator(generator_file, prefer_gpu=False), GEOM)
     offset = np.zeros((20, 2))
     offset[8:11, 1] = offset[13:16, 1] = 0.15  # open the jaw

@@ -12,7 +12,8 @@ from assistant.messages import Phoneme
 from services.renderer.drivers import DriverChoice, DriverError, drive, pcm_from_bytes
 from services.renderer.idle import IdleLife
 from services.renderer.player import FacePlayer
-from services.renderer.synth import FaceSynth, SynthSettings
+from assistant.config.schema import RendererSettings
+from services.renderer.synth import FaceSynth
 
 from .renderer_helpers import RmsDriver, default_avatar
 
@@ -40,7 +41,7 @@ class Recording:
 
 @pytest.fixture(scope="module")
 def synth():
-    return FaceSynth(default_avatar(), SynthSettings(width=320, height=180))
+    return FaceSynth(default_avatar(), RendererSettings(width=320, height=180))
 
 
 def syllables(seconds: float, sr: int = 16000) -> np.ndarray:

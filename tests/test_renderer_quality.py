@@ -16,7 +16,8 @@ import pytest
 from services.renderer.avatar import PORTRAITS, Avatar
 from services.renderer.idle import IdleLife, IdleSettings
 from bench.lib.renderer_quality import FrameMeasure, measure_portrait, mouth_shapes, script_phonemes
-from services.renderer.synth import FaceSynth, HeadPose, SynthSettings
+from assistant.config.schema import RendererSettings
+from services.renderer.synth import FaceSynth, HeadPose
 
 PORTRAIT_FILES = {"closed": "grid_lrwp9a.png", "smile with teeth": "grid_bbaf2n_smile.png", "apart": "grid_lbax4n.png"}
 
@@ -54,7 +55,7 @@ def test_smile_closes_over_its_teeth(avatars, measure):
     """At rest and on m/b/p the smiling portrait's lips meet and its teeth are gone; open, the
     upper teeth come back where they were (fixed to the skull)."""
     avatar = avatars["smile with teeth"]
-    synth = FaceSynth(avatar, SynthSettings(width=960, height=540))
+    synth = FaceSynth(avatar, RendererSettings(width=960, height=540))
     mouth = np.zeros(synth.base.shape[:2], np.uint8)
     cv2.fillPoly(mouth, [np.round(synth.landmarks_rest[48:60]).astype(np.int32)], 1)
 
@@ -75,7 +76,7 @@ def test_smile_closes_over_its_teeth(avatars, measure):
 
 
 def test_room_stays_still_while_the_head_moves(avatars):
-    synth = FaceSynth(avatars["closed"], SynthSettings(width=640, height=360, head_redraw_px=0))
+    synth = FaceSynth(avatars["closed"], RendererSettings(width=640, height=360), head_redraw_px=0)
     a = synth.render(None, head=HeadPose(dx=0.08, roll_deg=2.0)).astype(int)
     b = synth.render(None, head=HeadPose(dx=-0.08, dy=0.03, roll_deg=-2.0, scale=1.01)).astype(int)
     changed = np.abs(a - b).sum(axis=2) > 0
@@ -87,7 +88,7 @@ def test_room_stays_still_while_the_head_moves(avatars):
 
 
 def test_whole_picture_moves_without_the_matte(avatars):
-    synth = FaceSynth(avatars["closed"], SynthSettings(width=320, height=180, matte=False))
+    synth = FaceSynth(avatars["closed"], RendererSettings(width=320, height=180, still_room=False))
     a = synth.render(None, head=HeadPose(dx=0.1)).astype(int)
     b = synth.render(None, head=HeadPose(dx=-0.1)).astype(int)
     assert (np.abs(a - b).sum(axis=2) > 0)[:10].mean() > 0.2  # top rows (room) move too

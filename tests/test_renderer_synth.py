@@ -9,14 +9,15 @@ import pytest
 from assistant.messages import Face, Faces
 from .renderer_helpers import PixelLandmarks, RmsDriver, default_avatar, eye_aspect, frame_rms, inner_opening, load_speech
 from services.renderer.idle import IdleLife, gaze_from_faces
-from services.renderer.synth import FaceSynth, HeadPose, SynthSettings
+from assistant.config.schema import RendererSettings
+from services.renderer.synth import FaceSynth, HeadPose
 
 FPS = 30.0
 
 
 @pytest.fixture(scope="module")
 def synth():
-    return FaceSynth(default_avatar(), SynthSettings(width=1280, height=720, zoom=1.4))
+    return FaceSynth(default_avatar(), RendererSettings(width=1280, height=720, zoom=1.4))
 
 
 def test_rest_frame_is_the_portrait_and_small_motion_is_small(synth):
@@ -39,7 +40,7 @@ def test_rest_frame_is_the_portrait_and_small_motion_is_small(synth):
 
 
 def test_full_hd_output(synth):
-    big = FaceSynth(default_avatar(), SynthSettings(width=1920, height=1080, zoom=1.3))
+    big = FaceSynth(default_avatar(), RendererSettings(width=1920, height=1080, zoom=1.3))
     frame = big.render(blink=0.5, gaze=(0.5, 0), head=HeadPose(dx=0.05, roll_deg=1))
     assert frame.shape == (1080, 1920, 3)
 
@@ -123,8 +124,8 @@ def test_partial_head_redraw_matches_a_full_warp():
     """Between full warps only the mouth and eyes are redrawn: the picture must equal a full warp
     with the same pose, and the pose must stay within ``head_redraw_px`` of the exact one."""
     avatar = default_avatar()
-    fast = FaceSynth(avatar, SynthSettings(width=640, height=360))
-    exact = FaceSynth(avatar, SynthSettings(width=640, height=360, head_redraw_px=0))
+    fast = FaceSynth(avatar, RendererSettings(width=640, height=360))
+    exact = FaceSynth(avatar, RendererSettings(width=640, height=360), head_redraw_px=0)
     life = IdleLife(seed=2)
     driver = RmsDriver()
     t = np.arange(int(3 * 16000)) / 16000
@@ -145,7 +146,7 @@ def test_partial_head_redraw_matches_a_full_warp():
         assert diff.max() <= 2, f"frame {k}: partial redraw differs from a full warp by {diff.max()}"
         d = FaceSynth.head_matrix(fast, state.head) - m  # exact pose minus the pose drawn
         lag = np.abs(fast._corners @ d[:, :2].T + d[:, 2]).max()
-        assert lag < fast.settings.head_redraw_px, f"frame {k}: pose {lag:.2f} px behind"
+        assert lag < fast.head_redraw_px, f"frame {k}: pose {lag:.2f} px behind"
     assert partial > 20, f"only {partial} of 60 frames avoided the full warp"
 
 

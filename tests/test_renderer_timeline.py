@@ -19,7 +19,7 @@ def _mouths(n: int) -> np.ndarray:
 
 
 def test_frame_k_shows_when_audio_clock_reaches_k_over_fps():
-    tl = Timeline(TimelineSettings(lead_s=0.0, blend_in_s=0.001, blend_out_s=0.001))
+    tl = Timeline(TimelineSettings(blend_in_s=0.001, blend_out_s=0.001), lead_s=0.0)
     t0 = 5_000_000_000
     tl.add("u", _mouths(30), np.zeros((20, 2)), FPS, t0, SR, SR)
     for k in (3, 10, 29):

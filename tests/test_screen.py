@@ -17,7 +17,8 @@ import pytest
 from hardware.screen import NullScreen, ScreenError, VideoRecorder, WebScreen, open_screen
 from .renderer_helpers import RmsDriver, default_avatar, load_speech
 from services.renderer.idle import IdleLife
-from services.renderer.synth import FaceSynth, SynthSettings
+from assistant.config.schema import RendererSettings
+from services.renderer.synth import FaceSynth
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -25,9 +26,10 @@ _WINDOW_CHILD = """
 import sys, time
 from tests.renderer_helpers import default_avatar
 from services.renderer.idle import IdleLife
-from services.renderer.synth import FaceSynth, SynthSettings
+from assistant.config.schema import RendererSettings
+from services.renderer.synth import FaceSynth
 from hardware.screen import WindowScreen
-synth = FaceSynth(default_avatar(), SynthSettings(width=1280, height=720))
+synth = FaceSynth(default_avatar(), RendererSettings(width=1280, height=720))
 screen = WindowScreen("kiosk-test")
 frame = synth.render()
 for k in range(400):
@@ -73,7 +75,7 @@ def test_window_fills_the_screen_under_xvfb(xvfb, tmp_path):
         child.kill()
         child.wait()
     img = cv2.imread(str(shot))
-    expected = FaceSynth(default_avatar(), SynthSettings(width=1280, height=720)).render()
+    expected = FaceSynth(default_avatar(), RendererSettings(width=1280, height=720)).render()
     assert img.shape == expected.shape
     diff = np.abs(img.astype(int) - expected).mean()
     assert diff < 8, f"screenshot differs from the rendered face by {diff:.1f} grey levels"
@@ -88,7 +90,7 @@ def _chromium() -> str:
 
 def test_web_page_shows_a_moving_face_in_headless_chromium(shared_data, tmp_path):
     _chromium()  # skips the test where no Chromium is installed
-    synth = FaceSynth(default_avatar(), SynthSettings(width=640, height=360, zoom=2.0))
+    synth = FaceSynth(default_avatar(), RendererSettings(width=640, height=360, zoom=2.0))
     pcm, sr = load_speech(shared_data, 0)
     driver = RmsDriver()
     mouths = driver.drive(pcm, sr, 30.0)
@@ -139,7 +141,7 @@ def test_mp4_has_video_and_audio_of_equal_length(shared_data, tmp_path):
     import av
 
     pcm, sr = load_speech(shared_data, 1)
-    synth = FaceSynth(default_avatar(), SynthSettings(width=640, height=360, zoom=2.0))
+    synth = FaceSynth(default_avatar(), RendererSettings(width=640, height=360, zoom=2.0))
     driver = RmsDriver()
     mouths = driver.drive(pcm, sr, 30.0)
     path = tmp_path / "face.mp4"

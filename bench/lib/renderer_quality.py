@@ -31,9 +31,10 @@ from assistant.face.mouth_shapes import NEUTRAL_MOUTH, articulate
 from assistant.face.visemes import VisemeDriver, viseme_parameters
 from assistant.messages import Phoneme
 
+from assistant.config.schema import RendererSettings
 from services.renderer.avatar import Avatar, predictor_path, refine_inner_lips
 from services.renderer.idle import IdleLife
-from services.renderer.synth import FaceSynth, HeadPose, SynthSettings
+from services.renderer.synth import FaceSynth, HeadPose
 
 FPS = 25.0
 # A fallback "utterance" when no aligned speech is at hand: open, rounded, spread and closed
@@ -142,7 +143,7 @@ def measure_portrait(avatar: Avatar, phonemes: list[Phoneme], name: str = "", wi
     (livelier than idle, and a slow extra sway so the head surely moves), and re-measure."""
     measure = measure or FrameMeasure()
     measure.reset()
-    synth = FaceSynth(avatar, SynthSettings(width=width, height=height))
+    synth = FaceSynth(avatar, RendererSettings(width=width, height=height))
     duration = max(p.start_s + p.dur_s for p in phonemes) + 0.2
     n = int(np.ceil(duration * FPS))
     mouths = VisemeDriver().drive(np.zeros(int(duration * 16000), np.int16), 16000, FPS, phonemes, "arpabet")[:n]

@@ -97,7 +97,8 @@ def write_mp4(path: Path, frames: list[np.ndarray], fps: float = 25.0) -> None:
 def run(avatar_folder: Path, drive: Path, videos: list[Path], out: Path, frames: int = 60) -> list[Path]:
     from services.renderer.avatar import Avatar, detect_landmarks
     from services.renderer.neural import NeuralSynth
-    from services.renderer.synth import FaceSynth, SynthSettings
+    from assistant.config.schema import RendererSettings
+    from services.renderer.synth import FaceSynth
 
     a = NeuralAvatar.load(avatar_folder, [])
     gen = MouthGenerator(a.generator, prefer_gpu=False)
@@ -118,7 +119,7 @@ def run(avatar_folder: Path, drive: Path, videos: list[Path], out: Path, frames:
         written.append(path)
         log.info("%s: %d frames -> %s", v.name, len(made), path)
     # A still portrait (the renderer's shipped default, a GRID speaker), driven the same way.
-    synth = NeuralSynth(FaceSynth(Avatar.build(None, None), SynthSettings(width=640, height=480, zoom=2.0)), gen, a.crop)
+    synth = NeuralSynth(FaceSynth(Avatar.build(None, None), RendererSettings(width=640, height=480, zoom=2.0)), gen, a.crop)
     # Offsets from rest are what the renderer's timeline hands a synth. Top row: the classic
     # warped mouth with the same offsets; bottom: the generated one.
     made = [synth.render(o) for o in offsets[:frames]]

@@ -53,7 +53,7 @@ class BrainService(Service):
         path = store_path(s)
         try:
             # A full disk or a locked file: degraded and retried (a damaged file is moved aside).
-            self.store = self.until_available(lambda: MailStore(path))
+            self.store = self.hold(self.until_available(lambda: MailStore(path)))
         except (OSError, sqlite3.Error) as exc:
             raise SetupError(f"brain.store_path: cannot use {path} as the mail store ({type(exc).__name__}: {exc}); "
                              "point it at a writable file") from None
@@ -98,13 +98,8 @@ class BrainService(Service):
             self.count("mail_purged", n)
             log.info("mail retention: deleted %d stored mail(s) older than %.0f days", n, self.config.brain.mail_retention_s / 86400)
 
-    def teardown(self) -> None:
-        store = getattr(self, "store", None)
-        if store is not None:
-            store.close()
-
     def heartbeat_counters(self) -> dict[str, float]:
-        brain = getattr(self, "brain", None)
+        brain = getattr(self, "brain", None)  # heartbeats run while a store is awaited, before the brain exists
         return {**self.counters, **(brain.counters if brain else {})}
 
     def emit(self, outs: list) -> None:

@@ -23,6 +23,7 @@ from typing import Callable
 from assistant.backoff import Backoff
 from assistant.config import EmailSettings
 from assistant.messages import EmailReceived
+from assistant.workers import Workers
 
 from .credentials import CredentialError, read_secret, tls_context
 from .intake import Intake
@@ -58,9 +59,9 @@ class MailboxWatcher:
         logging.getLogger("imapclient").setLevel(logging.WARNING)
 
     # --- control (any thread) ---------------------------------------------------------------
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="email-imap", daemon=True)
-        self._thread.start()
+    def start(self, workers: Workers | None = None) -> None:
+        """Run on one of ``workers`` (the service's; alone, a group of its own)."""
+        self._thread = (workers if workers is not None else Workers("email-imap")).start("email-imap", self._run)
 
     def stop(self, timeout: float = 2.0) -> None:
         self._stop.set()

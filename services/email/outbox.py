@@ -30,6 +30,7 @@ from assistant.config import EmailSettings
 from assistant.messages import EmailSend
 
 from assistant.clock import clamp_future
+from assistant.workers import Workers
 
 from .credentials import CredentialError, read_secret, tls_context
 from .store import MailStore, OutgoingMail
@@ -123,9 +124,9 @@ class Outbox:
             return
         self._wake.set()
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="email-smtp", daemon=True)
-        self._thread.start()
+    def start(self, workers: Workers | None = None) -> None:
+        """Run on one of ``workers`` (the service's; alone, a group of its own)."""
+        self._thread = (workers if workers is not None else Workers("email-smtp")).start("email-smtp", self._run)
 
     def stop(self, timeout: float = 2.0) -> None:
         self._stop.set()

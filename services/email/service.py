@@ -1,8 +1,9 @@
 """The email service: IMAP in (``email.received``, filed after ``email.ack``), SMTP out (``email.send``).
 
-A thin handler over the engines: the mailbox watcher and the outbox each own a thread and a
-network connection; this loop only hands them acks and send requests (store writes, so through
-``submit``) and publishes what they report.
+A thin handler over the engines: the mailbox watcher and the outbox each run on one of the
+service's workers with a network connection of their own; this loop only hands them acks and send
+requests (store writes, so through ``submit``) and publishes what they report. The store, the
+watcher and the outbox go on the service's exit stack as they open.
 """
 
 from __future__ import annotations
@@ -49,15 +50,17 @@ class EmailService(Service):
         path = default_path(s.store_path)
         try:
             # A full disk or a locked file: degraded and retried (a damaged file is moved aside).
-            self.store = self.until_available(lambda: MailStore(path))
+            self.store = self.hold(self.until_available(lambda: MailStore(path)))
         except (OSError, sqlite3.Error) as exc:
             raise SetupError(f"email.store_path: cannot use {path} as the mail store ({type(exc).__name__}: {exc}); "
                              "point it at a writable file") from None
         intake = Intake(self.store, authoriser, max_text_chars=s.max_text_chars, max_parts=s.max_parts, redeliver_after_s=s.redeliver_after_s)
-        self.watcher = MailboxWatcher(s, intake, self._deliver)
-        self.outbox = Outbox(s, self.store, self._sent, self._failed)
-        self.watcher.start()
-        self.outbox.start()
+        watcher = self.watcher = MailboxWatcher(s, intake, self._deliver)
+        watcher.start(self.workers)
+        self.hold(watcher, lambda: watcher.stop(timeout=1.0))
+        outbox = self.outbox = Outbox(s, self.store, self._sent, self._failed)
+        outbox.start(self.workers)
+        self.hold(outbox, lambda: outbox.stop(timeout=1.0))
         log.info("email: store %s, watching %s on %s:%s", self.store.path, s.inbox, s.imap_host, s.imap_port)
 
     # --- from the engines' threads (publish is thread-safe) -----------------------------------
@@ -103,13 +106,6 @@ class EmailService(Service):
             out["imap_connected"] = float(self.watcher.connected.is_set())
             out["mail_waiting_ack"] = self.watcher.intake.waiting
         return out
-
-    def teardown(self) -> None:
-        for engine in (self.watcher, self.outbox):
-            if engine is not None:
-                engine.stop(timeout=1.0)
-        if self.store is not None:
-            self.store.close()
 
 
 main = EmailService.main

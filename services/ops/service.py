@@ -22,24 +22,18 @@ class OpsService(Service):
     def setup(self) -> None:
         cfg = self.config.ops
         self.board = StatusBoard(cfg.history, cfg.stale_after_s)
-        self.server = StatusServer(self.board, cfg.host, cfg.port, read_token(cfg.token_file), on_request=self._on_request,
-                                   limits=web_limits(self.config))
+        self.server = self.hold(StatusServer(self.board, cfg.host, cfg.port, read_token(cfg.token_file),
+                                             on_request=self._on_request, limits=web_limits(self.config)))
         self.server.start()
         log.info("status page on %s (metrics on %smetrics)%s", self.server.url, self.server.url, " with a token" if self.server.token else "")
 
     def _on_request(self, route: str) -> None:
-        # Runs on the web server's threads: count on the loop, where the heartbeat reads counters.
-        key = {"unauthorised": "http_unauthorised", "refused": "http_refused"}.get(route, "http_requests")
-        self.call_soon(lambda: self.count(key))
+        # Runs on the web server's threads: ``count`` applies it on the loop, where the heartbeat reads counters.
+        self.count({"unauthorised": "http_unauthorised", "refused": "http_refused"}.get(route, "http_requests"))
 
     @on(*WATCHED)
     def handle(self, rx: Received) -> None:
         self.board.ingest(rx)
-
-    def teardown(self) -> None:
-        server = getattr(self, "server", None)
-        if server is not None:
-            server.close()
 
 
 main = OpsService.main

@@ -1,8 +1,8 @@
-"""The renderer's outputs from config: screens by name, the recorder on a thread of its own.
+"""The renderer's outputs from config: screens by name, the recorder on a worker of its own.
 
 Screens are opened on the frame thread (a GUI window belongs to the thread that made it). The
 MP4 recorder encodes in the caller's thread, which would stall the frame loop for an H.264
-encode per frame, so it gets a worker with a bounded queue: when encoding cannot keep up,
+encode per frame, so it gets a worker (one of the runtime's) with a bounded queue: when encoding cannot keep up,
 frames are dropped from the recording (the recorder repeats the previous picture in their
 slots, so the file keeps its length and its sync) and counted, and the live face never waits.
 """
@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import logging
 import queue
-import threading
 from typing import Any, Callable
 
 import numpy as np
 
+from assistant.workers import Workers
 from hardware.screen import NullScreen, Screen, ScreenError, VideoRecorder, WebScreen, WindowScreen, display_size
 
 log = logging.getLogger(__name__)
@@ -42,16 +42,15 @@ def screen_kinds(setting: str | tuple[str, ...]) -> list[str]:
 
 
 class ThreadedRecorder:
-    """A :class:`VideoRecorder` fed through a queue by its own thread."""
+    """A :class:`VideoRecorder` fed through a queue by a worker of its own."""
 
-    def __init__(self, recorder: VideoRecorder, max_queue: int = 60):
+    def __init__(self, recorder: VideoRecorder, max_queue: int = 60, workers: Workers | None = None):
         self.recorder = recorder
         self.path = recorder.path
         self.dropped = 0
         self._q: queue.Queue[tuple[str, Any] | None] = queue.Queue(max_queue)
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="renderer-record", daemon=True)
-        self._thread.start()
+        self._thread = (workers if workers is not None else Workers("record")).start("renderer-record", self._run)
 
     def _run(self) -> None:
         while True:
@@ -95,13 +94,14 @@ class ThreadedRecorder:
 
 
 def open_outputs(kinds: list[str], *, fps: float, web_host: str, web_port: int, jpeg_quality: int,
-                 max_width: int, record_path: str, web_options: dict | None = None) -> list[Screen]:
+                 max_width: int, record_path: str, web_options: dict | None = None,
+                 workers: Workers | None = None) -> list[Screen]:
     """Open every named screen; if one fails, close the others and raise :class:`ScreenError`."""
     opened: list[Screen] = []
     makers: dict[str, Callable[[], Screen]] = {
         "window": lambda: WindowScreen("assistant"),
         "web": lambda: _web(web_host, web_port, jpeg_quality, max_width, web_options or {}),
-        "record": lambda: ThreadedRecorder(VideoRecorder(record_path, fps=fps)),
+        "record": lambda: ThreadedRecorder(VideoRecorder(record_path, fps=fps), workers=workers),
         "null": NullScreen,
     }
     try:

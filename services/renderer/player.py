@@ -1,4 +1,4 @@
-"""The frame loop: a steady frame rate on its own thread, each frame timed to the voice's clock.
+"""The frame loop: a steady frame rate on a worker of its own, each frame timed to the voice's clock.
 
 Frame ``k`` is due on screen at ``t0 + k / fps``. The loop starts rendering it early by its
 recent render time (90th percentile), samples the mouth (``Timeline``) and idle life for the
@@ -21,7 +21,8 @@ was really shown and the time its mouth's sound leaves the speaker according to 
 
 Everything that other threads call (``add``, ``playback``, ``stop``, ``look_at``...) is
 short and takes one lock. No ZeroMQ here: the service passes messages in and gets frames out
-through ``on_frame``.
+through ``on_frame``. The frame loop is one of the runtime's workers (``workers``: the service
+passes its group; alone, the player makes its own).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from typing import Callable
 
 import numpy as np
 
+from assistant.workers import Workers
 from hardware.screen import Screen
 
 from .idle import IdleLife
@@ -97,14 +99,15 @@ class FacePlayer:
     """Renders and shows frames at ``fps`` until closed."""
 
     def __init__(self, synth: FaceSynth, open_screens: Callable[[], list[Screen]], fps: float,
-                 idle: IdleLife, timeline: TimelineSettings = TimelineSettings(),
-                 on_frame: Callable[[ShownFrame], None] | None = None, gaze_timeout_s: float = 1.0):
+                 idle: IdleLife, lead_s: float = 0.02, timeline: TimelineSettings = TimelineSettings(),
+                 on_frame: Callable[[ShownFrame], None] | None = None, gaze_timeout_s: float = 1.0,
+                 workers: Workers | None = None):
         if not 1.0 <= fps <= 120.0:
             raise ValueError(f"renderer fps {fps} out of range: use 1 to 120")
         self.synth, self.fps, self.idle = synth, float(fps), idle
         self.period_ns = 1e9 / self.fps
-        self.timeline = Timeline(timeline)
-        self.lead_s = timeline.lead_s
+        self.timeline = Timeline(timeline, lead_s)
+        self.lead_s = lead_s
         self.on_frame = on_frame
         self.gaze_timeout_ns = int(gaze_timeout_s * 1e9)
         self.screens: list[Screen] = []
@@ -118,7 +121,8 @@ class FacePlayer:
         self._align_ns: float | None = None  # first mouth time of an utterance added since the last slot
         self.realigned = 0
         self._opened: Future = Future()
-        self._thread = threading.Thread(target=self._run, name="renderer-frames", daemon=True)
+        self._workers = workers if workers is not None else Workers("renderer")
+        self._thread: threading.Thread | None = None
         self.frames = 0
         self.dropped = 0
         self._render_ns: collections.deque[int] = collections.deque(maxlen=30)
@@ -129,13 +133,13 @@ class FacePlayer:
     # --- control, from any thread ------------------------------------------------------------
     def start(self, timeout: float = 30.0) -> None:
         """Open the screens on the frame thread and start the loop; raises what opening raised."""
-        self._thread.start()
+        self._thread = self._workers.start("renderer-frames", self._run)
         self._opened.result(timeout)
 
     def close(self, timeout: float = 5.0) -> None:
         self._quit.set()
         self._wake.set()
-        if self._thread.is_alive():
+        if self._thread is not None and self._thread.is_alive():
             self._thread.join(timeout)
 
     def add(self, utterance_id: str, mouths: np.ndarray, neutral: np.ndarray, play_at_ns: int,

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from assistant.config.schema import RendererSettings
+
 from .avatar import Avatar
 from .interior import MouthInterior, PhotoTeeth, polygon_gap, sample_colours
 from .warp import MeshWarper
@@ -25,43 +27,28 @@ from .warp import MeshWarper
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class SynthSettings:
-    """Output framing and animation limits of :class:`FaceSynth`."""
-
-    width: int = 1920
-    """Output width in pixels (up to 3840)."""
-    height: int = 1080
-    """Output height in pixels (up to 2160)."""
-    zoom: float = 1.0
-    """1 shows the whole portrait height; larger crops towards the face (a bigger face on a kiosk
-    screen, at the price of upscaling a small portrait and more pixels to draw per frame)."""
-    letterbox: str = "blur"
-    """Fill beside a portrait narrower than the screen: ``blur`` (its own blurred edges) or ``black``."""
-    max_jaw_drop: float = 0.4
-    """Largest downward lower-lip travel in inter-ocular units; drivers asking more are clamped."""
-    iris_travel: float = 0.2
-    """Horizontal iris travel at gaze x = +-1, as a fraction of the eye's width."""
-    teeth_at_rest: float = 0.03
-    """Inner-lip gap (inter-ocular units) above which the portrait's own mouth interior (its
-    teeth) is used; below it a built-in interior is drawn."""
-    close_upper: float = 0.4
-    """Share of the portrait's own lip gap that the upper lip travels to close it (the lower lip
-    and the jaw travel the rest)."""
-    neck_fade: tuple[float, float] = (0.35, 1.1)
-    """The moving head layer fades out between these distances below the chin (inter-ocular
-    units): above, the head moves; below, the body stays still."""
-    head_redraw_px: float = 1.0
-    """The head is re-warped over the room only once its pose has moved this many pixels (at the
-    head box's farthest corner) since the last full warp; in between, only the mouth and eye
-    regions are redrawn, with the pose of that last full warp (so they never tear from their
-    surroundings). Idle sway and breathing move the head ~0.3-0.8 px a frame at 1080p: this skips
-    a good part of the full warps, the bulk of a frame's cost, for a pose at most this far
-    behind. 0: always redraw."""
-    matte: bool = True
-    """Move only the person (head) over a still room; false: the whole picture moves (old look)."""
-    seal_lips: bool = True
-    """Redraw where the lips meet when a portrait that shows its teeth is drawn with its lips closed."""
+# Animation limits: tuning of the face (what looks natural), not configuration.
+MAX_JAW_DROP = 0.4
+"""Largest downward lower-lip travel in inter-ocular units; drivers asking more are clamped."""
+IRIS_TRAVEL = 0.2
+"""Horizontal iris travel at gaze x = +-1, as a fraction of the eye's width."""
+TEETH_AT_REST = 0.03
+"""Inner-lip gap (inter-ocular units) above which the portrait's own mouth interior (its teeth) is
+used; below it a built-in interior is drawn."""
+CLOSE_UPPER = 0.4
+"""Share of the portrait's own lip gap that the upper lip travels to close it (the lower lip and
+the jaw travel the rest)."""
+NECK_FADE = (0.35, 1.1)
+"""The moving head layer fades out between these distances below the chin (inter-ocular units):
+above, the head moves; below, the body stays still."""
+SEAL_LIPS = True
+"""Redraw where the lips meet when a portrait that shows its teeth is drawn with its lips closed."""
+HEAD_REDRAW_PX = 1.0
+"""The head is re-warped over the room only once its pose has moved this many pixels (at the head
+box's farthest corner) since the last full warp; in between, only the mouth and eye regions are
+redrawn, with the pose of that last full warp (so they never tear from their surroundings). Idle
+sway and breathing move the head ~0.3-0.8 px a frame at 1080p: this skips a good part of the full
+warps, the bulk of a frame's cost, for a pose at most this far behind. 0: always redraw."""
 
 
 @dataclass(frozen=True)
@@ -136,7 +123,7 @@ def _scale_of(to_out) -> float:
 class _Layout:
     """Where the portrait lands in the output frame: crop, scale, offset."""
 
-    def __init__(self, avatar: Avatar, s: SynthSettings):
+    def __init__(self, avatar: Avatar, s: RendererSettings):
         hp, wp = avatar.image.shape[:2]
         face = avatar.landmarks[17:68].mean(axis=0)
         ch = min(hp, max(int(round(hp / max(s.zoom, 1.0))), 16))
@@ -191,10 +178,14 @@ def _box_of(alpha: np.ndarray, margin: int) -> tuple[int, int, int, int]:
 class FaceSynth:
     """Renders frames of one avatar at one output size; one instance per output."""
 
-    def __init__(self, avatar: Avatar, settings: SynthSettings = SynthSettings()):
+    def __init__(self, avatar: Avatar, settings: RendererSettings = RendererSettings(), *,
+                 head_redraw_px: float = HEAD_REDRAW_PX):
+        """Framing from the ``renderer`` section (``width``, ``height``, ``zoom``, ``letterbox``,
+        ``still_room``); ``head_redraw_px``: see ``HEAD_REDRAW_PX``."""
         if not (16 <= settings.width <= 3840 and 16 <= settings.height <= 2160):
             raise ValueError(f"output size {settings.width}x{settings.height} out of range")
         self.avatar, self.settings = avatar, settings
+        self.head_redraw_px = head_redraw_px
         lay = self.layout = _Layout(avatar, settings)
         self.base = self._letterboxed(avatar.image)
         self.work = self.base.copy()
@@ -207,7 +198,7 @@ class FaceSynth:
         self.mouth_rest = avatar.mouth_rest
         self._layers()
         self._lower_setup()
-        self.eyes = [_Eye(self.base, mesh, iris, lay, settings.iris_travel)
+        self.eyes = [_Eye(self.base, mesh, iris, lay, IRIS_TRAVEL)
                      for mesh, iris in zip(avatar.eyes, avatar.irises)]
         # Head motion pivots in the neck, below the chin, as a real head does (output pixels).
         self.pivot = self.landmarks_rest[8] + 0.6 * self.eye_distance * self.down
@@ -239,7 +230,7 @@ class FaceSynth:
         """The still layer (body over the filled-in room) and the moving head's matte."""
         s, lay, av = self.settings, self.layout, self.avatar
         h, w = self.base.shape[:2]
-        if not s.matte or av.matte is None or av.plate is None:
+        if not s.still_room or av.matte is None or av.plate is None:
             self.alpha = np.zeros((h, w), np.float32)
             self.alpha[lay.region] = 1.0
             self.still = self.base.copy()
@@ -256,7 +247,7 @@ class FaceSynth:
         ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
         chin = self.landmarks_rest[8]
         below = (xs - chin[0]) * self.down[0] + (ys - chin[1]) * self.down[1]
-        a, b = (v * self.eye_distance for v in s.neck_fade)
+        a, b = (v * self.eye_distance for v in NECK_FADE)
         head = np.clip((b - below) / max(b - a, 1.0), 0.0, 1.0).astype(np.float32)
         # ... and within an ellipse around the head (long hair on the shoulders stays still).
         lm = self.landmarks_rest
@@ -293,15 +284,15 @@ class FaceSynth:
         self.lower_src = self.base[self.lower_roi].copy()
         mouth = self.lower_rest[mesh.mouth_slots]
         # The portrait's own lip gap is closed first: rest is lips together, whatever the photo.
-        self.closing = closing_offsets(mouth, self.down, self.settings.close_upper, 0.012 * self.eye_distance)
+        self.closing = closing_offsets(mouth, self.down, CLOSE_UPPER, 0.012 * self.eye_distance)
         rest_gap = float(polygon_gap(mouth[12:])) / self.eye_distance
-        real_teeth = rest_gap >= self.settings.teeth_at_rest
+        real_teeth = rest_gap >= TEETH_AT_REST
         colours = sample_colours(self.lower_src, mouth, real_teeth)
         photo = PhotoTeeth.from_photo(self.lower_src, mouth[12:]) if real_teeth else None
         self.interior = MouthInterior(colours, self.eye_distance, (mouth + self.closing)[12:], mouth[12:], photo)
         # A portrait showing its teeth is closed by warping: its lips' inner edges meet in a seam
         # that is redrawn (``MouthInterior.seal``); a closed portrait's own seam is left as it is.
-        self._seal = real_teeth and self.settings.seal_lips
+        self._seal = real_teeth and SEAL_LIPS
         self._closed_pts = self._mesh_points(self.closing)
 
     def _mesh_points(self, d: np.ndarray) -> np.ndarray:
@@ -318,7 +309,7 @@ class FaceSynth:
             return self._closed_pts, np.zeros((20, 2))
         d = np.asarray(mouth_offset, dtype=np.float64).reshape(20, 2) @ self.canon_to_px.T
         drop = float(np.dot(d[8:11].mean(axis=0), self.down))  # outer lower lip 56..58: the jaw follows it
-        limit = self.settings.max_jaw_drop * self.eye_distance
+        limit = MAX_JAW_DROP * self.eye_distance
         if drop > limit:  # scale all downward travel so the lips keep their shape
             along = d @ self.down
             d = d - np.where(along > 0, along * (1 - limit / drop), 0.0)[:, None] * self.down
@@ -397,9 +388,9 @@ class FaceSynth:
         ``head_redraw_px`` of it, else the exact one."""
         m = self.head_matrix(head)
         last = self._warped_m
-        if last is not None and self.settings.head_redraw_px > 0:
+        if last is not None and self.head_redraw_px > 0:
             moved = np.abs((m - last)[:, :2] @ self._corners.T + (m - last)[:, 2:3]).max()
-            if moved < self.settings.head_redraw_px:
+            if moved < self.head_redraw_px:
                 return last
         return m
 

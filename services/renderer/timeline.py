@@ -21,10 +21,9 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TimelineSettings:
-    """Timing of the mouth relative to the sound."""
+    """Tuning of the mouth's blending and clock following (not configuration: the one configured
+    timing, ``renderer.lead_s``, is ``Timeline.lead_s``)."""
 
-    lead_s: float = 0.02
-    """Show the mouth this much before the sound (audio-late is less noticeable, BT.1359)."""
     blend_in_s: float = 0.08
     blend_out_s: float = 0.1
     resync_s: float = 0.08
@@ -66,6 +65,8 @@ class Timeline:
     """Utterances waiting or playing, and the mouth they imply at any time."""
 
     settings: TimelineSettings = field(default_factory=TimelineSettings)
+    lead_s: float = 0.02
+    """Show the mouth this much before the sound (``renderer.lead_s``; audio-late is less noticeable, BT.1359)."""
     _utts: dict[str, _Utterance] = field(default_factory=dict)
 
     def add(self, utterance_id: str, mouths: np.ndarray, neutral: np.ndarray, fps: float,
@@ -116,7 +117,7 @@ class Timeline:
         for uid in list(self._utts):
             u = self._utts[uid]
             audio = (t_ns - u.start_ns) / 1e9
-            m = audio + s.lead_s  # mouth clock
+            m = audio + self.lead_s  # mouth clock
             if m > u.duration_s + s.blend_out_s + s.keep_s:
                 del self._utts[uid]
                 continue

@@ -16,7 +16,6 @@ import struct
 import threading
 import time
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -32,16 +31,6 @@ log = logging.getLogger(__name__)
 MAGIC = b"EAVOICE1\n"
 SUFFIX = ".pcm"
 TMP_PREFIX = ".tmp-"
-
-
-@dataclass(frozen=True)
-class CacheSettings:
-    """Settings of the audio cache."""
-
-    directory: Path = Path("/var/cache/assistant/voice")
-    """Where entries live (one file each)."""
-    max_bytes: int = 256 * 1024 * 1024
-    """Upper bound on the total size; least recently used entries are removed beyond it."""
 
 
 class _Header(msgspec.Struct, array_like=True):
@@ -70,9 +59,11 @@ def cache_key(engine: str, voice: str, lang: str, text: str, variant: str = "") 
 class AudioCache:
     """Thread-safe LRU cache of ``Synthesis`` objects on disk."""
 
-    def __init__(self, settings: CacheSettings | None = None) -> None:
-        self.settings = settings or CacheSettings()
-        self.dir = Path(self.settings.directory)
+    def __init__(self, directory: Path, max_bytes: int = 256 * 1024 * 1024) -> None:
+        """Entries live in ``directory`` (one file each); least recently used ones go beyond ``max_bytes``
+        (``voice.cache``; the factory resolves the folder)."""
+        self.dir = Path(directory)
+        self.max_bytes = max_bytes
         self.dir.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._index: dict[str, tuple[int, float]] = {}  # key -> (size, last use)
@@ -165,7 +156,7 @@ class AudioCache:
                                      len(synthesis.pcm), zlib.crc32(pcm_bytes), synthesis.alphabet,
                                      list(synthesis.phonemes)))
         blob = MAGIC + struct.pack("<I", len(header)) + header + pcm_bytes
-        if len(blob) > self.settings.max_bytes:
+        if len(blob) > self.max_bytes:
             log.info("not caching %d bytes: larger than the whole cache", len(blob))
             return
         tmp = self.dir / f"{TMP_PREFIX}{key}-{os.getpid()}-{threading.get_ident()}"
@@ -193,7 +184,7 @@ class AudioCache:
             total = sum(size for size, _ in self._index.values())
             victims = []
             for key, (size, _) in sorted(self._index.items(), key=lambda kv: kv[1][1]):
-                if total <= self.settings.max_bytes:
+                if total <= self.max_bytes:
                     break
                 victims.append(key)
                 total -= size

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-from dataclasses import dataclass
 
 import numpy as np
+
+from assistant.config.schema import VoiceLoudnessSettings
 
 if importlib.util.find_spec("pyloudnorm") is None:  # pragma: no cover - depends on the install
     raise ImportError("loudness normalisation needs the voice extra: pip install 'embodied-assistant[voice]'")
@@ -28,21 +29,9 @@ def preload():
     return pyloudnorm
 
 
-@dataclass(frozen=True)
-class LoudnessSettings:
-    """Loudness target of every utterance."""
-
-    target_lufs: float = -20.0
-    """Integrated loudness to reach (speech on a small speaker: -23 to -16 LUFS)."""
-    peak_dbfs: float = -1.0
-    """Sample peak ceiling; gain is reduced so no sample goes above it."""
-    enabled: bool = True
-    """Off: audio is played as the engine made it."""
-
-    @property
-    def variant(self) -> str:
-        """Tag for the cache key: audio normalised differently is a different entry."""
-        return f"lufs{self.target_lufs:g}/pk{self.peak_dbfs:g}" if self.enabled else "raw"
+def variant(settings: VoiceLoudnessSettings) -> str:
+    """Tag for the cache key: audio normalised differently is a different entry."""
+    return f"lufs{settings.target_lufs:g}/pk{settings.peak_dbfs:g}" if settings.enabled else "raw"
 
 
 def measure_lufs(pcm: np.ndarray, sample_rate: int) -> float:
@@ -58,7 +47,7 @@ def measure_lufs(pcm: np.ndarray, sample_rate: int) -> float:
     return float(20 * np.log10(np.sqrt(np.mean(x**2)))) - 0.7
 
 
-def normalize(pcm: np.ndarray, sample_rate: int, settings: LoudnessSettings = LoudnessSettings()) -> np.ndarray:
+def normalize(pcm: np.ndarray, sample_rate: int, settings: VoiceLoudnessSettings = VoiceLoudnessSettings()) -> np.ndarray:
     """``pcm`` scaled to the target loudness, limited by the peak ceiling; int16 out."""
     if not settings.enabled or pcm.size == 0:
         return pcm

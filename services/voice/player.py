@@ -10,8 +10,8 @@ device in full is cut too and reported ``interrupted``. A device that cannot dro
 gets the fade in the next block and plays out what it holds (stop latency: its buffer plus one
 block).
 
-Callbacks (``on_start``, ``on_done``) run on the player's notifier thread at the moment the
-sound starts / ends at the speaker, never on the audio thread.
+Callbacks (``on_start``, ``on_done``) run on the player's notifier worker (one of the runtime's,
+``workers``) at the moment the sound starts / ends at the speaker, never on the audio thread.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from typing import Callable
 
 import numpy as np
 
+from assistant.workers import Workers
 from hardware.speaker import Speaker
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ class _Item:
 class Player:
     """Plays int16 utterances on a ``Speaker`` at given monotonic times."""
 
-    def __init__(self, speaker: Speaker, fade_ms: float = 2.0) -> None:
+    def __init__(self, speaker: Speaker, fade_ms: float = 2.0, workers: Workers | None = None) -> None:
         self.speaker = speaker
         self.rate = speaker.sample_rate
         self._fade = max(1, int(fade_ms * self.rate / 1000))
@@ -80,8 +81,7 @@ class Player:
         self._closed = False
         self.stops: deque[tuple[int, int]] = deque(maxlen=256)
         """(stop requested ns, ns from which the speaker is silent) of recent stops, for latency checks."""
-        self._notifier = threading.Thread(target=self._notify_loop, name="player-events", daemon=True)
-        self._notifier.start()
+        self._notifier = (workers if workers is not None else Workers("player")).start("player-events", self._notify_loop)
         speaker.start(self._render)
 
     # -- public API -----------------------------------------------------------------------

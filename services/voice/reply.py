@@ -3,7 +3,7 @@
 ``ReplyStream`` splits a reply into pieces (``text.plan_reply``) and synthesises them in order on
 a worker thread, one piece ahead of the consumer at least, so the first sound only waits for the
 first sentence. Iterating yields each piece's ``Spoken`` in order; ``cancel()`` (barge-in) stops
-the worker after the piece it is on.
+the worker after the piece it is on. The worker is one of the runtime's (``workers``).
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import queue
 import threading
 from dataclasses import dataclass
 from typing import Iterator
+
+from assistant.workers import Workers
 
 from .synthesizer import Synthesizer
 from .text import plan_reply
@@ -38,7 +40,8 @@ class ReplyStream:
     """Synthesise a reply piece by piece in the background; iterate to get the pieces in order."""
 
     def __init__(self, synthesizer: Synthesizer, text: str, lang: str = "", voice: str = "",
-                 max_chars: int = 250, ahead: int = 2, *, private: bool = False) -> None:
+                 max_chars: int = 250, ahead: int = 2, *, private: bool = False,
+                 workers: Workers | None = None) -> None:
         self.pieces = plan_reply(text, max_chars)
         if not self.pieces:
             raise TtsError("nothing to say: the reply is empty or has no speakable words", permanent=True)
@@ -48,8 +51,7 @@ class ReplyStream:
         self._out: queue.Queue[Piece] = queue.Queue(maxsize=max(1, ahead))
         self._cancel = threading.Event()
         self._taken = 0
-        self._thread = threading.Thread(target=self._run, name="reply-synth", daemon=True)
-        self._thread.start()
+        self._thread = (workers if workers is not None else Workers("reply")).start("reply-synth", self._run)
 
     def _run(self) -> None:
         for i, text in enumerate(self.pieces):

@@ -5,10 +5,17 @@ requests, streams each reply sentence by sentence (``ReplyStream``), and for eve
 announces a ``voice.utterance`` (PCM, phonemes, ``play_at_ns``) *before* scheduling it on the
 ``Player``. What it has to say goes to a ``publish(message, turn)`` callable.
 
-Timing: a reply's first sentence is scheduled ``lead_s`` after its audio is ready (the
+Settings: the ``voice`` config section itself (``VoiceSettings``), no copy of it.
+
+Timing: a reply's first sentence is scheduled ``voice.lead_ms`` after its audio is ready (the
 renderer's time to prepare; it adds to the first sound, so it is small). Later sentences follow
-the one before without a gap, and are announced once the audio ahead of them ends within
-``announce_ahead_s``, which bounds how much is scheduled (and to be dropped on barge-in) at once.
+the one before after ``voice.sentence_gap_ms`` (200 ms by default, the schema's default whether
+the scheduler is built by the service or alone), and are announced once the audio ahead of them
+ends within ``announce_ahead_s``, which bounds how much is scheduled (and to be dropped on
+barge-in) at once.
+
+Threads: the speech loop runs on one of the runtime's workers (``workers``; the service passes
+its group, which joins it at shutdown); the state below is shared with it under ``_cond``.
 
 Reports: ``voice.engine`` when a reply's engine is known or changes; ``voice.playback`` at each
 utterance's first sample and whenever the service asks (``playback()``); ``voice.done`` per
@@ -28,7 +35,9 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Callable
 
+from assistant.config.schema import VoiceSettings
 from assistant.messages import Done, EngineUsed, Message, Playback, Say, Utterance, VoiceError
+from assistant.workers import Workers
 
 from .player import Player
 from .reply import ReplyStream
@@ -43,19 +52,6 @@ NS = 1_000_000_000
 Publish = Callable[[Message, str], None]
 
 
-@dataclass(frozen=True)
-class SchedulerSettings:
-    """How replies are cut up and placed in time (see ``VoiceSettings`` for each field)."""
-
-    lang: str = "en"
-    lead_s: float = 0.030
-    announce_ahead_s: float = 1.0
-    gap_s: float = 0.0
-    max_chars: int = 250
-    synth_ahead: int = 2
-    max_text_chars: int = 20000
-
-
 @dataclass(eq=False)
 class _Request:
     say: Say
@@ -68,10 +64,13 @@ class SpeechScheduler:
     """Queue of speech requests spoken one after another on one player; thread-safe."""
 
     def __init__(self, synthesizer: Synthesizer, player: Player, publish: Publish,
-                 settings: SchedulerSettings | None = None) -> None:
+                 settings: VoiceSettings = VoiceSettings(), workers: Workers | None = None) -> None:
         self.synth = synthesizer
         self.player = player
-        self.settings = settings or SchedulerSettings()
+        self.settings = settings
+        self._lead_ns = int(settings.lead_ms * NS // 1000)
+        self._gap_ns = int(settings.sentence_gap_ms * NS // 1000)
+        self._workers = workers if workers is not None else Workers("speech")
         self._publish = publish
         self._cond = threading.Condition()
         self._pending: deque[_Request] = deque()
@@ -84,11 +83,10 @@ class SpeechScheduler:
         self._ids = itertools.count()
         self._prefix = f"{os.getpid():x}"
         self._closed = False
-        self.engines_used: dict[str, int] = {}
+        self._engines_used: dict[str, int] = {}  # written by the speech worker, under _cond
         self.unavailable = ""
         """Why nothing can be played now (the speaker is gone); requests fail with it meanwhile."""
-        self._thread = threading.Thread(target=self._run, name="speech", daemon=True)
-        self._thread.start()
+        self._thread = self._workers.start("speech", self._run)
 
     # -- requests ---------------------------------------------------------------------------
 
@@ -140,6 +138,12 @@ class SpeechScheduler:
                          sample_rate=pos.sample_rate), req.turn if req else "")
 
     @property
+    def engines_used(self) -> dict[str, int]:
+        """Sentences spoken per engine so far (a copy: the speech worker goes on counting)."""
+        with self._cond:
+            return dict(self._engines_used)
+
+    @property
     def busy(self) -> bool:
         """A request is queued, being spoken or playing."""
         with self._cond:
@@ -179,7 +183,8 @@ class SpeechScheduler:
     def _speak(self, req: _Request, gen: int) -> None:
         say, s = req.say, self.settings
         try:
-            stream = ReplyStream(self.synth, say.text, say.lang or s.lang, say.voice, s.max_chars, s.synth_ahead, private=say.private)
+            stream = ReplyStream(self.synth, say.text, say.lang or s.lang, say.voice, s.max_chars, s.synth_ahead,
+                                 private=say.private, workers=self._workers)
         except TtsError as exc:
             self._fail(req, str(exc))
             return
@@ -207,14 +212,14 @@ class SpeechScheduler:
                 if gen != self._gen:
                     return
                 now = time.monotonic_ns()
-                play_at = max(now + int(s.lead_s * NS), self.player.earliest_play_at_ns(),
-                              self._tail_ns + int(s.gap_s * NS) if self._tail_ns else 0)
+                play_at = max(now + self._lead_ns, self.player.earliest_play_at_ns(),
+                              self._tail_ns + self._gap_ns if self._tail_ns else 0)
                 uid = f"{self._prefix}-{next(self._ids)}"
                 if spoken.engine != engine:
                     engine = spoken.engine
                     self._send(EngineUsed(say_id=say.say_id, engine=engine, failed=list(spoken.failed),
                                           cached=spoken.cached), req.turn)
-                self.engines_used[engine] = self.engines_used.get(engine, 0) + 1
+                self._engines_used[engine] = self._engines_used.get(engine, 0) + 1
                 self._send(Utterance(utterance_id=uid, text=piece.text, sample_rate=syn.sample_rate, play_at_ns=play_at,
                                      engine=spoken.engine, pcm=syn.pcm.astype("<i2").tobytes(), phonemes=list(syn.phonemes),
                                      phoneme_alphabet=syn.alphabet if syn.phonemes else "", say_id=say.say_id,

@@ -12,7 +12,9 @@ from dataclasses import replace
 from typing import Iterable
 
 from .cache import AudioCache
-from .loudness import LoudnessSettings, normalize
+from assistant.config.schema import VoiceLoudnessSettings
+
+from .loudness import normalize, variant
 from .tts.base import Synthesis, TtsEngine, TtsError
 from .tts.failover import FailoverChain, Spoken
 
@@ -23,10 +25,11 @@ class Synthesizer:
     """Failover chain + cache + loudness. Thread-safe (its parts are)."""
 
     def __init__(self, chain: FailoverChain, cache: AudioCache | None = None,
-                 loudness: LoudnessSettings | None = None) -> None:
+                 loudness: VoiceLoudnessSettings = VoiceLoudnessSettings()) -> None:
         self.chain = chain
         self.cache = cache
-        self.loudness = loudness or LoudnessSettings()
+        self.loudness = loudness
+        self._variant = variant(loudness)
 
     def speak(self, text: str, lang: str = "", voice: str = "", *, private: bool = False) -> Spoken:
         """Audio for one sentence; ``TtsError`` when no engine can speak it. ``private``: not cached."""
@@ -39,7 +42,7 @@ class Synthesizer:
                     vid = engine.voice_id(lang, voice)
                 except TtsError:
                     return None  # the engine cannot speak this; the chain will report why
-                return cache.get(engine.name, vid, lang, text, self.loudness.variant)
+                return cache.get(engine.name, vid, lang, text, self._variant)
 
         spoken = self.chain.synthesize(text, lang, voice, lookup=lookup)
         if spoken.cached:
@@ -47,7 +50,7 @@ class Synthesizer:
         s = spoken.synthesis
         spoken.synthesis = replace(s, pcm=normalize(s.pcm, s.sample_rate, self.loudness))
         if self.cache is not None and not private:
-            self.cache.put(spoken.synthesis, lang, text, self.loudness.variant)
+            self.cache.put(spoken.synthesis, lang, text, self._variant)
         return spoken
 
     def prewarm(self, phrases: Iterable[str], lang: str = "", voice: str = "") -> int:

@@ -87,9 +87,10 @@ def test_thread_safe_under_concurrency(espeak):
 
 MBROLA_PROBE = r"""
 import json, sys
-from services.voice.tts.espeak import EspeakEngine, EspeakSettings
+from assistant.config.schema import VoiceEspeakSettings
+from services.voice.tts.espeak import EspeakEngine
 from pocketsphinx import Decoder
-e = EspeakEngine(EspeakSettings(voice="mb-us2"))
+e = EspeakEngine(VoiceEspeakSettings(voice="mb-us2"))
 s = e.synthesize("hello what time is it today")
 d = Decoder(samprate=s.sample_rate, loglevel="FATAL")
 d.start_utt(); d.process_raw(s.pcm.tobytes(), full_utt=True); d.end_utt()

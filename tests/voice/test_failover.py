@@ -8,8 +8,10 @@ import pytest
 
 from fake_google import blackhole
 from services.voice.tts.base import TtsError
-from services.voice.tts.failover import FailoverChain, FailoverSettings
-from services.voice.tts.gtts_engine import GttsEngine, GttsSettings
+from assistant.config.schema import VoiceFailoverSettings as FailoverSettings
+from services.voice.tts.failover import FailoverChain
+from assistant.config.schema import VoiceGttsSettings as GttsSettings
+from services.voice.tts.gtts_engine import GttsEngine
 
 
 class Clock:

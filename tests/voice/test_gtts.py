@@ -9,7 +9,8 @@ import pytest
 
 from fake_google import blackhole, decode_google_lang
 from services.voice.tts.base import EngineUnavailable, TtsError
-from services.voice.tts.gtts_engine import GttsEngine, GttsSettings
+from assistant.config.schema import VoiceGttsSettings as GttsSettings
+from services.voice.tts.gtts_engine import GttsEngine
 
 
 def test_speaks_through_google_protocol(google, espeak):

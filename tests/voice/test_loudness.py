@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from services.voice.loudness import LoudnessSettings, measure_lufs, normalize
+from assistant.config.schema import VoiceLoudnessSettings
+from services.voice.loudness import measure_lufs, normalize
 
 
 def _human(shared_data):
@@ -22,7 +23,7 @@ def test_engines_and_recordings_end_up_equally_loud(shared_data, espeak):
     sources = [(human, human_rate), (robot.pcm, robot.sample_rate), (quiet, robot.sample_rate)]
     before = [measure_lufs(p, r) for p, r in sources]
     assert max(before) - min(before) > 20
-    target = LoudnessSettings(target_lufs=-20.0)
+    target = VoiceLoudnessSettings(target_lufs=-20.0)
     after = [measure_lufs(normalize(p, r, target), r) for p, r in sources]
     assert after == pytest.approx([-20.0] * 3, abs=0.5), after
 
@@ -30,7 +31,7 @@ def test_engines_and_recordings_end_up_equally_loud(shared_data, espeak):
 def test_peak_ceiling_wins_over_the_target(espeak):
     s = espeak.synthesize("Loud and clear.")
     quiet = (s.pcm.astype(np.float32) * 0.1).astype(np.int16)
-    out = normalize(quiet, s.sample_rate, LoudnessSettings(target_lufs=0.0, peak_dbfs=-3.0))
+    out = normalize(quiet, s.sample_rate, VoiceLoudnessSettings(target_lufs=0.0, peak_dbfs=-3.0))
     peak_db = 20 * np.log10(np.abs(out.astype(np.int32)).max() / 32768)
     assert peak_db == pytest.approx(-3.0, abs=0.05), "gain stops at the ceiling, no clipping"
     assert measure_lufs(out, s.sample_rate) < -10.0

@@ -8,14 +8,16 @@ import time
 import numpy as np
 import pytest
 
-from services.voice.cache import AudioCache, CacheSettings
+from services.voice.cache import AudioCache
 from services.voice.synthesizer import Synthesizer
 from services.voice.tts.base import TtsError
-from services.voice.tts.failover import FailoverChain, FailoverSettings
+from assistant.config.schema import VoicePiperSettings as PiperSettings
+from assistant.config.schema import VoiceFailoverSettings as FailoverSettings
+from services.voice.tts.failover import FailoverChain
 from services.voice.tts.gtts_engine import GttsEngine
 
 pytest.importorskip("piper", reason="Piper needs the voice extra (piper-tts)")
-from services.voice.tts.piper_engine import PiperEngine, PiperSettings, timed_phonemes  # noqa: E402
+from services.voice.tts.piper_engine import PiperEngine, timed_phonemes  # noqa: E402
 from services.voice.tts.piper_voices import VoiceFileError, find_voice  # noqa: E402
 
 VOWELS = set("aeiouæɑɐɛɪəʌɔʊɚɜ")
@@ -176,7 +178,7 @@ def test_another_voice_by_folder_picked_by_name_or_language_and_cached_apart(tmp
     uk = engine.synthesize("Mind the gap.", lang="en-GB")
     assert uk.voice.startswith("en_GB-test-medium") and uk.phonemes == [] and uk.alphabet == ""  # no timings asked
 
-    synth = Synthesizer(FailoverChain([engine]), AudioCache(CacheSettings(tmp_path / "cache")))
+    synth = Synthesizer(FailoverChain([engine]), AudioCache(tmp_path / "cache"))
     first = synth.speak("Mind the gap.", "en-GB")
     again = synth.speak("Mind the gap.", "en-GB")
     us = synth.speak("Mind the gap.", "en-US")
@@ -205,14 +207,14 @@ def test_a_slow_piper_falls_over_at_its_deadline_but_is_not_backed_off(piper, es
 
 
 def test_a_synthesis_past_its_deadline_is_stopped_not_left_running(joe):
-    engine = PiperEngine(PiperSettings(voice=str(joe.model), deadline_s=0.05))
+    engine = PiperEngine(PiperSettings(voice=str(joe.model)), deadline_s=0.05)
     engine.load()
     t0 = time.monotonic()
     with pytest.raises(TtsError, match="gave up after 0.05 s"):
         engine.synthesize("This long sentence keeps the neural voice busy for a good while, long past the deadline "
                           "it was given, so the run must be stopped rather than left to finish on its own.")
     assert time.monotonic() - t0 < 0.5, "onnxruntime stopped at the deadline"
-    engine.settings = PiperSettings(voice=str(joe.model))  # no deadline: the same voice speaks again
+    engine.deadline_s = 0.0  # no deadline: the same voice speaks again
     assert engine.synthesize("Still here.").duration_s > 0.3
 
 

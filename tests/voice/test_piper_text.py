@@ -45,7 +45,8 @@ def test_piper_reads_a_title_inside_the_sentence():
     """Piper's own phonemiser ends a sentence at "Mr." (two sentences, a fall and a pause before the
     name); after ``speakable`` it is one sentence, and "$5" is "five dollars", not "dollar five"."""
     pytest.importorskip("piper", reason="Piper needs the voice extra (piper-tts)")
-    from services.voice.tts.piper_engine import PiperEngine, PiperSettings
+    from assistant.config.schema import VoicePiperSettings as PiperSettings
+    from services.voice.tts.piper_engine import PiperEngine
 
     engine = PiperEngine(PiperSettings(noise_scale=0.0, noise_w_scale=0.0, alignments=False))
     files = engine.load()

@@ -11,7 +11,8 @@ import pytest
 from assistant.messages import Done, EngineUsed, Playback, Say, Utterance, VoiceError
 from hardware.speaker import WavSinkSpeaker, read_recording
 from services.voice.player import Player
-from services.voice.scheduler import SchedulerSettings, SpeechScheduler
+from assistant.config.schema import VoiceSettings
+from services.voice.scheduler import SpeechScheduler
 from services.voice.synthesizer import Synthesizer
 from services.voice.tts.failover import FailoverChain
 
@@ -49,7 +50,7 @@ def rig(tmp_path, espeak):
     player = Player(speaker)
     out = Collected()
     sched = SpeechScheduler(Synthesizer(FailoverChain([espeak])), player, out,
-                            SchedulerSettings(lead_s=0.03, gap_s=0.1, announce_ahead_s=0.5))
+                            VoiceSettings(lead_ms=30, sentence_gap_ms=100, announce_ahead_s=0.5))
     yield sched, out, speaker
     sched.close()
     player.close()

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import logging
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from assistant import espeak as L
+
+from assistant.config.schema import VoiceEspeakSettings
 
 from .base import Synthesis, TtsError, check_text
 
@@ -23,33 +24,18 @@ log = logging.getLogger(__name__)
 MBROLA_DIRS = ("/usr/share/mbrola", "/usr/lib/mbrola")
 
 
-@dataclass(frozen=True)
-class EspeakSettings:
-    """Settings of the espeak-ng engine."""
-
-    lang: str = "en"
-    """Language used when a request names none."""
-    voice: str = ""
-    """Default voice: empty for the language's own voice, ``mb-us2`` for MBROLA, ``en-us+f3`` variants."""
-    rate_wpm: int = 165
-    """Speaking rate in words per minute (espeak's default 175 sounds hurried on a kiosk)."""
-    pitch: int = 50
-    """Base pitch 0-100."""
-    library_path: str | None = None
-    """libespeak-ng to load; ``None``: the copy bundled with ``espeakng-loader``, or Debian's
-    (which has MBROLA support) when ``voice`` is an ``mb-*`` voice. One library per process."""
-    data_path: str | None = None
-    """espeak-ng-data folder matching ``library_path``; ``None`` picks the one beside it."""
-
-
 class EspeakEngine:
     """espeak-ng via ctypes. Thread-safe: one process-wide lock serialises the C library."""
 
     name = "espeak-ng"
 
-    def __init__(self, settings: EspeakSettings | None = None) -> None:
-        self.settings = settings or EspeakSettings()
-        lib_path, data_path = self.settings.library_path, self.settings.data_path
+    def __init__(self, settings: VoiceEspeakSettings = VoiceEspeakSettings(), lang: str = "en") -> None:
+        """``settings``: ``voice.espeak``; ``lang``: used when a request names none (``voice.lang``).
+        One library per process: an empty ``library_path`` loads the copy bundled with
+        ``espeakng-loader``, or Debian's (which has MBROLA support) for an ``mb-*`` voice."""
+        self.settings = settings
+        self.lang = lang
+        lib_path, data_path = settings.library_path or None, settings.data_path or None
         if lib_path is None and self.settings.voice.startswith("mb-"):
             system = L.system_library()
             if system is None:
@@ -97,7 +83,7 @@ class EspeakEngine:
             if base not in self._lib.languages and not any(k.endswith("/" + base) for k in self._lib.voices):
                 raise TtsError(f"espeak-ng has no voice {voice!r}", permanent=True)
             return voice
-        code = (lang or self.settings.lang).strip().lower().replace("_", "-")
+        code = (lang or self.lang).strip().lower().replace("_", "-")
         if code in self._lib.languages:
             return code
         if code.split("-")[0] in self._lib.languages:

@@ -6,6 +6,9 @@ hold the reply. An engine that timed out or could not be reached is skipped for 
 the next sentences go straight to the next engine. A local engine (``local = True``: it runs on
 this CPU, nothing to be unreachable) that misses its deadline is not backed off: it was slow
 once, under load, and speaks the next sentence again; one that cannot load its voice is.
+
+The attempts run on the runtime's workers (``assistant.workers``; the voice service passes its
+group): an attempt stuck past its deadline is abandoned there, and reported at shutdown.
 """
 
 from __future__ import annotations
@@ -17,21 +20,12 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
+from assistant.config.schema import VoiceFailoverSettings
+from assistant.workers import Workers
+
 from .base import EngineUnavailable, Synthesis, TtsEngine, TtsError
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class FailoverSettings:
-    """Settings of the failover chain."""
-
-    timeout_s: float = 1.5
-    """Deadline per engine, except the last (the last resort has nothing to fall back to)."""
-    last_timeout_s: float = 10.0
-    """Deadline of the last engine in the chain."""
-    backoff_s: float = 30.0
-    """How long an engine that timed out or was unreachable is skipped."""
 
 
 @dataclass
@@ -50,12 +44,13 @@ class Spoken:
 class FailoverChain:
     """Try engines in order; report which spoke and why the others did not."""
 
-    def __init__(self, engines: Sequence[TtsEngine], settings: FailoverSettings | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, engines: Sequence[TtsEngine], settings: VoiceFailoverSettings = VoiceFailoverSettings(),
+                 clock: Callable[[], float] = time.monotonic, workers: Workers | None = None) -> None:
         if not engines:
             raise ValueError("a failover chain needs at least one engine")
         self.engines = list(engines)
-        self.settings = settings or FailoverSettings()
+        self.settings = settings
+        self._workers = workers if workers is not None else Workers("tts")
         self._clock = clock
         self._backoff_until: dict[str, float] = {}
         self._lock = threading.Lock()
@@ -124,7 +119,7 @@ class FailoverChain:
             except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller
                 future.set_exception(exc)
 
-        threading.Thread(target=work, name=f"tts-{engine.name}", daemon=True).start()
+        self._workers.start(f"tts-{engine.name}", work)
         deadline = self._deadline(engine)
         try:
             return future.result(timeout=deadline)

@@ -9,27 +9,14 @@ from __future__ import annotations
 
 import io
 import logging
-from dataclasses import dataclass
 
 import numpy as np
+
+from assistant.config.schema import VoiceGttsSettings
 
 from .base import EngineUnavailable, Synthesis, TtsError, check_text
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class GttsSettings:
-    """Settings of the gTTS engine."""
-
-    lang: str = "en"
-    """Language used when a request names none (gTTS codes: ``en``, ``cs``, ``zh-CN``)."""
-    tld: str = "com"
-    """Google host top-level domain; picks the accent (``co.uk``, ``com.au``, ``ca``)."""
-    timeout_s: float = 1.5
-    """Network timeout of each HTTP request."""
-    slow: bool = False
-    """Google's slow reading."""
 
 
 class GttsEngine:
@@ -37,18 +24,21 @@ class GttsEngine:
 
     name = "gtts"
 
-    def __init__(self, settings: GttsSettings | None = None) -> None:
+    def __init__(self, settings: VoiceGttsSettings = VoiceGttsSettings(), lang: str = "en") -> None:
+        """``settings``: ``voice.gtts``; ``lang``: used when a request names none (``voice.lang``; gTTS
+        codes: ``en``, ``cs``, ``zh-CN``)."""
         try:
             import gtts  # noqa: F401 - import check only
             import soundfile  # noqa: F401
         except ImportError as exc:  # pragma: no cover - depends on the install
             raise ImportError("gTTS needs the voice extra: pip install 'embodied-assistant[voice]'") from exc
-        self.settings = settings or GttsSettings()
+        self.settings = settings
+        self.lang = lang
 
     def _lang(self, lang: str) -> str:
         from gtts.lang import tts_langs
 
-        code = (lang or self.settings.lang).strip()
+        code = (lang or self.lang).strip()
         langs = tts_langs()  # a table inside gTTS: no network
         for cand in (code, code.lower(), code.split("-")[0].lower()):
             if cand in langs:

