@@ -58,6 +58,20 @@ def mouth_opening(points: np.ndarray) -> float:
     return max(0.0, gap) / max(eyes, 1.0)
 
 
+#: Lip motion is the change of the opening over this long (about half a syllable): landmark jitter is the
+#: same over any lag, a syllable's opening and closing grows with it up to ~100 ms.
+MOTION_LAG_NS = 100_000_000
+
+
+def lip_motion(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """|opening(t) - opening(t - MOTION_LAG_NS)| at each sample after the first lag, and those times."""
+    t, o = m[:, 0], m[:, 1]
+    keep = t >= t[0] + MOTION_LAG_NS
+    if MOTION_LAG_NS <= 0 or keep.sum() < 2:
+        return np.abs(np.diff(o)), t[1:]
+    return np.abs(o[keep] - np.interp(t[keep] - MOTION_LAG_NS, t, o)), t[keep]
+
+
 class MouthReader:
     """dlib's 68-point shape predictor on a face box of a grey image."""
 
@@ -100,7 +114,7 @@ class SpeakerChange:
 
 
 class ActiveSpeaker:
-    def __init__(self, *, window_s: float = 0.6, margin: float = 0.1, min_score: float = 0.15, hold_ms: float = 150,
+    def __init__(self, *, window_s: float = 0.6, margin: float = 0.1, min_score: float = 0.1, hold_ms: float = 150,
                  video_latency_ms: float = 0.0, audio_latency_ms: float = 0.0) -> None:
         self.tau_ns = window_s * NS
         self.margin = margin
@@ -216,15 +230,14 @@ class ActiveSpeaker:
         return float(np.sum(w * o * a) / (sd_a * max(sd_o, MOUTH_FLOOR)))
 
     def _activity(self, m: np.ndarray, audio: np.ndarray, start: float) -> float:
-        """Lip motion (RMS change of the opening between frames) while this stretch of speech is
-        heard, against the face's motion while nothing is heard (a chewing or smiling face moves
+        """Lip motion (RMS change of the opening over ``MOTION_LAG_NS``) while this stretch of speech
+        is heard, against the face's motion while nothing is heard (a chewing or smiling face moves
         then too; a speaker's lips rest)."""
         if len(m) < 3:
             return 0.0
-        step = np.abs(np.diff(m[:, 1]))
-        t = m[1:, 0]
+        step, t = lip_motion(m)
         voiced = np.interp(t, audio[:, 0], audio[:, 2]) > 0.5
-        talk = step[(t >= start)]
+        talk = step[t >= start]
         rest = step[(t < start) & ~voiced]
         if len(talk) < 2:
             return 0.0
@@ -250,9 +263,8 @@ class ActiveSpeaker:
         return SpeakerChange(best, self._onset(self._challenge_since), round(min(1.0, max(0.0, top)), 3), prev)
 
     def _onset(self, before_ns: int) -> int:
-        """Where the new speaker's speech began: the start of the voiced run under way (or last
-        begun) when the challenge started, after a pause of >= 90 ms; in continuous speech (one
-        talks over the other) half a time constant before the challenge."""
+        """The start of the voiced run under way (or last begun) when the challenge started, after a
+        pause of >= 90 ms (at most ``HISTORY_S`` back); without one, half a time constant before it."""
         fallback = int(before_ns - self.tau_ns / 2)
         quiet, start = 0, None
         for c, _, v in self._audio:
@@ -264,6 +276,6 @@ class ActiveSpeaker:
                 quiet = 0
             else:
                 quiet += 1
-        if start is None or start < before_ns - 2 * self.tau_ns:
+        if start is None:
             return fallback
         return int(start - 15_000_000)
