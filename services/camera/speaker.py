@@ -133,7 +133,8 @@ class ActiveSpeaker:
         """The last scores per track (for the bench and the status page)."""
         self.audio_horizon_ns = 0
         """End of the newest audio frame heard (corrected for the audio latency)."""
-        self._scored_at = -1
+        self._ends: deque[int] = deque()
+        """Ends of the audio batches not judged yet."""
         self.scorings = 0
         """How many times faces were scored (while speech was heard)."""
 
@@ -163,9 +164,13 @@ class ActiveSpeaker:
                 if self._audio and c <= self._audio[-1][0]:
                     continue  # out of order or repeated: keep the clock monotonic
                 self._audio.append((c, float(e), bool(v)))
-            self.audio_horizon_ns = max(self.audio_horizon_ns, t0 + len(energies) * step)
+            if t0 + len(energies) * step > self.audio_horizon_ns:
+                self.audio_horizon_ns = t0 + len(energies) * step
+                self._ends.append(self.audio_horizon_ns)
         while self._audio and self._audio[0][0] < self.audio_horizon_ns - HISTORY_S * NS:
             self._audio.popleft()
+        while self._ends and self._ends[0] < self.audio_horizon_ns - HISTORY_S * NS:
+            self._ends.popleft()
 
     # --- decision ------------------------------------------------------------------------------
     def update(self, live: list[int]) -> SpeakerChange | None:
@@ -177,11 +182,21 @@ class ActiveSpeaker:
             prev, self.current = self.current, -1
             self._challenger = -1
             return SpeakerChange(-1, self.audio_horizon_ns, 0.0, prev)
-        if len(self._audio) < 4 or self.audio_horizon_ns == self._scored_at:
+        if len(self._audio) < 4 or not self._ends:
             return None  # nothing new heard since the last scoring (audio comes every ~150 ms)
-        self._scored_at = self.audio_horizon_ns
         audio = np.array([(c, e, v) for c, e, v in self._audio], dtype=np.float64)
-        end = self.audio_horizon_ns
+        # Each batch is judged at its own end, in order: a loaded machine delivers them in bursts, and
+        # judging only the newest end would skip the speech the burst held (one scoring per line).
+        while self._ends:
+            end = self._ends.popleft()
+            change = self._score_at(audio[audio[:, 0] <= end], end, live)
+            if change is not None:
+                return change  # the later ends wait for the next frame
+        return None
+
+    def _score_at(self, audio: np.ndarray, end: int, live: list[int]) -> SpeakerChange | None:
+        if len(audio) < 4:
+            return None
         recent = audio[audio[:, 0] >= end - 0.3 * NS]
         if not len(recent) or recent[:, 2].mean() < 0.3:
             self._challenger = -1
