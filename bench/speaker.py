@@ -19,9 +19,10 @@ Prints progress on stderr and ONE JSON object as the last stdout line:
   to 0.5 s after its publication;
 - cpu_ms_per_frame: CPU time of the mouth landmarks and scoring per frame (two or three faces);
   pipeline_fps_one_core: the whole camera pipeline with it, one core;
-- per-scene numbers, and the same on the tuning clips (``tuning``) for reference.
+- per-scene numbers, where the wrong frames fall (``wrong_frames``: a turn's first 0.5 s, after an
+  overlap, elsewhere), the speakers scored and tuned on, and the tuning scenes' numbers for reference.
 
-Thresholds and the window were chosen on the tuning scene (GRID ``bbaf2n``, ``lbax4n``); the
+Thresholds, the window and the lip-motion lag were chosen on the ``TUNING`` scenes; the
 reported scenes use other speakers. The scenes run in parallel processes (CPU times are per
 thread, so the per-frame costs are one core's). Run from the repository root:
 ``python bench/speaker.py [--quick | --smoke] [--jobs N]``.
