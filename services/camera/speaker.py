@@ -7,7 +7,7 @@ and VAD verdict (``hearing.activity``, each path's latency subtracted). While sp
 scores each face over the stretch of speech under way (from its onset after a pause of 250 ms,
 at most 3 time constants back) with two cues:
 
-- activity (weight 0.7): how much more the lips move (RMS change of the opening between frames)
+- activity (weight 0.7): how much more the lips move (RMS change of the opening over 100 ms)
   now than in the face's own quiet moments: a speaker's lips move with the speech and rest in
   the pauses; a listener's stay still; a chewing or smiling face moves in the pauses too;
 - sync (weight 0.3): the exponentially weighted correlation of the opening with the level (lips
@@ -49,6 +49,9 @@ MOTION_FLOOR = 0.005
 PAUSE_NS = 250_000_000
 #: Scoring starts this long before the stretch of speech (the mouth opens as the sound starts).
 PREROLL_NS = 100_000_000
+#: Lip motion is the change of the opening over this long (about half a syllable): landmark jitter is the
+#: same over any lag, a syllable's opening and closing grows with it up to ~100 ms.
+MOTION_LAG_NS = 100_000_000
 
 
 def mouth_opening(points: np.ndarray) -> float:
@@ -56,11 +59,6 @@ def mouth_opening(points: np.ndarray) -> float:
     gap = float(np.mean([points[lo, 1] - points[up, 1] for up, lo in _LIPS]))
     eyes = float(np.hypot(*(points[_EYES[1]] - points[_EYES[0]])))
     return max(0.0, gap) / max(eyes, 1.0)
-
-
-#: Lip motion is the change of the opening over this long (about half a syllable): landmark jitter is the
-#: same over any lag, a syllable's opening and closing grows with it up to ~100 ms.
-MOTION_LAG_NS = 100_000_000
 
 
 def lip_motion(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
