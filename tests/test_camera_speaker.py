@@ -68,6 +68,25 @@ def test_chewing_in_silence_a_cough_and_leaving_view():
     assert eng.update([2]) is None
 
 
+def test_audio_arriving_in_a_burst_is_judged_batch_by_batch():
+    """A loaded machine delivers hearing.activity late and in bursts: the lips read meanwhile are
+    still lined up with each batch, and the speaker is named with the onset of the speech."""
+    rng = np.random.default_rng(4)
+    eng = ActiveSpeaker()
+    a = (1.0, 3.0)
+    mouths = {1: lambda t: 0.02 + 0.3 * syllables(t, a) + rng.normal(0, 0.004), 2: lambda t: 0.02 + rng.normal(0, 0.004)}
+    for i in range(int(4.0 * 10)):  # a camera at 10 fps; no audio until 3.9 s
+        t = i / 10
+        for tid, f in mouths.items():
+            eng.add_mouth(tid, int(t * NS), f(t))
+    for k in range(int(3.9 / 0.15)):  # then every batch at once
+        ts = [k * 0.15 + i * 0.03 for i in range(5)]
+        eng.add_audio(int(k * 0.15 * NS), 30, [20 + 50 * syllables(x, a) for x in ts], [a[0] <= x < a[1] for x in ts])
+    changes = [c for c in (eng.update([1, 2]) for _ in range(3)) if c is not None]
+    assert [c.track_id for c in changes] == [1] and abs(changes[0].since_ns / NS - 1.0) < 0.2, changes
+    assert eng.scorings >= 3
+
+
 def test_mouth_opening_is_the_inner_lip_gap_over_the_eye_distance():
     pts = np.zeros((68, 2), np.float32)
     pts[36], pts[45] = (0, 0), (100, 0)

@@ -45,9 +45,6 @@ def write_cast(path: Path, present: list[str], talking: dict[str, tuple[float, f
     os.replace(tmp, path)
 
 
-@pytest.mark.xfail(reason="on the shared, overloaded 2-core machine the live camera scored faces only ~5 times during the "
-                          "two-second lines (120+ hearing.activity batches arrived) and named no speaker in most runs; one run "
-                          "passed the speaker checks. Not understood yet: see the lead's report", strict=False)
 def test_the_unknown_visitor_beside_sam_never_gets_her_mail(tmp_path, monkeypatch):
     # espeak-ng speaks the replies: this test is about who is served, and Piper would take a core.
     monkeypatch.setenv("ASSISTANT_VOICE__ENGINES", '["espeak-ng"]')
@@ -78,13 +75,17 @@ def test_the_unknown_visitor_beside_sam_never_gets_her_mail(tmp_path, monkeypatc
         assert "door code" in reading.text.lower() and "Sam" in reading.text
         w.wait(lambda: reading.status, 40, "the reading to end")
 
-        # A stranger stands beside her.
+        # A stranger stands beside her, and is greeted (after the brain's wait for a recognition that
+        # does not come): Sam's line must not be said over that greeting.
         seen = len(w.people)
+        t_stranger = time.monotonic_ns()
         write_cast(cast, [SAM, STRANGER])
         arrived = w.wait(lambda: next((p for p in w.people[seen:] if p.event == "engaged" and p.track_id != sam_track), None), 30,
                          "the stranger to engage")
         stranger_track = arrived.track_id
-        w.wait(lambda: w.reply_after(t, "greeting") and not w.speaking, 30, "the greetings to end")
+        greeting = w.wait(lambda: w.reply_after(t_stranger, "greeting"), 30, "the stranger's greeting")
+        assert "welcome" in greeting.text.lower() and "Sam" not in greeting.text, greeting.text
+        w.wait(lambda: greeting.status, 30, "the greeting to end")
         w.quiet(0.8)
 
         def seen_speakers() -> str:

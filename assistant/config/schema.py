@@ -521,7 +521,7 @@ class CameraSettings(Section):
     """Time constant of the audio-visual correlation (exponentially weighted over 3x this); shorter reacts faster, flips more."""
     speaker_margin: Annotated[float, Within(0.0, 2.0)] = 0.1
     """A challenger's score must beat the current speaker's by this much to take over (hysteresis)."""
-    speaker_min_score: Annotated[float, Within(0.0, 1.0)] = 0.15
+    speaker_min_score: Annotated[float, Within(0.0, 1.0)] = 0.1
     """Lowest score (a weighted correlation of mouth opening with the sound's level) that makes a face the speaker."""
     speaker_hold_ms: Annotated[int, Within(0, 5000)] = 150
     """A challenger must lead for this long before the speaker changes (a cough or a nod does not flip it)."""

@@ -7,7 +7,7 @@ and VAD verdict (``hearing.activity``, each path's latency subtracted). While sp
 scores each face over the stretch of speech under way (from its onset after a pause of 250 ms,
 at most 3 time constants back) with two cues:
 
-- activity (weight 0.7): how much more the lips move (RMS change of the opening between frames)
+- activity (weight 0.7): how much more the lips move (RMS change of the opening over 100 ms)
   now than in the face's own quiet moments: a speaker's lips move with the speech and rest in
   the pauses; a listener's stay still; a chewing or smiling face moves in the pauses too;
 - sync (weight 0.3): the exponentially weighted correlation of the opening with the level (lips
@@ -49,6 +49,9 @@ MOTION_FLOOR = 0.005
 PAUSE_NS = 250_000_000
 #: Scoring starts this long before the stretch of speech (the mouth opens as the sound starts).
 PREROLL_NS = 100_000_000
+#: Lip motion is the change of the opening over this long (about half a syllable): landmark jitter is the
+#: same over any lag, a syllable's opening and closing grows with it up to ~100 ms.
+MOTION_LAG_NS = 100_000_000
 
 
 def mouth_opening(points: np.ndarray) -> float:
@@ -56,6 +59,15 @@ def mouth_opening(points: np.ndarray) -> float:
     gap = float(np.mean([points[lo, 1] - points[up, 1] for up, lo in _LIPS]))
     eyes = float(np.hypot(*(points[_EYES[1]] - points[_EYES[0]])))
     return max(0.0, gap) / max(eyes, 1.0)
+
+
+def lip_motion(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """|opening(t) - opening(t - MOTION_LAG_NS)| at each sample after the first lag, and those times."""
+    t, o = m[:, 0], m[:, 1]
+    keep = t >= t[0] + MOTION_LAG_NS
+    if MOTION_LAG_NS <= 0 or keep.sum() < 2:
+        return np.abs(np.diff(o)), t[1:]
+    return np.abs(o[keep] - np.interp(t[keep] - MOTION_LAG_NS, t, o)), t[keep]
 
 
 class MouthReader:
@@ -100,7 +112,7 @@ class SpeakerChange:
 
 
 class ActiveSpeaker:
-    def __init__(self, *, window_s: float = 0.6, margin: float = 0.1, min_score: float = 0.15, hold_ms: float = 150,
+    def __init__(self, *, window_s: float = 0.6, margin: float = 0.1, min_score: float = 0.1, hold_ms: float = 150,
                  video_latency_ms: float = 0.0, audio_latency_ms: float = 0.0) -> None:
         self.tau_ns = window_s * NS
         self.margin = margin
@@ -119,7 +131,8 @@ class ActiveSpeaker:
         """The last scores per track (for the bench and the status page)."""
         self.audio_horizon_ns = 0
         """End of the newest audio frame heard (corrected for the audio latency)."""
-        self._scored_at = -1
+        self._ends: deque[int] = deque()
+        """Ends of the audio batches not judged yet."""
         self.scorings = 0
         """How many times faces were scored (while speech was heard)."""
 
@@ -149,9 +162,13 @@ class ActiveSpeaker:
                 if self._audio and c <= self._audio[-1][0]:
                     continue  # out of order or repeated: keep the clock monotonic
                 self._audio.append((c, float(e), bool(v)))
-            self.audio_horizon_ns = max(self.audio_horizon_ns, t0 + len(energies) * step)
+            if t0 + len(energies) * step > self.audio_horizon_ns:
+                self.audio_horizon_ns = t0 + len(energies) * step
+                self._ends.append(self.audio_horizon_ns)
         while self._audio and self._audio[0][0] < self.audio_horizon_ns - HISTORY_S * NS:
             self._audio.popleft()
+        while self._ends and self._ends[0] < self.audio_horizon_ns - HISTORY_S * NS:
+            self._ends.popleft()
 
     # --- decision ------------------------------------------------------------------------------
     def update(self, live: list[int]) -> SpeakerChange | None:
@@ -163,11 +180,21 @@ class ActiveSpeaker:
             prev, self.current = self.current, -1
             self._challenger = -1
             return SpeakerChange(-1, self.audio_horizon_ns, 0.0, prev)
-        if len(self._audio) < 4 or self.audio_horizon_ns == self._scored_at:
+        if len(self._audio) < 4 or not self._ends:
             return None  # nothing new heard since the last scoring (audio comes every ~150 ms)
-        self._scored_at = self.audio_horizon_ns
         audio = np.array([(c, e, v) for c, e, v in self._audio], dtype=np.float64)
-        end = self.audio_horizon_ns
+        # Each batch is judged at its own end, in order: a loaded machine delivers them in bursts, and
+        # judging only the newest end would skip the speech the burst held (one scoring per line).
+        while self._ends:
+            end = self._ends.popleft()
+            change = self._score_at(audio[audio[:, 0] <= end], end, live)
+            if change is not None:
+                return change  # the later ends wait for the next frame
+        return None
+
+    def _score_at(self, audio: np.ndarray, end: int, live: list[int]) -> SpeakerChange | None:
+        if len(audio) < 4:
+            return None
         recent = audio[audio[:, 0] >= end - 0.3 * NS]
         if not len(recent) or recent[:, 2].mean() < 0.3:
             self._challenger = -1
@@ -216,15 +243,14 @@ class ActiveSpeaker:
         return float(np.sum(w * o * a) / (sd_a * max(sd_o, MOUTH_FLOOR)))
 
     def _activity(self, m: np.ndarray, audio: np.ndarray, start: float) -> float:
-        """Lip motion (RMS change of the opening between frames) while this stretch of speech is
-        heard, against the face's motion while nothing is heard (a chewing or smiling face moves
+        """Lip motion (RMS change of the opening over ``MOTION_LAG_NS``) while this stretch of speech
+        is heard, against the face's motion while nothing is heard (a chewing or smiling face moves
         then too; a speaker's lips rest)."""
         if len(m) < 3:
             return 0.0
-        step = np.abs(np.diff(m[:, 1]))
-        t = m[1:, 0]
+        step, t = lip_motion(m)
         voiced = np.interp(t, audio[:, 0], audio[:, 2]) > 0.5
-        talk = step[(t >= start)]
+        talk = step[t >= start]
         rest = step[(t < start) & ~voiced]
         if len(talk) < 2:
             return 0.0
@@ -250,9 +276,8 @@ class ActiveSpeaker:
         return SpeakerChange(best, self._onset(self._challenge_since), round(min(1.0, max(0.0, top)), 3), prev)
 
     def _onset(self, before_ns: int) -> int:
-        """Where the new speaker's speech began: the start of the voiced run under way (or last
-        begun) when the challenge started, after a pause of >= 90 ms; in continuous speech (one
-        talks over the other) half a time constant before the challenge."""
+        """The start of the voiced run under way (or last begun) when the challenge started, after a
+        pause of >= 90 ms (at most ``HISTORY_S`` back); without one, half a time constant before it."""
         fallback = int(before_ns - self.tau_ns / 2)
         quiet, start = 0, None
         for c, _, v in self._audio:
@@ -264,6 +289,6 @@ class ActiveSpeaker:
                 quiet = 0
             else:
                 quiet += 1
-        if start is None or start < before_ns - 2 * self.tau_ns:
+        if start is None:
             return fallback
         return int(start - 15_000_000)
