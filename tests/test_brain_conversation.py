@@ -375,6 +375,23 @@ def test_an_utterance_waits_for_the_camera_to_name_its_speaker(make, clock):
     clock.advance(1.6)
     assert "I'm sorry, I don't recognise you, so I can't check messages for you." in says(brain.tick())
     assert brain.counters["turns_held_for_speaker"] == 2 and brain.counters["turns_speaker_wait_expired"] == 1
+    # The camera last named Alice, and never says who asked this time: her mail is not read on that guess.
+    finish_all(brain)
+    brain.on_speaker(1, clock.ns)
+    clock.advance(5.0)
+    start = clock.ns
+    clock.advance(2.0)
+    assert brain.on_transcript("t3", "any messages for me", 0.9, clock.ns - 300_000_000, clock.ns, start) == []
+    clock.advance(1.6)
+    said = says(brain.tick())
+    assert not any("4711" in t for t in said) and any("which of you asked" in t for t in said)
+    assert brain.counters["messages_withheld_speaker_unsure"] == 1
+    # With a verdict naming her, she gets it.
+    finish_all(brain)
+    start = clock.ns
+    clock.advance(2.0)
+    assert brain.on_transcript("t4", "any messages for me", 0.9, clock.ns - 300_000_000, clock.ns, start) == []
+    assert any("4711" in t for t in says(brain.on_speaker(1, start + 50_000_000)))
 
 
 def test_a_held_utterance_is_answered_not_dropped_when_the_next_one_comes(make, clock):

@@ -239,13 +239,15 @@ class Brain:
         return self.sessions.active()
 
     def on_transcript(self, turn: str, text: str, confidence: float, speech_end_ns: int, transcript_ns: int,
-                      speech_start_ns: int = 0, *, released: bool = False) -> list[Out | Job]:
+                      speech_start_ns: int = 0, *, released: bool = False, unsure: bool = False) -> list[Out | Job]:
+        """A final transcript. ``unsure``: several visitors stand there and the camera never named who
+        said it (its wait ran out): it is answered, but nobody's mail is read on that guess."""
         if not released and self.listening:
             older = self._held
             if self._hold_for_speaker((turn, text, confidence, speech_end_ns, transcript_ns, speech_start_ns), speech_start_ns):
                 if older is not None and older[1][0] != turn:  # (a revision of the same turn replaces it)
                     self.count("turns_released_by_next")  # one held at a time: the older is answered as things stand
-                    return self.on_transcript(*older[1], released=True)
+                    return self.on_transcript(*older[1], released=True, unsure=True)
                 return []
         if not self.listening:
             self.count("ignored_nobody_engaged")
@@ -284,9 +286,9 @@ class Brain:
                 return out + self.say("That was a lot! Could you ask me your question in one short sentence?", "too-long", turn=turn, visitor=visitor)
             self.job = Job(turn, text, visitor.identity if visitor else "", visitor.track_id if visitor else -1, self.clock_ns())
             return out + [self.job]
-        return out + self._rule(intent, turn, visitor)
+        return out + self._rule(intent, turn, visitor, unsure)
 
-    def _rule(self, intent: skills.Intent, turn: str, visitor: Visitor | None) -> list[Out]:
+    def _rule(self, intent: skills.Intent, turn: str, visitor: Visitor | None, unsure: bool = False) -> list[Out]:
         self.count(f"skill_{intent.kind}")
         if intent.kind == "time":
             return self.say(skills.say_time(self.now()), "time", turn=turn, visitor=visitor)
@@ -302,6 +304,11 @@ class Brain:
         if intent.kind == "thanks":
             return self.say("You're welcome!", "smalltalk", turn=turn, visitor=visitor)
         if intent.kind == "messages":
+            if unsure and visitor is not None and visitor.identity:
+                # The last speaker the camera named may not be who asked: mail is read only to its owner.
+                self.count("messages_withheld_speaker_unsure")
+                return self.say("I couldn't see which of you asked. Whoever wants their messages, please ask me again"
+                                " while facing me.", "messages", turn=turn, visitor=None)
             return self._messages(turn, visitor)
         return self._send(intent.name, intent.body, turn, visitor)
 
@@ -473,7 +480,7 @@ class Brain:
         if self._held is not None and now >= self._held[0]:
             args, self._held = self._held[1], None
             self.count("turns_speaker_wait_expired")
-            out += self.on_transcript(*args, released=True)
+            out += self.on_transcript(*args, released=True, unsure=True)
         for ev in self.sessions.tick(now):
             out += self._session_event(ev)
         for say_id, sp in list(self.speaking.items()):
