@@ -160,6 +160,9 @@ def test_words_complete():
     assert words_complete("")
     assert words_complete("He might have been made still more respectable than he was.")
     assert not words_complete("The parking lot is")
+    assert words_complete("Could you tell me where the meeting room is?") and words_complete("Do you know where the toilet is")
+    assert not words_complete("Where is") and not words_complete("Is the cafeteria")
+    assert not words_complete("What time is")
     assert not words_complete("Could you please")
     assert not words_complete("Is the cafeteria?")  # no predicate yet
     assert words_complete("Is there a toilet?") and words_complete("Is this the office?")

@@ -92,6 +92,7 @@ _WORD = re.compile(r"[a-z0-9']+")
 
 
 COPULAS = frozenset("is are was were".split())
+WH = frozenset("where what who which how when why whether".split())
 SUPERLATIVES = frozenset("nearest closest next quickest fastest shortest cheapest easiest biggest largest smallest".split())
 DETERMINERS = frozenset("the a an my your his her our their".split())
 
@@ -108,6 +109,8 @@ def words_complete(text: str) -> bool:
     if len(words) >= 3 and words[-1] == "please" and words[-2] == "you":  # "could you please ..."
         return False
     if len(words) >= 2 and words[-1] in AUXILIARIES and words[-2] in PRONOUNS:  # "than he was", "yes i do"
+        return True
+    if words[-1] in COPULAS and any(w in WH for w in words[:-3]):  # "... where the meeting room is": an embedded question
         return True
     if len(words) == 3 and words[0] in COPULAS and words[1] in DETERMINERS:  # "is the cafeteria ...": no predicate yet
         return False
