@@ -216,3 +216,20 @@ def test_missing_model_errors_and_the_fallback(tmp_path):
     # auto: a Whisper model that cannot load leaves pocketsphinx hearing.
     engine = create_engine(HearingSettings(whisper_model=str(tmp_path)))
     assert engine.name == "pocketsphinx"
+
+
+def test_a_speculation_overtaken_by_speech_stops_early(whisper, tmp_path):
+    # Speech resumed while the pause's decode ran: it stops at its next stage instead of delaying the next one.
+    import time
+
+    pcm = synth("where can i find the elevator", tmp_path / "e.wav", "mb-us2")
+    whisper.start()
+    whisper.feed(pcm)
+    whisper.speculate()
+    future = whisper._spec[1]
+    time.sleep(0.02)
+    whisper.resume()
+    info = {"rejected": "cancelled"} if future.cancelled() else future.result()[1]
+    assert info["rejected"] == "cancelled", info
+    whisper.speculate()  # the pause at the end: decoded in full
+    assert wer("where can i find the elevator", whisper.finish().text) == 0
