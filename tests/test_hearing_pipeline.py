@@ -10,7 +10,7 @@ from hardware.microphone import RATE, AudioChunk, load_audio
 from services.hearing.echo import PlaybackReference
 from services.hearing.pipeline import ActivityFrames, Final, HearingPipeline, PartialText, SpeechEnded, SpeechStarted
 from services.hearing.stt.pocketsphinx_engine import PocketSphinxEngine
-from services.hearing.vad import EndpointerSettings
+from services.hearing.vad import Endpointer, EndpointerSettings
 from bench.lib.wer import wer
 
 from .hearing_audio import REPLY, VISITOR, barge_in_scene, synth, with_gaps
@@ -148,3 +148,22 @@ def test_visitor_over_the_reply_is_a_barge_in(engine, voices, after_s):
     # the reply stopped are clean. Measured: WER 0.00-0.43 over onsets from 1 to 4 s into the reply.
     text = finals[0].result.text
     assert "meeting room" in text and wer(VISITOR, text) <= 0.6, text
+
+
+@pytest.mark.parametrize("state,reason,silent_ms", [("finished", "silence", 210), ("doubtful", "doubt_pause", 510),
+                                                     ("unfinished", "long_pause", 1290), (True, "silence", 210)])
+def test_end_of_turn_verdict_sets_the_wait(state, reason, silent_ms, tmp_path):
+    ep = Endpointer(EndpointerSettings(hangover_ms=210, turn_doubt_silence_ms=500, turn_max_silence_ms=1300))
+    asked = []
+    ep.end_of_turn = lambda: asked.append(1) or (None if len(asked) < 3 else state)  # undecided twice (still decoding)
+    pcm = synth("where is the meeting room", tmp_path / "s.wav", "mb-us2")
+    pcm = np.concatenate([np.zeros(RATE // 2, np.int16), pcm, np.zeros(2 * RATE, np.int16)])
+    pcm = np.clip(pcm + np.random.default_rng(1).normal(0, 10, len(pcm)), -32768, 32767).astype(np.int16)
+    edges = [(i, ep.process(pcm[i:i + 480], i * 1_000_000_000 // RATE)) for i in range(0, len(pcm) - 480, 480)]
+    edges = [(i, e) for i, e in edges if e is not None and e.event in ("started", "ended")]
+    assert [e.event for _, e in edges] == ["started", "ended"] and len(asked) == 3, edges
+    i, end = edges[1]
+    assert end.reason == reason, end
+    # The turn ended at the verdict's wait after the last voiced frame (the undecided asks took 60 ms).
+    waited_ms = (i + 480) / RATE * 1000 - end.at_ns / 1e6
+    assert abs(waited_ms - max(silent_ms, 270)) <= 30, waited_ms

@@ -14,7 +14,8 @@ from hardware.microphone import RATE, AudioChunk, load_audio
 from services.hearing.pipeline import Final, HearingPipeline, SpeechStarted
 from bench.lib.sentences import KIOSK_SENTENCES, KIOSK_SPLIT
 from services.hearing.stt import EngineError, create_engine
-from services.hearing.turn import words_complete
+from services.hearing.stt import Result, WordTime
+from services.hearing.turn import turn_state, words_complete
 from bench.lib.wer import wer
 
 from .hearing_audio import synth
@@ -159,7 +160,37 @@ def test_words_complete():
     assert words_complete("")
     assert words_complete("He might have been made still more respectable than he was.")
     assert not words_complete("The parking lot is")
+    assert words_complete("Could you tell me where the meeting room is?") and words_complete("Do you know where the toilet is")
+    assert not words_complete("Where is") and not words_complete("Is the cafeteria")
+    assert not words_complete("What time is")
     assert not words_complete("Could you please")
+    assert not words_complete("Is the cafeteria?")  # no predicate yet
+    assert words_complete("Is there a toilet?") and words_complete("Is this the office?")
+    assert not words_complete("Where is the nearest?") and words_complete("Where is the nearest bus stop?")
+
+
+def _heard(text: str, last_conf: float) -> Result:
+    words = text.rstrip(".?!").split()
+    return Result(text, last_conf, [WordTime(w, i * 0.3, i * 0.3 + 0.3, 0.95) for i, w in enumerate(words[:-1])]
+                  + [WordTime(words[-1], 0.3 * len(words) - 0.3, 0.3 * len(words), last_conf)])
+
+
+def test_turn_state_trusts_whisper_when_it_is_sure_of_its_last_word():
+    # Finished by Whisper's words and sure of the last one: finished, even where pocketsphinx's partial
+    # misheard the end as a function word (the 1.3 s waits of bench/hearing.py's p95 tail).
+    assert turn_state(_heard("He was to do for them.", 0.99), "he was to do for") == "finished"
+    assert turn_state(_heard("Where can I find the elevator?", 0.95), "where can i find elevator") == "finished"
+    # Whisper trailing off: unfinished, whatever the partial says.
+    assert turn_state(_heard("I would like to", 0.98), "i would like to leave") == "unfinished"
+    # A fragment Whisper rounded off (its last word unsure) that the partial shows trailing off: unfinished.
+    assert turn_state(_heard("My name is John N.", 0.37), "my name is john and") == "unfinished"
+    assert turn_state(_heard("I am looking forward.", 0.61), "are you looking for") == "unfinished"
+    # One signal unsure: a short wait.
+    assert turn_state(_heard("Is there a pharmacy?", 0.82), "is there are the") == "doubtful"
+    assert turn_state(_heard("I am a little bit further.", 0.17), "i am aware we're live far") == "doubtful"
+    # No Whisper text yet (another engine): the partial alone.
+    assert turn_state(None, "where is the meeting room") == "finished"
+    assert turn_state(None, "i would like to") == "unfinished"
 
 
 def test_phrases_bias_the_final_pass(whisper, tmp_path):
@@ -185,3 +216,20 @@ def test_missing_model_errors_and_the_fallback(tmp_path):
     # auto: a Whisper model that cannot load leaves pocketsphinx hearing.
     engine = create_engine(HearingSettings(whisper_model=str(tmp_path)))
     assert engine.name == "pocketsphinx"
+
+
+def test_a_speculation_overtaken_by_speech_stops_early(whisper, tmp_path):
+    # Speech resumed while the pause's decode ran: it stops at its next stage instead of delaying the next one.
+    import time
+
+    pcm = synth("where can i find the elevator", tmp_path / "e.wav", "mb-us2")
+    whisper.start()
+    whisper.feed(pcm)
+    whisper.speculate()
+    future = whisper._spec[1]
+    time.sleep(0.02)
+    whisper.resume()
+    info = {"rejected": "cancelled"} if future.cancelled() else future.result()[1]
+    assert info["rejected"] == "cancelled", info
+    whisper.speculate()  # the pause at the end: decoded in full
+    assert wer("where can i find the elevator", whisper.finish().text) == 0

@@ -416,6 +416,9 @@ class HearingSettings(Section):
     """Smart Turn probability above which the turn is complete."""
     turn_max_silence_ms: Annotated[int, Within(0, 10000)] = 1300
     """The longest pause an unfinished sentence is waited for."""
+    turn_doubt_silence_ms: Annotated[int, Within(0, 10000)] = 500
+    """``words``: the pause waited for when the signals disagree (Whisper unsure of its last word, or the streaming
+    partial trailing off under a finished-looking Whisper text); at most ``turn_max_silence_ms``."""
     turn_continue_ms: Annotated[int, Within(0, 5000)] = 1000
     """Speech that resumes within this long after a turn's final (a pause the end of turn took for the end)
     continues the same turn: a revised final with the whole turn's text follows, and the brain answers that

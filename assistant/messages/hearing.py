@@ -65,7 +65,7 @@ class Transcript(Message, frozen=True):
     partial_engine: str = ""
     """Engine of this turn's ``hearing.partial`` captions when it is not ``engine`` (Whisper's final pass: pocketsphinx)."""
     end_reason: str = ""
-    """Why the turn ended: ``silence`` (a finished sentence), ``long_pause`` (an unfinished one, waited for), ``max_length``..."""
+    """Why the turn ended: ``silence`` (a finished sentence), ``doubt_pause`` (a maybe finished one, waited for briefly), ``long_pause`` (an unfinished one, waited for), ``max_length``..."""
     rejected: str = ""
     """Set (``no_speech``, ``low_logprob``, ``repetition``, ``stock_phrase``) when the final pass judged the text invented
     from noise, breath or silence; ``text`` is then empty."""

@@ -21,7 +21,7 @@ from hardware.microphone import RATE, AudioChunk
 
 from .echo import DoubleTalkDetector, EchoFilter, PlaybackReference
 from .stt import Result, SttEngine
-from .turn import SmartTurn, words_complete
+from .turn import FINISHED, SmartTurn, turn_state
 from .vad import Endpointer, EndpointerSettings, energy_db
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,10 @@ class Final:
     stt_s: float
     """Processing time the engine took for it."""
     reason: str = ""
-    """Why the utterance ended: ``silence``, ``long_pause``, ``max_length``, ``audio_gap``, ``end_of_audio``."""
+    """Why the utterance ended: ``silence``, ``doubt_pause``, ``long_pause``, ``max_length``, ``audio_gap``, ``end_of_audio``."""
+    rejected: str = ""
+    """Why the final pass withheld its text (noise, breath, a stock phrase), as the engine said when it made
+    this result (read on the pipeline thread right after ``finish()``, not later from the engine)."""
     revision: int = 0
     """0 for a turn's first final; n for the n-th revision (speech resumed after a pause the end of turn
     took for the end: the text is the whole turn, decoded again with the continuation)."""
@@ -345,16 +348,18 @@ class HearingPipeline:
         self._utt_stt_s += time.perf_counter() - t
         return out
 
-    def _turn_complete(self) -> bool | None:
-        """Asked by the endpointer after ``hangover_ms`` of silence: is the visitor's sentence finished?"""
+    def _turn_complete(self) -> bool | str | None:
+        """Asked by the endpointer after ``hangover_ms`` of silence: is the visitor's sentence finished?
+        ``words`` answers ``finished``, ``doubtful`` or ``unfinished`` (``turn.turn_state``)."""
         t = time.perf_counter()
         if self.turn_mode == "smart_turn":
             p = self.smart_turn.probability(np.concatenate(self._utt_audio)) if self._utt_audio else 1.0
             done = p >= self.turn_threshold
         else:
-            # "words": neither the final pass's text so far (speculated at the pause) nor the streaming
-            # partial trails off. Whisper's language model tends to round a fragment off ("I am
-            # looking for" -> "I am looking forward."); pocketsphinx writes the words it heard.
+            # "words": Whisper's text so far (speculated at the pause) must not trail off, and its last word
+            # decides how much the streaming partial counts: Whisper's language model tends to round a
+            # fragment off ("I am looking for" -> "I am looking forward.", its last word unsure) where
+            # pocketsphinx writes the words it heard (and often mishears a finished sentence's last word).
             # The final pass is needed for the transcript anyway, so the decision waits for it: while it
             # is still decoding, the question is asked again on the next frame: the pipeline thread never
             # blocks on it. Fed synchronously (``process``: tests, offline benchmarks, faster than real
@@ -364,7 +369,9 @@ class HearingPipeline:
             if result is None and self.engine.speculating():
                 return None
             partial = self._timed(self.engine.partial)
-            done = words_complete(partial) and (result is None or words_complete(result.text))
+            state = turn_state(result, partial)
+            self.turn_checks = [*self.turn_checks[-99:], (state == FINISHED, time.perf_counter() - t)]
+            return state
         self.turn_checks = [*self.turn_checks[-99:], (done, time.perf_counter() - t)]
         return done
 
@@ -373,17 +380,18 @@ class HearingPipeline:
         self.on_event(SpeechEnded(turn, end_ns, reason))
         t = time.perf_counter()
         result = self.engine.finish()
+        rejected = str(getattr(self.engine, "last", {}).get("rejected", "") or "")
         self._utt_stt_s += time.perf_counter() - t
         audio_s = self._utt_samples / RATE
         self.stats.utterances += 1
         self.stats.utterance_s += audio_s
         self.stats.stt_s += self._utt_stt_s
-        if reason in ("silence", "long_pause") and self.continue_ns:
+        if reason in ("silence", "doubt_pause", "long_pause") and self.continue_ns:
             # Also after an empty (rejected) final: the first part alone may have been too short to trust.
             self._prev = _Done(turn, self._utt_audio, self._utt_t0, self._utt_samples, self._speech_start, end_ns, self._revision)
         self._utt_audio = []
         self._gap = []
-        self.on_event(Final(turn, result, self._speech_start, end_ns, self._utt_t0, audio_s, self._utt_stt_s, reason, self._revision))
+        self.on_event(Final(turn, result, self._speech_start, end_ns, self._utt_t0, audio_s, self._utt_stt_s, reason, rejected, self._revision))
         self.stats.latencies_ms = [*self.stats.latencies_ms[-99:], (time.monotonic_ns() - end_ns) / 1e6]
 
     def _abort_utterance(self) -> None:

@@ -59,7 +59,7 @@ class HearingService(Service):
             aggressiveness=s.vad_aggressiveness, frame_ms=s.vad_frame_ms, start_ms=s.vad_start_ms, playback_start_ms=s.vad_playback_start_ms,
             preroll_ms=s.vad_preroll_ms, hangover_ms=s.vad_hangover_ms, max_utterance_s=s.max_utterance_s,
             gate_db=s.vad_gate_db, playback_gate_db=s.playback_gate_db, speculate_ms=s.vad_speculate_ms,
-            turn_max_silence_ms=s.turn_max_silence_ms,
+            turn_max_silence_ms=s.turn_max_silence_ms, turn_doubt_silence_ms=s.turn_doubt_silence_ms,
         )
         self.pipeline = HearingPipeline(self.engine, self._on_event, vad=vad, reference=self.reference,
                                         aec=s.aec, aec_delay_ms=s.aec_delay_ms, partial_interval_ms=s.partial_interval_ms,
@@ -119,11 +119,13 @@ class HearingService(Service):
         elif isinstance(ev, PartialText):
             self.publish(Partial(text=ev.text, engine=self.partial_engine or self.engine.name), turn=ev.turn)
         elif isinstance(ev, Final):
-            rejected = getattr(self.engine, "last", {}).get("rejected", "")
+            rejected = ev.rejected
             if rejected:
                 self.count("rejected_transcripts")  # invented by the final pass on noise, breath or silence
             if ev.reason == "long_pause":
                 self.count("unfinished_turns_waited")
+            elif ev.reason == "doubt_pause":
+                self.count("doubtful_turns_waited")
             if ev.revision:
                 self.count("turns_continued")  # the same turn id again: the brain answers this text instead
             t0 = ev.audio_t0_ns

@@ -91,6 +91,12 @@ PRONOUNS = frozenset("i you he she it we they there that this one".split())
 _WORD = re.compile(r"[a-z0-9']+")
 
 
+COPULAS = frozenset("is are was were".split())
+WH = frozenset("where what who which how when why whether".split())
+SUPERLATIVES = frozenset("nearest closest next quickest fastest shortest cheapest easiest biggest largest smallest".split())
+DETERMINERS = frozenset("the a an my your his her our their".split())
+
+
 def words_complete(text: str) -> bool:
     """Do the words so far read as a finished turn? Whisper marks trailing-off speech with "..." or
     a comma; otherwise the last word decides (a sentence does not end on "to", "the", "and", ...)."""
@@ -104,4 +110,48 @@ def words_complete(text: str) -> bool:
         return False
     if len(words) >= 2 and words[-1] in AUXILIARIES and words[-2] in PRONOUNS:  # "than he was", "yes i do"
         return True
+    if words[-1] in COPULAS and any(w in WH for w in words[:-3]):  # "... where the meeting room is": an embedded question
+        return True
+    if len(words) == 3 and words[0] in COPULAS and words[1] in DETERMINERS:  # "is the cafeteria ...": no predicate yet
+        return False
+    if len(words) >= 2 and words[-2] == "the" and words[-1] in SUPERLATIVES:  # "where is the nearest ...": a noun follows
+        return False
     return not words or words[-1] not in DANGLING
+
+
+FINISHED, DOUBTFUL, UNFINISHED = "finished", "doubtful", "unfinished"
+SURE = 0.9
+"""Whisper's probability of its last word above which its reading of a finished sentence outweighs the partial's."""
+FAIRLY_SURE = 0.8
+"""Between this and ``SURE``, a partial that trails off under a finished Whisper text makes the turn doubtful."""
+UNSURE = 0.5
+"""Below this, Whisper's last word is as likely a guess: a fragment it rounded off ("I am looking for" ->
+"I am looking forward.", "early for" -> "a little bit further.") looks like this."""
+
+
+def turn_state(final, partial: str) -> str:
+    """How finished the visitor's sentence looks after the first pause: ``finished`` (answer now), ``doubtful``
+    (wait a little: ``turn_doubt_silence_ms``) or ``unfinished`` (wait up to ``turn_max_silence_ms``).
+
+    ``final`` is Whisper's result for the audio so far (decoded at the pause; None when there is none) and
+    ``partial`` pocketsphinx's streaming text. Whisper hears far better, so its text leads: trailing off there
+    means unfinished. But its language model rounds a fragment off ("My name is John and" -> "My name is John
+    N."): then its last word is unsure, and pocketsphinx's partial, which writes what it heard, keeps the
+    dangling word. A finished-looking Whisper text is believed when its last word is sure, however the partial
+    ends (pocketsphinx often mishears a finished sentence's last content word as "for", "the", "be": that cost
+    a 1.3 s wait); the wait is short when one signal is unsure, long when Whisper is unsure and the partial
+    trails off.
+    """
+    if final is None:
+        return FINISHED if words_complete(partial) else UNFINISHED
+    if not words_complete(final.text):
+        return UNFINISHED
+    if not final.text.strip():
+        return FINISHED if words_complete(partial) else DOUBTFUL
+    conf = final.words[-1].confidence if final.words else final.confidence
+    partial_done = words_complete(partial)
+    if partial_done:
+        return FINISHED if conf >= UNSURE else DOUBTFUL
+    if conf >= SURE:
+        return FINISHED
+    return DOUBTFUL if conf >= FAIRLY_SURE else UNFINISHED

@@ -37,6 +37,8 @@ class EndpointerSettings:
     """Unvoiced time after which a ``pause`` edge lets the engine start its final pass early."""
     turn_max_silence_ms: int = 1300
     """With an ``end_of_turn`` check that says "not finished", the utterance ends after this much silence anyway."""
+    turn_doubt_silence_ms: int = 500
+    """With an ``end_of_turn`` check that says "maybe finished" (its signals disagree), the utterance ends after this much silence."""
     max_utterance_s: float = 15.0
     """An utterance longer than this is ended (and transcribed) anyway."""
     gate_db: float = 8.0
@@ -69,8 +71,8 @@ class Edge:
     during_playback: bool = False
     """The assistant's voice was playing at the start."""
     reason: str = ""
-    """For ``ended``: ``silence`` (a finished turn after ``hangover_ms``), ``long_pause`` (an unfinished one after
-    ``turn_max_silence_ms``) or ``max_length``."""
+    """For ``ended``: ``silence`` (a finished turn after ``hangover_ms``), ``doubt_pause`` (a maybe finished one after
+    ``turn_doubt_silence_ms``), ``long_pause`` (an unfinished one after ``turn_max_silence_ms``) or ``max_length``."""
 
 
 def energy_db(frame: np.ndarray) -> float:
@@ -139,8 +141,12 @@ class Endpointer:
         self.hang_frames = max(1, math.ceil(settings.hangover_ms / settings.frame_ms))
         self.spec_frames = max(1, min(self.hang_frames, math.ceil(settings.speculate_ms / settings.frame_ms)))
         self.max_hang_frames = max(self.hang_frames, math.ceil(settings.turn_max_silence_ms / settings.frame_ms))
-        self.end_of_turn: Callable[[], bool | None] | None = None
-        """Asked once per pause when ``hangover_ms`` of silence has passed: True ends the turn now."""
+        self.doubt_frames = min(self.max_hang_frames, max(self.hang_frames, math.ceil(settings.turn_doubt_silence_ms / settings.frame_ms)))
+        self.end_of_turn: Callable[[], bool | str | None] | None = None
+        """Asked once per pause when ``hangover_ms`` of silence has passed: True or ``"finished"`` ends the turn now,
+        ``"doubtful"`` after ``turn_doubt_silence_ms``, False or ``"unfinished"`` after ``turn_max_silence_ms``;
+        None: not decided yet (asked again on the next frame)."""
+        self._end_frames = self.max_hang_frames
         self._paused = False
         self._asked = False
         self.max_frames = int(settings.max_utterance_s * 1000 / settings.frame_ms)
@@ -214,14 +220,19 @@ class Endpointer:
         if self._silent >= self.hang_frames:
             if self.end_of_turn is None:
                 return self._end("silence")
+            if self._asked and self._silent >= self._end_frames:
+                return self._end("doubt_pause" if self._end_frames < self.max_hang_frames else "long_pause")
             if self._silent >= self.max_hang_frames:
-                return self._end("long_pause" if self._asked else "silence")  # never decided: the silence alone ended it
+                return self._end("silence")  # never decided: the silence alone ended it
             if not self._asked:
-                done = self.end_of_turn()
-                if done is not None:  # None: not decided yet (the final pass still decoding), ask again next frame
+                state = self.end_of_turn()
+                if state is not None:  # None: not decided yet (the final pass still decoding), ask again next frame
                     self._asked = True
-                if done:
-                    return self._end("silence")
+                    if state is True or state == "finished":
+                        return self._end("silence")
+                    self._end_frames = self.doubt_frames if state == "doubtful" else self.max_hang_frames
+                    if self._silent >= self._end_frames:
+                        return self._end("doubt_pause" if state == "doubtful" else "long_pause")
         if self._silent >= self.spec_frames and not self._paused:
             self._paused = True
             return Edge("pause", self._last_voiced_end)
