@@ -354,7 +354,7 @@ def real_babble(talk: list[np.ndarray], seconds: float = 30.0, talkers: int = 32
 # three more talkers are made from it: a vocal-tract/pitch change by resampling (x1.18: a higher,
 # shorter voice, towards a woman's; x0.94: a deeper one) with the tempo kept, and a fast talker. The
 # factors stay within adult voices (women's formants lie ~15-20% above men's; joe is already a low male
-# voice: x0.88, tried first, made a bass that Whisper heard at 0.19 WER in the cafe against joe's 0.10).
+# voice: x0.88, tried first, made a bass below them).
 # (name, length_scale, vocal-tract factor). They are one speaker's recordings transformed, not
 # different people: ``wer_real_noisy`` (31 real speakers) is the check on real voices.
 PIPER_VOICES = [("joe", 1.1, 1.0), ("joe_high", 1.1, 1.18), ("joe_low", 1.1, 0.94), ("joe_fast", 0.85, 1.0)]
