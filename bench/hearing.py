@@ -40,7 +40,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[0] = str(REPO)
 
 from assistant.config.schema import HearingSettings  # noqa: E402
-from hardware.microphone import RATE, AudioChunk, FileMicrophone, load_audio  # noqa: E402
+from hardware.microphone import RATE, AudioChunk, AudioFileError, FileMicrophone, load_audio  # noqa: E402
 from services.hearing.echo import PlaybackReference  # noqa: E402
 from services.hearing.pipeline import Final, HearingPipeline, SpeechStarted  # noqa: E402
 from services.hearing.sentences import KIOSK_SENTENCES, KIOSK_SPLIT, MBROLA_SENTENCES  # noqa: E402
@@ -310,7 +310,7 @@ def real_talkers(shared: Path) -> list[np.ndarray]:
     for p in paths:
         try:
             x = decode_audio(p) if p.suffix != ".wav" else load_audio(p)
-        except Exception as exc:  # a file without sound (some videos) is simply not a talker
+        except (ValueError, OSError, AudioFileError) as exc:  # a file without sound (some videos) is not a talker
             log(f"  babble: {p.name} skipped ({exc})")
             continue
         if len(x) > RATE:
