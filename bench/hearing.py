@@ -361,12 +361,13 @@ PIPER_VOICES = [("joe", 1.1, 1.0), ("joe_high", 1.1, 1.18), ("joe_low", 1.1, 0.9
 
 class PiperVoices:
     def __init__(self) -> None:
-        from services.voice.tts.piper_engine import PiperEngine, PiperSettings
+        from assistant.config.schema import VoicePiperSettings
+        from services.voice.tts.piper_engine import PiperEngine
 
         # Synthesised slower by the factor, then played faster by it: pitch and formants move, tempo stays.
         # Noise scales 0: the same audio every run. With the voice service's (0.333) Piper samples a new reading
         # each time, and the set's WER moved from 0.145 to 0.099 between two runs of the same code.
-        self.engines = {(ls, f): PiperEngine(PiperSettings(alignments=False, length_scale=ls * f, noise_scale=0.0, noise_w_scale=0.0))
+        self.engines = {(ls, f): PiperEngine(VoicePiperSettings(alignments=False, length_scale=ls * f, noise_scale=0.0, noise_w_scale=0.0))
                         for _, ls, f in PIPER_VOICES}
 
     def synth(self, text: str, voice: tuple[str, float, float]) -> np.ndarray:
