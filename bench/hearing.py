@@ -43,7 +43,7 @@ from assistant.config.schema import HearingSettings  # noqa: E402
 from hardware.microphone import RATE, AudioChunk, AudioFileError, FileMicrophone, load_audio  # noqa: E402
 from services.hearing.echo import PlaybackReference  # noqa: E402
 from services.hearing.pipeline import Final, HearingPipeline, SpeechStarted  # noqa: E402
-from bench.lib.sentences import KIOSK_SENTENCES, KIOSK_SPLIT, MBROLA_SENTENCES  # noqa: E402
+from bench.lib.sentences import KIOSK_SENTENCES, KIOSK_SPLIT, KIOSK_SPLIT_HELDOUT, MBROLA_SENTENCES  # noqa: E402
 from services.hearing.stt import create_engine  # noqa: E402
 from services.hearing.stt.pocketsphinx_engine import PocketSphinxEngine  # noqa: E402
 from services.hearing.vad import EndpointerSettings  # noqa: E402
@@ -459,12 +459,13 @@ def main() -> int:
     parser.add_argument("--one-core", action="store_true", help="pin to one CPU core (the wave-1 RTF figure)")
     parser.add_argument("--smoke", action="store_true", help="one item of every set, for the test suite (every code path)")
     args = parser.parse_args()
-    global MBROLA_SENTENCES, KIOSK_SENTENCES, KIOSK_SPLIT, NAMES
+    global MBROLA_SENTENCES, KIOSK_SENTENCES, KIOSK_SPLIT, KIOSK_SPLIT_HELDOUT, NAMES
 
     def take(items):  # --smoke: the first of each set only
         return list(items)[:1] if args.smoke else items
 
-    MBROLA_SENTENCES, KIOSK_SENTENCES, KIOSK_SPLIT, NAMES = map(take, (MBROLA_SENTENCES, KIOSK_SENTENCES, KIOSK_SPLIT, NAMES))
+    MBROLA_SENTENCES, KIOSK_SENTENCES, KIOSK_SPLIT, KIOSK_SPLIT_HELDOUT, NAMES = map(
+        take, (MBROLA_SENTENCES, KIOSK_SENTENCES, KIOSK_SPLIT, KIOSK_SPLIT_HELDOUT, NAMES))
     if args.one_core:
         cpus = sorted(os.sched_getaffinity(0))
         os.sched_setaffinity(0, {cpus[-1]})
@@ -559,34 +560,52 @@ def main() -> int:
         result["wer_real_noisy"], _ = noisy_wer("real utterances, real-speech cafe", real_audio, real_refs, cafe_real,
                                                [speakers.get(c.stem, c.stem) for c in real])
         # --- end of turn ---------------------------------------------------------------------
-        prng = np.random.default_rng(11)
-        paused, pauses = [], []
-        for i, s in enumerate(KIOSK_SPLIT):
-            a, b = s.split(" | ")
-            v = VOICES[(i + 1) % len(VOICES)]
-            pause = float(prng.uniform(0.4, 0.9))
-            pauses.append(pause)
-            # One sentence with an SSML break: the voice keeps the sentence's prosody around the pause.
-            paused.append(synth(f'<speak>{a} <break time="{int(pause * 1000)}ms"/> {b}</speak>', tmp / f"p{i}_{v}.wav", v, ssml=True))
-        events: list = []
-        _, per = offline(engine, paused, turn=args.turn, events=events)
-        cut, early = midpause_cuts(events, len(paused))
-        for i in sorted(set(cut) | set(early)):
-            seq = [(round((t - T0) / 1e6), type(ev).__name__, getattr(getattr(ev, "result", None), "text", "")) for t, c, ev in events if c == i]
-            log(f"  {'cut at' if i in cut else 'continued after'} the pause ({pauses[i]:.2f} s): {KIOSK_SPLIT[i]!r} -> {seq}")
-        result["midpause_cutoff_rate"] = round(len(cut) / len(paused), 3)
-        result["midpause_early_final_rate"] = round(len(early) / len(paused), 3)
+        def end_of_turn(split: list[str], tag: str, seed: int, complete: list | None = None) -> dict:
+            prng = np.random.default_rng(seed)
+            sentences = [x.replace(" | ", " ") for x in split]
+            paused, pauses = [], []
+            for i, x in enumerate(split):
+                a, b = x.split(" | ")
+                v = VOICES[(i + 1) % len(VOICES)]
+                pause = float(prng.uniform(0.4, 0.9))
+                pauses.append(pause)
+                # One sentence with an SSML break: the voice keeps the sentence's prosody around the pause.
+                paused.append(synth(f'<speak>{a} <break time="{int(pause * 1000)}ms"/> {b}</speak>', tmp / f"p{tag}{i}_{v}.wav", v, ssml=True))
+            events: list = []
+            _, per = offline(engine, paused, turn=args.turn, events=events)
+            cut, early = midpause_cuts(events, len(paused))
+            for i in sorted(set(cut) | set(early)):
+                seq = [(round((t - T0) / 1e6), type(ev).__name__, getattr(getattr(ev, "result", None), "text", "")) for t, c, ev in events if c == i]
+                log(f"  {'cut at' if i in cut else 'continued after'} the pause ({pauses[i]:.2f} s): {split[i]!r} -> {seq}")
+            if complete is None:
+                complete = [synth(x, tmp / f"c{tag}{i}_{VOICES[i % len(VOICES)]}.wav", VOICES[i % len(VOICES)]) for i, x in enumerate(sentences)]
+            _, per_c = offline(engine, complete, turn=args.turn)
+            fast = [fs for fs in per_c if len(fs) == 1 and fs[0].reason == "silence"]
+            for i, fs in enumerate(per_c):
+                if not (len(fs) == 1 and fs[0].reason == "silence"):
+                    log(f"  complete sentence waited for: {sentences[i]!r} -> {[(f.result.text, f.reason) for f in fs]}")
+            return {"cutoff": round(len(cut) / len(paused), 3), "early": round(len(early) / len(paused), 3),
+                    "wer": round(wer(sentences, [" ".join(f.result.text for f in fs) for fs in per]), 3),
+                    "pauses": [round(min(pauses), 2), round(max(pauses), 2)], "n": len(paused),
+                    "fast": round(len(fast) / len(complete), 3), "n_complete": len(complete)}
+
+        t = end_of_turn(KIOSK_SPLIT, "", 11, kiosk)
+        result["midpause_cutoff_rate"] = t["cutoff"]
+        result["midpause_early_final_rate"] = t["early"]
         result["midpause_answer_ms"] = ANSWER_MS
-        result["midpause_wer"] = round(wer(KIOSK_SENTENCES, [" ".join(f.result.text for f in fs) for fs in per]), 3)
-        result["midpause_pause_s"] = [round(min(pauses), 2), round(max(pauses), 2)]
-        result["midpause_utterances"] = len(paused)
-        _, per_c = offline(engine, kiosk, turn=args.turn)
-        fast = [fs for fs in per_c if len(fs) == 1 and fs[0].reason == "silence"]
-        result["complete_turn_fast_rate"] = round(len(fast) / len(kiosk), 3)
-        result["complete_utterances"] = len(kiosk)
-        for i, fs in enumerate(per_c):
-            if not (len(fs) == 1 and fs[0].reason == "silence"):
-                log(f"  complete sentence waited for: {KIOSK_SENTENCES[i]!r} -> {[(f.result.text, f.reason) for f in fs]}")
+        result["midpause_wer"] = t["wer"]
+        result["midpause_pause_s"] = t["pauses"]
+        result["midpause_utterances"] = t["n"]
+        result["complete_turn_fast_rate"] = t["fast"]
+        result["complete_utterances"] = t["n_complete"]
+        # the same on sentences the end-of-turn rules were never tuned on
+        log("end of turn, held-out sentences (never used to tune the rules):")
+        h = end_of_turn(KIOSK_SPLIT_HELDOUT, "h", 12)
+        result["midpause_cutoff_rate_heldout"] = h["cutoff"]
+        result["midpause_early_final_rate_heldout"] = h["early"]
+        result["midpause_wer_heldout"] = h["wer"]
+        result["midpause_utterances_heldout"] = h["n"]
+        result["complete_turn_fast_rate_heldout"] = h["fast"]
         # --- phrase biasing: the brain's names in Whisper's prompt ----------------------------
         if engine.name == "whisper":
             hits = {"plain": 0, "prompted": 0}
