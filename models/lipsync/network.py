@@ -3,6 +3,8 @@ then one LSTM layer or residual dilated convolutions ("tcn"), amplitude gain and
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 from torch import nn
@@ -169,8 +171,6 @@ def build(net_cfg: dict | NetConfig, tcfg: dict | TargetConfig | None = None) ->
 def load_checkpoint(path) -> tuple[nn.Module, dict]:
     """A training checkpoint (``.pt``: one network, or an ensemble saved by a fine-tune) or an
     exported model (``.onnx``, e.g. the shipped ``lipsync.onnx``: see ``from_onnx``)."""
-    from pathlib import Path
-
     if Path(path).suffix == ".onnx":
         return from_onnx(path)
     ckpt = torch.load(path, map_location="cpu", weights_only=False)
@@ -231,7 +231,7 @@ def from_onnx(path) -> tuple[nn.Module, dict]:
     model.load_state_dict(state)
     model.eval()
     ckpt = {"net": info["net"], "target": target, "features": info["features"], "state": model.state_dict(),
-            "data": {**info.get("data", {}), "from_onnx": str(path).rsplit("/", 1)[-1]}}
+            "data": {**info.get("data", {}), "from_onnx": Path(path).name}}
     if members:
         ckpt["members"] = len(members)
     return model, ckpt
