@@ -304,16 +304,17 @@ class Brain:
         if intent.kind == "thanks":
             return self.say("You're welcome!", "smalltalk", turn=turn, visitor=visitor)
         if intent.kind == "messages":
-            if unsure and visitor is not None and visitor.identity:
-                # The last speaker the camera named may not be who asked: mail is read only to its owner.
-                self.count("messages_withheld_speaker_unsure")
-                return self.say("I couldn't see which of you asked. Whoever wants their messages, please ask me again"
-                                " while facing me.", "messages", turn=turn, visitor=None)
-            return self._messages(turn, visitor)
+            return self._messages(turn, visitor, unsure)
         return self._send(intent.name, intent.body, turn, visitor)
 
     # --- messages for the visitor ------------------------------------------------------------
-    def _messages(self, turn: str, visitor: Visitor | None) -> list[Out]:
+    def _messages(self, turn: str, visitor: Visitor | None, unsure: bool = False) -> list[Out]:
+        """The one place mail is read out: only to its owner, never on a guess of who asked."""
+        if unsure and visitor is not None and visitor.identity:
+            # The last speaker the camera named may not be who asked.
+            self.count("messages_withheld_speaker_unsure")
+            return self.say("I couldn't see which of you asked. Whoever wants their messages, please ask me again"
+                            " while facing me.", "messages", turn=turn, visitor=None)
         if visitor is None or not visitor.identity:
             return self.say("I'm sorry, I don't recognise you, so I can't check messages for you.", "messages", turn=turn, visitor=visitor)
         mails = self._mail_for(visitor)
