@@ -72,6 +72,7 @@ class Player:
         self._fade = max(1, int(fade_ms * self.rate / 1000))
         self._fade_s = fade_ms / 1000
         self._fading: _Item | None = None  # stopped item to fade out in the next block (no discard)
+        self._holds = 0  # stops dropping the device's buffer right now (``_render`` plays silence)
         self._queue: deque[_Item] = deque()
         self._lock = threading.Lock()
         self._started_items: deque[_Item] = deque(maxlen=8)  # for positions, newest last
@@ -125,7 +126,16 @@ class Player:
         """
         now = time.monotonic_ns()
         with self._lock:
+            self._holds += 1  # ``_render`` plays silence (and advances nothing) until the cut is done
+        # Not under ``_lock``: a PortAudio speaker discards by closing its stream, which waits for
+        # a running callback to return, and that callback (``_render``) takes ``_lock``.
+        try:
             silent_from = self.speaker.discard(self._fade_s)
+        except Exception:  # noqa: BLE001 - a dying device: what it held plays out or is lost with it
+            log.exception("speaker discard failed")
+            silent_from = None
+        with self._lock:
+            self._holds -= 1
             head = self._queue[0] if self._queue and self._queue[0].start_ns is not None else None
             sounding = [i for i in self._started_items if not i.done_sent and i.status != "interrupted"
                         and (i.stopped_at or i.start_ns + len(i.pcm) * NS // self.rate) > now]
@@ -186,6 +196,8 @@ class Player:
     def _render(self, frames: int, leave_ns: int) -> np.ndarray:
         out = np.zeros(frames, dtype=np.int16)
         with self._lock:
+            if self._holds:
+                return out
             pos = 0
             if self._fading is not None:
                 pos = self._fade_out(out, leave_ns)

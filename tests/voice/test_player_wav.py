@@ -134,3 +134,61 @@ def test_stop_cuts_audio_already_handed_to_the_device(tmp_path, espeak):
     assert first_sound_ns(pcm, times, play_at - 20 * MS) < requested, "it was playing when stopped"
     latency_ms = (last_sound_ns(pcm, times) - requested) / MS
     assert latency_ms <= 5, f"sound went on {latency_ms:.1f} ms after stop"
+
+
+class _ClosingSpeaker:
+    """A speaker that drops its buffer as PortAudio does: by closing the stream, which waits for a
+    callback that is running to return. Its audio thread calls the source without pause."""
+
+    sample_rate, block_frames, output_latency_s, available = 16000, 160, 0.01, True
+
+    def __init__(self) -> None:
+        self.in_callback = threading.Event()
+        self.callback_done = threading.Condition()
+        self.blocks = 0
+        self._closed = threading.Event()
+
+    def start(self, source) -> None:
+        def run():
+            while not self._closed.is_set():
+                self.in_callback.set()
+                source(self.block_frames, time.monotonic_ns())
+                with self.callback_done:
+                    self.blocks += 1
+                    self.callback_done.notify_all()
+                time.sleep(0.0005)
+        self._thread = threading.Thread(target=run, daemon=True)
+        self._thread.start()
+
+    def discard(self, fade_s: float = 0.002) -> int:
+        with self.callback_done:  # Pa_CloseStream: wait until the callback in flight has returned
+            seen = self.blocks
+            if not self.callback_done.wait_for(lambda: self.blocks > seen, timeout=2.0):
+                raise AssertionError("the audio callback never returned: stop deadlocked it")
+        return time.monotonic_ns()
+
+    def close(self) -> None:
+        self._closed.set()
+        self._thread.join(2)
+
+
+def test_stop_does_not_hold_the_player_while_the_device_waits_for_its_callback():
+    # Regression: ``Player.stop`` called ``discard`` under the player's lock, which the audio
+    # callback needs; a PortAudio close waits for that callback: a deadlock (voice hung on barge-in).
+    speaker = _ClosingSpeaker()
+    player = Player(speaker)
+    try:
+        done: list[tuple[str, str]] = []
+        tone = (np.sin(np.arange(16000 * 3) / 5.0) * 8000).astype(np.int16)
+        player.schedule("u", tone, 16000, time.monotonic_ns(), on_done=lambda u, st, d: done.append((u, st)))
+        assert speaker.in_callback.wait(2)
+        for _ in range(20):  # a stop lands inside a callback sooner or later
+            player.stop("barge-in")
+            time.sleep(0.002)
+        deadline = time.monotonic() + 2
+        while not done and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert done == [("u", "interrupted")]
+        assert not player.busy
+    finally:
+        player.close()
