@@ -254,3 +254,24 @@ def test_built_alone_it_runs_on_a_private_worker_group():
     finally:
         pipeline.stop()
     assert pipeline._workers.alive == []
+
+
+def test_the_service_holds_microphone_pipeline_and_engine_and_releases_them_in_reverse(monkeypatch):
+    # No bus: setup alone, then the exit stack the runtime closes at shutdown. The microphone stops
+    # first (no chunk after the pipeline's last), the pipeline drains, then the engine closes.
+    from assistant.config import Config
+    from hardware.microphone import FileMicrophone
+    from services.hearing.service import HearingService
+
+    order = []
+    for cls, name in ((FileMicrophone, "stop"), (HearingPipeline, "stop"), (PocketSphinxEngine, "close")):
+        real = getattr(cls, name)
+        monkeypatch.setattr(cls, name, lambda self, *a, _real=real, _cls=cls, **kw: (order.append(_cls.__name__), _real(self, *a, **kw))[1])
+    config = Config(hearing=HearingSettings(engine="pocketsphinx", mic_device="sim", activity_batch_ms=0))
+    service = HearingService(config)
+    service.setup()
+    assert isinstance(service.mic, FileMicrophone) and service.workers.alive == ["hearing-pipeline"]
+    assert order == []
+    service.resources.close()
+    assert order == ["FileMicrophone", "HearingPipeline", "PocketSphinxEngine"]
+    assert service.workers.alive == []  # the pipeline worker was joined by its stop

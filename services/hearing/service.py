@@ -71,9 +71,11 @@ class HearingService(Service):
             self.count("mic_errors")
             log.error("microphone unusable: %s", exc)
             return
+        # On the stack as soon as it exists (the browser microphone has bound its port): stopped first at
+        # shutdown, so no chunk arrives after the pipeline's last; stopping one that never started is harmless.
+        self.mic = self.hold(mic, mic.stop)
         mic.on_text = self._typed  # the kiosk page's text box: a typed line is a transcript
         mic.start(self.pipeline.push)
-        self.mic = self.hold(mic, mic.stop)  # stopped first: no chunk arrives after the pipeline's last
         log.info("hearing with %s on %s", self.engine.name, s.mic_device if s.mic_device != "sim" else f"sim:{s.mic_file or 'silence'}")
 
     def heartbeat_counters(self) -> dict[str, float]:
