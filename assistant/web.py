@@ -16,8 +16,9 @@ Every server the kiosk opens to a browser goes through ``WebServer``:
   ``max_connections`` are open at once, and when the cap is reached the oldest connection that
   is not serving a request makes room, so idle sockets cannot lock real viewers out.
 
-The aiohttp application runs on an event loop in a thread of its own; the service's loop and
-threads reach it through ``call_soon`` / ``run``.
+The aiohttp application runs on an event loop of its own, on a worker (``workers``: the
+service's group, ``assistant.workers``; a private one when none is given, as for the device twins
+in ``hardware/``); the service's loop and threads reach it through ``call_soon`` / ``run``.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Coroutine
 from urllib.parse import urlsplit
+
+from assistant.workers import Workers
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +96,7 @@ def _host_name(value: str) -> str:
 
 
 class WebServer:
-    """Serve an aiohttp app on ``host:port`` from a thread (``port=0``: any free port, see ``url``).
+    """Serve an aiohttp app on ``host:port`` from a worker of ``workers`` (``port=0``: any free port, see ``url``).
 
     ``build(app)`` adds the routes; it runs on the server's loop, so handlers may create asyncio
     objects there. ``on_refused(reason)`` is called (on the server's thread) for every refused
@@ -102,7 +105,7 @@ class WebServer:
 
     def __init__(self, name: str, build: Callable[["object"], None], *, host: str, port: int, token: str = "",
                  limits: WebLimits = WebLimits(), on_refused: Callable[[str], None] | None = None,
-                 port_key: str = "") -> None:
+                 port_key: str = "", workers: Workers | None = None) -> None:
         try:
             from aiohttp import web  # noqa: F401
         except ImportError:
@@ -138,13 +141,14 @@ class WebServer:
         self.loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name=f"web-{name}", daemon=True)
+        self._workers = workers if workers is not None else Workers(f"web-{name}")
+        self._thread: threading.Thread | None = None
         self._runner: Any = None  # aiohttp's AppRunner and its server, made on the loop (aiohttp loads lazily)
         self._server: Any = None
 
     # --- life cycle ---------------------------------------------------------------------------
     def start(self, timeout: float = 10.0) -> "WebServer":
-        self._thread.start()
+        self._thread = self._workers.start(f"web-{self.name}", self._run)
         if not self._ready.wait(timeout):
             raise WebError(f"the {self.name} did not start within {timeout:.0f} s")
         if self._error is not None:
@@ -152,7 +156,7 @@ class WebServer:
         return self
 
     def close(self, timeout: float = 5.0) -> None:
-        if not self._thread.is_alive():
+        if self._thread is None or not self._thread.is_alive():
             self._sock.close()
             return
         fut = asyncio.run_coroutine_threadsafe(self._shutdown(), self.loop)

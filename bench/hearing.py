@@ -46,7 +46,6 @@ from services.hearing.pipeline import Final, HearingPipeline, SpeechStarted  # n
 from bench.lib.sentences import KIOSK_SENTENCES, KIOSK_SPLIT, KIOSK_SPLIT_HELDOUT, MBROLA_SENTENCES  # noqa: E402
 from services.hearing.stt import create_engine  # noqa: E402
 from services.hearing.stt.pocketsphinx_engine import PocketSphinxEngine  # noqa: E402
-from services.hearing.vad import EndpointerSettings  # noqa: E402
 from bench.lib.wer import wer  # noqa: E402
 
 VOICES = ["mb-us1", "mb-us2", "mb-us3", "en-us"]
@@ -66,8 +65,9 @@ def synth(text: str, path: Path, voice: str = "mb-us2", ssml: bool = False) -> n
     return load_audio(path)
 
 
-def make_pipeline(engine, on_event, turn: str = "words", **kw) -> HearingPipeline:
-    return HearingPipeline(engine, on_event, end_of_turn=turn, **kw)
+def make_pipeline(engine, on_event, turn: str = "words", reference: PlaybackReference | None = None, **kw) -> HearingPipeline:
+    """The pipeline as the service builds it, from the ``hearing`` section (``kw``: keys that differ from the defaults)."""
+    return HearingPipeline(HearingSettings(end_of_turn=turn, **kw), engine, on_event, reference=reference)
 
 
 def stream(engine, clips: list[np.ndarray], tmp: Path, name: str, gap_s: float = 1.6, turn: str = "words"):
@@ -443,7 +443,7 @@ def vad_compare(tmp: Path, clean: list[np.ndarray], noise: np.ndarray) -> dict:
         us = (time.perf_counter() - t) / len(pred) * 1e6
         gated = []
         for _, frames in clips:
-            ep = Endpointer(EndpointerSettings(aggressiveness=3 if name == "webrtc_mode3" else 2), engine="silero" if name == "silero" else "webrtc")
+            ep = Endpointer(HearingSettings(vad_aggressiveness=3 if name == "webrtc_mode3" else 2, vad_engine="silero" if name == "silero" else "webrtc"))
             gated += [ep.voiced(f, False) for f in frames]
         out[name] = {"alone": score(pred, truth), "with_gate": score(np.array(gated), truth), "us_per_30ms_frame": round(us, 1)}
     return out

@@ -33,6 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[0] = str(REPO)
 
 from assistant.messages import Done, FaceLandmarks, Playback, RendererStats, SystemState, Utterance  # noqa: E402
+from assistant.workers import Workers  # noqa: E402
 from tests.procs import Procs, wait_for  # noqa: E402
 from tests.voice_twin import VoiceTwin, espeak_speech, librivox_speech  # noqa: E402
 
@@ -82,6 +83,7 @@ class EngineVoice:
         self.player = Player(self.speaker)
         self.starts: dict[str, int] = {}
         self._done = threading.Event()
+        self._workers = Workers("bench-voice")
         self.thread: threading.Thread | None = None
 
     def play(self, uid, pcm, sample_rate, ahead_s=0.3, phonemes=(), alphabet="", text=""):
@@ -91,8 +93,7 @@ class EngineVoice:
                                       phonemes=list(phonemes), phoneme_alphabet=alphabet))
         self._done.clear()
         self.player.schedule(uid, pcm, sample_rate, play_at, on_start=self._started, on_done=self._finished)
-        self.thread = threading.Thread(target=self._clock, args=(uid,), daemon=True)
-        self.thread.start()
+        self.thread = self._workers.start("voice-clock", self._clock, uid)
         return play_at
 
     def _started(self, uid: str, start_ns: int) -> None:

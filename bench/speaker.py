@@ -61,11 +61,11 @@ def log(*a) -> None:
 
 
 def run(clips, yaws, seed: int, n_turns: int) -> dict:
-    from assistant.config import CameraSettings
+    from assistant.config import CameraSettings, HearingSettings
     from bench.lib.talkers import HOP_S, load_talker, stage
     from hardware.camera_sim import SimulatedCamera, build_scene
     from services.camera.pipeline import CameraPipeline
-    from services.hearing.vad import Endpointer, EndpointerSettings, energy_db
+    from services.hearing.vad import Endpointer, energy_db
 
     xs = {2: (-0.28, 0.28), 3: (-0.4, 0.0, 0.4)}[len(clips)]
     talkers = [load_talker(c, x, 0.95 + 0.1 * (i % 2), yaw) for i, (c, x, yaw) in enumerate(zip(clips, xs, yaws))]
@@ -79,7 +79,7 @@ def run(clips, yaws, seed: int, n_turns: int) -> dict:
     assert eng is not None, "who-is-speaking is off (dlib missing?)"
     t0_ns = int(cam.t0 * 1e9)
     # hearing: the real endpointer's level and verdict per 30 ms frame, batched as hearing.activity
-    ep = Endpointer(EndpointerSettings())
+    ep = Endpointer(HearingSettings())
     flen = ep.frame_len
     frames = []
     for i in range(0, len(st.mic) - flen, flen):

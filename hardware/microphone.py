@@ -91,7 +91,11 @@ def load_audio(path: str | Path, out_rate: int = RATE) -> np.ndarray:
 
 
 class Microphone:
-    """Interface: ``start(on_chunk)`` begins capture on a thread of its own; ``stop()`` ends it."""
+    """Interface: ``start(on_chunk)`` begins capture on a thread of its own; ``stop()`` ends it.
+
+    ``speaker_play`` / ``speaker_stop`` tell the microphone what the assistant's speaker plays: only
+    the simulated room hears it (``FileMicrophone``); for a real device they do nothing.
+    """
 
     name = "microphone"
 
@@ -100,8 +104,17 @@ class Microphone:
         """How many times the device came back after being lost."""
         self.errors = 0
         """Capture errors seen (device lost, open failed)."""
+        self.on_text: Callable[[str], None] | None = None
+        """Called (on one of the microphone's threads) with each line a visitor typed, by a microphone that has
+        a text box (the kiosk page's, ``WebMicrophone``); None: typed lines are dropped."""
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+
+    def speaker_play(self, pcm16k: np.ndarray, at_ns: int) -> None:
+        """The assistant's speaker plays ``pcm16k`` (16 kHz) from ``at_ns``; a real microphone hears the real one."""
+
+    def speaker_stop(self, at_ns: int) -> None:
+        """The assistant's speaker stops at ``at_ns``."""
 
     @property
     def available(self) -> bool:

@@ -55,8 +55,6 @@ class WebMicrophone(Microphone):
         super().__init__()
         self.chunk = int(RATE * chunk_ms / 1000)
         self.noise_rms = 32768.0 * 10 ** (noise_dbfs / 20)
-        self.on_text: Callable[[str], None] = lambda text: None
-        """Called (on the server's thread) with each line typed into the page's text box."""
         self._lock = threading.Lock()
         self._next_ns = 0  # the stream has been delivered up to here
         self._talker = None  # the WebSocket that talks now
@@ -223,6 +221,8 @@ class WebMicrophone(Microphone):
                 await ws.send_str(json.dumps({"type": "error", "error": f"say something in up to {_MAX_TEXT} characters"}))
                 return
             self.texts += 1
+            if self.on_text is None:  # nobody reads typed lines: counted, dropped
+                return
             try:
                 self.on_text(text.strip())
             except Exception:  # noqa: BLE001 - a failing consumer must not close the talker's connection

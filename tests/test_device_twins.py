@@ -64,6 +64,24 @@ def test_microphone_twin_loses_the_audio_of_the_gap_and_comes_back(tmp_path):
     assert all(len(c.pcm) == RATE // 50 for c in chunks)
 
 
+def test_only_the_simulated_room_hears_the_assistants_speaker():
+    # The hearing service tells every microphone what the speaker plays; a real one has nothing to do with it.
+    from hardware.microphone import RATE, FileMicrophone, Microphone
+
+    pcm = np.full(RATE // 10, 8000, np.int16)
+    real = Microphone()
+    real.speaker_play(pcm, 0)
+    real.speaker_stop(50_000_000)
+    assert real.on_text is None  # no text box: typed lines have nowhere to come from
+    twin = FileMicrophone(None, speaker_leak_db=-15.0)
+    twin.speaker_play(pcm, 0)
+    twin.speaker_stop(50_000_000)  # cut half-way through
+    assert [len(dry) for _, dry, _ in twin._played] == [RATE // 20]
+    deaf = FileMicrophone(None)  # no simulated speaker: nothing leaks
+    deaf.speaker_play(pcm, 0)
+    assert deaf._played == []
+
+
 def test_speaker_twin_takes_no_audio_while_gone_and_plays_when_back(tmp_path):
     from hardware.speaker import WavSinkSpeaker, read_recording
 

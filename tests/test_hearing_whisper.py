@@ -35,9 +35,9 @@ def whisper():
 
 
 def run(engine, pcm: np.ndarray, **kw) -> list:
-    """The pipeline fed as fast as it runs, in a quiet room; returns its events."""
+    """The pipeline fed as fast as it runs, in a quiet room; returns its events (``kw``: ``hearing`` keys)."""
     events: list = []
-    pipeline = HearingPipeline(engine, events.append, **kw)
+    pipeline = HearingPipeline(HearingSettings(**kw), engine, events.append)
     pcm = np.concatenate([np.zeros(RATE // 2, np.int16), pcm, np.zeros(2 * RATE, np.int16)])
     pcm = np.clip(pcm + np.random.default_rng(1).normal(0, 10, len(pcm)), -32768, 32767).astype(np.int16)
     for i in range(0, len(pcm), 320):
@@ -143,7 +143,7 @@ def test_speech_after_a_pause_taken_for_the_end_continues_the_turn(own_whisper, 
     words = fs[1].result.words  # one timeline: the continuation's words come after the pause
     assert words and words[-1].start_s > 0.6 + (la[-1] - la[0]) / RATE, words
     # Off (continue_ms = 0), or a longer pause than the window: two turns.
-    fs = finals(run(whisper, pcm, end_of_turn="silence", continue_ms=0))
+    fs = finals(run(whisper, pcm, end_of_turn="silence", turn_continue_ms=0))
     assert len({f.turn for f in fs}) == 2 and all(f.revision == 0 for f in fs)
 
 

@@ -77,6 +77,18 @@ def test_the_talkers_audio_joins_a_continuous_stream_and_typed_lines_arrive(mic)
     assert m.overflow_samples == 0
 
 
+def test_typed_lines_without_a_reader_are_counted_and_dropped():
+    m = WebMicrophone("127.0.0.1", 0)
+    assert m.on_text is None  # the Microphone default: the hearing service sets it
+    m.start(lambda chunk: None)
+    try:
+        asyncio.run(_talk(m.port, [json.dumps({"type": "text", "text": "hello"}), json.dumps({"type": "nope"})]))
+        time.sleep(0.1)
+        assert m.texts == 1 and m.bad_messages == 1  # the connection outlived the unread line
+    finally:
+        m.stop()
+
+
 def test_one_talker_at_a_time_and_foreign_pages_are_refused(mic):
     m, *_ = mic
 

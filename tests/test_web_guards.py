@@ -123,3 +123,32 @@ def test_host_names_and_the_cap_on_the_server_itself():
         server.close()
     with pytest.raises(Exception, match="needs a token"):
         WebServer("test", build, host="0.0.0.0", port=0)
+
+
+def test_the_server_runs_on_the_given_workers_or_a_private_group():
+    from assistant.workers import Workers
+
+    def build(app):
+        from aiohttp import web
+
+        async def hello(request):
+            return web.Response(text="hi")
+
+        app.router.add_get("/", hello)
+
+    workers = Workers("svc")
+    server = WebServer("given", build, host="127.0.0.1", port=0, workers=workers).start()
+    try:
+        assert workers.alive == ["web-given"]
+        assert _raw(server.port, b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").endswith(b"hi")
+    finally:
+        server.close()
+    assert workers.alive == []  # close joins it
+    alone = WebServer("alone", build, host="127.0.0.1", port=0)
+    alone.close()  # never started: only the socket to close
+    alone = WebServer("alone", build, host="127.0.0.1", port=0).start()
+    try:
+        assert alone._workers.alive == ["web-alone"] and workers.alive == []
+    finally:
+        alone.close()
+    assert alone._workers.alive == []

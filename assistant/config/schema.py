@@ -429,6 +429,9 @@ class HearingSettings(Section):
     """A voiced frame must be this many dB above the noise floor."""
     playback_gate_db: Annotated[float, Within(0.0, 80.0)] = 18.0
     """The same margin while the assistant's voice plays (echo residue stays below it, a visitor does not)."""
+    playback_erle_db: Annotated[float, Within(0.0, 60.0)] = 12.0
+    """While the voice plays, a frame the canceller attenuated by more than this many dB goes to the recogniser raw
+    when the double-talk detector says a visitor speaks (AEC3 mutes the first few hundred ms of double talk)."""
     aec: bool = True
     """Cancel the assistant's own voice (``voice.utterance`` PCM as reference) with WebRTC AEC3."""
     aec_delay_ms: Annotated[int, Within(0, 1000)] = 0

@@ -1,8 +1,12 @@
-"""The hearing pipeline: echo cancellation -> endpointing -> streaming STT, on a thread of its own.
+"""The hearing pipeline: echo cancellation -> endpointing -> streaming STT, on a worker of its own.
 
-A plain class (no bus): microphone chunks go in through ``push`` (any thread), events come out
-through ``on_event`` (from the pipeline thread). ``process`` does the same work synchronously,
-for tests and benchmarks.
+A plain class (no bus) that takes the ``hearing`` config section itself (``HearingSettings``).
+Live (``start``): microphone chunks go in through ``push`` (any thread) and are processed on one
+worker of ``workers`` (the service's group; a private one when built alone); events come out
+through ``on_event`` on that worker; ``stop`` lets it finish what is queued and joins it.
+Fed synchronously (``process``, for tests and benchmarks) the same work runs on the caller's
+thread, and the end-of-turn check waits for the final pass's decode instead of asking again on
+the next frame (``_turn_complete``), so that offline results do not depend on the machine's load.
 """
 
 from __future__ import annotations
@@ -12,17 +16,19 @@ import queue
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
 
+from assistant.config import HearingSettings
+from assistant.workers import Workers
 from hardware.microphone import RATE, AudioChunk
 
 from .echo import DoubleTalkDetector, EchoFilter, PlaybackReference
 from .stt import Result, SttEngine
 from .turn import FINISHED, SmartTurn, turn_state
-from .vad import Endpointer, EndpointerSettings, energy_db
+from .vad import Endpointer, energy_db
 
 log = logging.getLogger(__name__)
 
@@ -116,42 +122,57 @@ class PipelineStats:
     """Discontinuities in the captured audio (device lost, clock jumps)."""
     utterances: int = 0
     latencies_ms: list[float] = field(default_factory=list)
-    """Final transcript wall time minus end of speech, per utterance (last 100)."""
+    """Final transcript wall time minus end of speech, per utterance (last 100; replaced, never changed in place)."""
+
+    @property
+    def rtf(self) -> float:
+        """STT processing time over the speech audio it was fed."""
+        return self.stt_s / self.utterance_s if self.utterance_s else 0.0
 
 
 class HearingPipeline:
-    def __init__(self, engine: SttEngine, on_event: Callable[[Event], None], *,
-                 vad: EndpointerSettings = EndpointerSettings(), reference: PlaybackReference | None = None,
-                 aec: bool = True, aec_delay_ms: int = 0, partial_interval_ms: int = 300,
-                 max_queue_s: float = 10.0, end_of_turn: str = "words", turn_threshold: float = 0.5,
-                 smart_turn=None, vad_engine: str = "webrtc", silero_threshold: float = 0.5, activity_batch_ms: int = 150,
-                 continue_ms: int = 1000) -> None:
+    """Microphone chunks -> echo canceller -> endpointer -> STT engine -> ``on_event``.
+
+    Configured by the ``hearing`` section ``settings``; the rest are things, not settings: the STT
+    ``engine``, the played replies' ``reference``, a ``smart_turn`` model (made here when
+    ``end_of_turn = "smart_turn"`` and none is given) and the ``workers`` group ``start`` runs on.
+    """
+
+    def __init__(self, settings: HearingSettings, engine: SttEngine, on_event: Callable[[Event], None], *,
+                 reference: PlaybackReference | None = None, smart_turn: SmartTurn | None = None,
+                 workers: Workers | None = None, max_queue_s: float = 10.0) -> None:
+        self.settings = s = settings
         self.engine = engine
         self.on_event = on_event
-        self.endpointer = Endpointer(vad, engine=vad_engine, silero_threshold=silero_threshold)
-        self.turn_mode = end_of_turn
-        self.turn_threshold = turn_threshold
+        self.endpointer = Endpointer(s)
+        self.turn_mode = s.end_of_turn
+        self.turn_threshold = s.turn_threshold
         self.smart_turn = smart_turn
-        if end_of_turn == "smart_turn" and smart_turn is None:
+        if s.end_of_turn == "smart_turn" and smart_turn is None:
             self.smart_turn = SmartTurn()
-        if end_of_turn != "silence":
+        if s.end_of_turn != "silence":
             self.endpointer.end_of_turn = self._turn_complete
-        self.continue_ns = continue_ms * 1_000_000
+        self.continue_ns = s.turn_continue_ms * 1_000_000
         self._prev: _Done | None = None  # the last final's turn, while speech may still continue it
         self._revision = 0
         self._gap: list[tuple[int, np.ndarray]] = []  # frames heard since the last final, while it may continue
-        self._max_samples = int(vad.max_utterance_s * RATE)
+        self._max_samples = int(s.max_utterance_s * RATE)
         self.turn_checks: list[tuple[bool, float]] = []
         """(complete, seconds the check took) per end-of-turn decision (last 100)."""
         self.reference = reference or PlaybackReference()
-        self.echo = EchoFilter(aec_delay_ms) if aec else None
+        self.echo = EchoFilter(s.aec_delay_ms) if s.aec else None
         self.double_talk = DoubleTalkDetector()
-        self.partial_every = partial_interval_ms * 1_000_000
+        self.partial_every = s.partial_interval_ms * 1_000_000
         self.stats = PipelineStats()
+        """Written by the thread that processes (``dropped_chunks``: by ``push``'s caller)."""
+        self.snapshot = PipelineStats()
+        """A copy of ``stats`` the worker makes after each chunk: what other threads read (the service's heartbeat)."""
         self._queue: queue.Queue[AudioChunk | None] = queue.Queue(maxsize=max(1, int(max_queue_s * 50)))
         self._phrases: list[str] | None = None
         self._lock = threading.Lock()
+        self._workers = workers if workers is not None else Workers("hearing")
         self._thread: threading.Thread | None = None
+        self._live = False  # started: processing on the worker, where the end-of-turn check never blocks
         self._next_ns: int | None = None  # expected time of the next sample
         self._raw = np.zeros(0, dtype=np.int16)  # mic samples waiting for a full 10 ms block
         self._clean = np.zeros(0, dtype=np.int16)  # echo-cancelled samples waiting for a VAD frame
@@ -168,7 +189,7 @@ class HearingPipeline:
         self._last_partial_ns = 0
         self._last_partial = ""
         # hearing.activity: frames batched into one event every ``activity_batch_ms`` (0: off)
-        self.activity_frames = max(1, activity_batch_ms // vad.frame_ms) if activity_batch_ms > 0 else 0
+        self.activity_frames = max(1, s.activity_batch_ms // s.vad_frame_ms) if s.activity_batch_ms > 0 else 0
         self._act_t0 = 0
         self._act_energy: list[float] = []
         self._act_voiced: list[bool] = []
@@ -188,10 +209,12 @@ class HearingPipeline:
                     pass
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="hearing-pipeline", daemon=True)
-        self._thread.start()
+        """Process what ``push`` queues on a worker of ``workers`` until ``stop``."""
+        self._live = True
+        self._thread = self._workers.start("hearing-pipeline", self._run)
 
     def stop(self, timeout: float = 3.0) -> None:
+        """Let the worker process what is queued, then join it (up to ``timeout``)."""
         if self._thread is not None:
             self._queue.put(None)
             self._thread.join(timeout)
@@ -205,6 +228,7 @@ class HearingPipeline:
                 self.process(chunk)
             except Exception:  # noqa: BLE001 - one bad chunk must not end hearing
                 log.exception("hearing pipeline failed on a chunk; continuing")
+            self.snapshot = replace(self.stats)  # one attribute swap: readers never see a half-updated copy
 
     def set_phrases(self, phrases: list[str]) -> None:
         """Expected phrases for the engine; applied between utterances (any thread)."""
@@ -259,11 +283,11 @@ class HearingPipeline:
         edge = self.endpointer.process(frame, t_ns, playing, raw, near_end)
         if self.activity_frames:
             self._activity(t_ns, energy_db(frame), self.endpointer.last_voiced)
-        if near_end and raw is not None and energy_db(raw) - energy_db(frame) > self.endpointer.s.playback_erle_db:
+        if near_end and raw is not None and energy_db(raw) - energy_db(frame) > self.settings.playback_erle_db:
             # AEC3's suppressor mutes the first few hundred ms of double talk; where the level
             # detector shows the visitor dominates the echo, the raw frame is the better signal.
             frame = raw
-        if not self._turn and self._prev is not None and len(self._gap) * self.endpointer.s.frame_ms < 3000:
+        if not self._turn and self._prev is not None and len(self._gap) * self.settings.vad_frame_ms < 3000:
             self._gap.append((t_ns, frame))
         if edge is not None and edge.event == "started":
             self._begin(edge.at_ns, edge.audio, edge.audio_t0_ns, edge.during_playback)
@@ -286,7 +310,7 @@ class HearingPipeline:
                     self.on_event(PartialText(self._turn, text))
 
     def _activity(self, t_ns: int, level_db: float, voiced: bool) -> None:
-        frame_ns = self.endpointer.s.frame_ms * 1_000_000
+        frame_ns = self.settings.vad_frame_ms * 1_000_000
         if self._act_energy and t_ns != self._act_t0 + len(self._act_energy) * frame_ns:
             self._flush_activity()  # a gap in the audio: frames in one event are consecutive
         if not self._act_energy:
@@ -298,7 +322,7 @@ class HearingPipeline:
 
     def _flush_activity(self) -> None:
         if self._act_energy:
-            self.on_event(ActivityFrames(self._act_t0, self.endpointer.s.frame_ms, self._act_energy, self._act_voiced))
+            self.on_event(ActivityFrames(self._act_t0, self.settings.vad_frame_ms, self._act_energy, self._act_voiced))
         self._act_energy, self._act_voiced = [], []
 
     def _begin(self, at_ns: int, audio: list[np.ndarray], audio_t0: int, during_playback: bool) -> None:
@@ -364,7 +388,7 @@ class HearingPipeline:
             # is still decoding, the question is asked again on the next frame: the pipeline thread never
             # blocks on it. Fed synchronously (``process``: tests, offline benchmarks, faster than real
             # time) the ask waits for the decode, as if it took no time: decisions do not depend on load.
-            wait = 0.0 if self._thread is not None else None
+            wait = 0.0 if self._live else None
             result = self._timed(lambda: self.engine.peek(wait))
             if result is None and self.engine.speculating():
                 return None
@@ -410,4 +434,4 @@ class HearingPipeline:
     @property
     def rtf(self) -> float:
         """STT processing time over the speech audio it was fed."""
-        return self.stats.stt_s / self.stats.utterance_s if self.stats.utterance_s else 0.0
+        return self.stats.rtf

@@ -1,8 +1,12 @@
 """The hearing service: owns the microphone, publishes speech edges, partials and transcripts.
 
-A thin handler: the microphone thread feeds the pipeline (echo canceller, endpointer, STT) on
-its own thread; this class turns pipeline events into bus messages and bus messages (played
-replies, stops, phrases) into pipeline input.
+A thin handler. ``setup`` builds from the ``hearing`` section: the STT engine, the playback
+reference, the pipeline (echo canceller, endpointer, STT; ``pipeline.py``) running on one of the
+service's workers, and the microphone whose thread feeds it; each goes on the exit stack as it
+opens, so shutdown stops the microphone first, then the pipeline (what is queued is processed),
+then closes the engine. Pipeline events become bus messages (on the pipeline's worker: publish
+is thread-safe, ``count`` goes to the loop by itself); bus messages (played replies, stops,
+phrases) become pipeline input.
 """
 
 from __future__ import annotations
@@ -17,7 +21,6 @@ from hardware.microphone import FileMicrophone, Microphone, MicrophoneError, PyA
 from .echo import PlaybackReference
 from .pipeline import ActivityFrames, Event, Final, HearingPipeline, PartialText, SpeechEnded, SpeechStarted
 from .stt import create_engine
-from .vad import EndpointerSettings
 
 log = logging.getLogger(__name__)
 
@@ -50,51 +53,36 @@ class HearingService(Service):
 
     def setup(self) -> None:
         s = self.config.hearing
-        self.engine = create_engine(s)  # EngineError names the missing model and how to install one
+        self.mic: Microphone | None = None
+        self.engine = self.hold(create_engine(s))  # EngineError names the missing model and how to install one
         self.lang = s.lang or self.engine.lang
         partials = getattr(self.engine, "partials", None)
         self.partial_engine = partials.name if partials is not None else ""
         self.reference = PlaybackReference(tail_ms=s.playback_tail_ms)
-        vad = EndpointerSettings(
-            aggressiveness=s.vad_aggressiveness, frame_ms=s.vad_frame_ms, start_ms=s.vad_start_ms, playback_start_ms=s.vad_playback_start_ms,
-            preroll_ms=s.vad_preroll_ms, hangover_ms=s.vad_hangover_ms, max_utterance_s=s.max_utterance_s,
-            gate_db=s.vad_gate_db, playback_gate_db=s.playback_gate_db, speculate_ms=s.vad_speculate_ms,
-            turn_max_silence_ms=s.turn_max_silence_ms, turn_doubt_silence_ms=s.turn_doubt_silence_ms,
-        )
-        self.pipeline = HearingPipeline(self.engine, self._on_event, vad=vad, reference=self.reference,
-                                        aec=s.aec, aec_delay_ms=s.aec_delay_ms, partial_interval_ms=s.partial_interval_ms,
-                                        end_of_turn=s.end_of_turn, turn_threshold=s.turn_threshold,
-                                        vad_engine=s.vad_engine, silero_threshold=s.silero_threshold,
-                                        activity_batch_ms=s.activity_batch_ms, continue_ms=s.turn_continue_ms)
+        self.pipeline = HearingPipeline(s, self.engine, self._on_event, reference=self.reference, workers=self.workers)
         if s.phrases:
             self.pipeline.set_phrases(list(s.phrases))
         self.pipeline.start()
-        self.mic: Microphone | None = None
+        self.hold(self.pipeline, self.pipeline.stop)  # closed before the engine it decodes with
         try:
-            self.mic = make_microphone(s, self.config)
-            if hasattr(self.mic, "on_text"):  # the kiosk page's text box: a typed line is a transcript
-                self.mic.on_text = self._typed
+            mic = make_microphone(s, self.config)
         except MicrophoneError as exc:
             # A broken file or a missing driver: say so and keep the service (and the rest) running.
             self.count("mic_errors")
             log.error("microphone unusable: %s", exc)
             return
-        self.mic.start(self.pipeline.push)
+        # On the stack as soon as it exists (the browser microphone has bound its port): stopped first at
+        # shutdown, so no chunk arrives after the pipeline's last; stopping one that never started is harmless.
+        self.mic = self.hold(mic, mic.stop)
+        mic.on_text = self._typed  # the kiosk page's text box: a typed line is a transcript
+        mic.start(self.pipeline.push)
         log.info("hearing with %s on %s", self.engine.name, s.mic_device if s.mic_device != "sim" else f"sim:{s.mic_file or 'silence'}")
 
-    def teardown(self) -> None:
-        if getattr(self, "mic", None) is not None:
-            self.mic.stop()
-        if getattr(self, "pipeline", None) is not None:
-            self.pipeline.stop()
-        if getattr(self, "engine", None) is not None:
-            self.engine.close()
-
     def heartbeat_counters(self) -> dict[str, float]:
-        st = self.pipeline.stats
+        st = self.pipeline.snapshot  # the worker's copy: the loop never reads what the worker is writing
         lat = sorted(st.latencies_ms)
         self.counters.update(
-            audio_s=round(st.audio_s, 2), utterances=st.utterances, rtf=round(self.pipeline.rtf, 3),
+            audio_s=round(st.audio_s, 2), utterances=st.utterances, rtf=round(st.rtf, 3),
             pipeline_load=round(st.process_s / st.audio_s, 3) if st.audio_s else 0.0,
             final_latency_ms_p50=round(lat[len(lat) // 2], 1) if lat else 0.0,
             dropped_chunks=st.dropped_chunks, audio_gaps=st.gaps,
@@ -106,7 +94,7 @@ class HearingService(Service):
             self.counters["mic_available"] = 0
         return self.counters
 
-    # --- pipeline -> bus (called on the pipeline thread; publish is thread-safe) -----------
+    # --- pipeline -> bus (on the pipeline's worker: publish is thread-safe, count goes to the loop) ---
     def _on_event(self, ev: Event) -> None:
         if isinstance(ev, ActivityFrames):
             self.publish(Activity(t0_ns=ev.t0_ns, frame_ms=ev.frame_ms, energy_db=ev.energy_db, voiced=ev.voiced))
@@ -155,14 +143,14 @@ class HearingService(Service):
             self.count("bad_utterances")
             log.warning("echo reference ignored: %s", exc)
             return
-        if isinstance(self.mic, FileMicrophone):
-            self.mic.speaker_play(pcm16k, u.play_at_ns)  # the simulated room hears its speaker
+        if self.mic is not None:
+            self.mic.speaker_play(pcm16k, u.play_at_ns)  # only the simulated room hears its speaker
 
     @on(Stop)
     def handle_stop(self, rx: Received) -> None:
         now = time.monotonic_ns()
         self.reference.cut(now)
-        if isinstance(self.mic, FileMicrophone):
+        if self.mic is not None:
             self.mic.speaker_stop(now)
 
     @on(Done)

@@ -3,6 +3,10 @@
 webrtcvad alone flags low-level speech-like sound (the residue an echo canceller leaves of the
 assistant's own voice) as speech, so a frame only counts as voiced when it is also some dB above
 the tracked noise floor; while the assistant speaks that margin is larger (``playback_gate_db``).
+
+The endpointer takes the ``hearing`` config section itself (``HearingSettings``: the ``vad_*``,
+``turn_*_silence_ms``, ``max_utterance_s`` and gate keys); the schema checks their ranges
+(``vad_frame_ms`` is 10, 20 or 30, ``vad_aggressiveness`` 0 to 3).
 """
 
 from __future__ import annotations
@@ -14,46 +18,10 @@ from typing import Callable
 
 import numpy as np
 
+from assistant.config import HearingSettings
+
 RATE = 16_000
 NS = 1_000_000_000
-
-
-@dataclass(frozen=True)
-class EndpointerSettings:
-    aggressiveness: int = 2
-    """webrtcvad mode 0 (least) to 3 (most aggressive about calling audio non-speech)."""
-    frame_ms: int = 30
-    """VAD frame length; webrtcvad takes 10, 20 or 30 ms."""
-    start_ms: int = 90
-    """Voiced audio needed (within one frame more than this) before an utterance starts."""
-    playback_start_ms: int = 150
-    """The same while the assistant's voice plays: echo residue can pass the gates for a frame or
-    three, and a false start there would make the assistant interrupt itself."""
-    preroll_ms: int = 300
-    """Audio kept from before the start and handed to the recogniser, so first sounds are not cut."""
-    hangover_ms: int = 210
-    """Unvoiced time after speech before the utterance may end (``end_of_turn`` decides; without it, it ends)."""
-    speculate_ms: int = 90
-    """Unvoiced time after which a ``pause`` edge lets the engine start its final pass early."""
-    turn_max_silence_ms: int = 1300
-    """With an ``end_of_turn`` check that says "not finished", the utterance ends after this much silence anyway."""
-    turn_doubt_silence_ms: int = 500
-    """With an ``end_of_turn`` check that says "maybe finished" (its signals disagree), the utterance ends after this much silence."""
-    max_utterance_s: float = 15.0
-    """An utterance longer than this is ended (and transcribed) anyway."""
-    gate_db: float = 8.0
-    """A voiced frame must be this far above the noise floor."""
-    playback_gate_db: float = 18.0
-    """The margin while the assistant's voice is playing (echo residue is quieter than a visitor)."""
-    playback_erle_db: float = 12.0
-    """While playing, a frame the canceller attenuated by more than this goes to the recogniser raw when
-    the double-talk detector says a visitor speaks (AEC3 mutes double-talk onsets)."""
-
-    def check(self) -> None:
-        if self.frame_ms not in (10, 20, 30):
-            raise ValueError(f"hearing.vad_frame_ms = {self.frame_ms}: webrtcvad takes 10, 20 or 30")
-        if not 0 <= self.aggressiveness <= 3:
-            raise ValueError(f"hearing.vad_aggressiveness = {self.aggressiveness}: use 0 to 3")
 
 
 @dataclass
@@ -61,7 +29,7 @@ class Edge:
     """An utterance started or ended."""
 
     event: str
-    """``started``, ``pause`` (``speculate_ms`` of silence in an utterance), ``resumed`` (speech after a pause) or ``ended``."""
+    """``started``, ``pause`` (``vad_speculate_ms`` of silence in an utterance), ``resumed`` (speech after a pause) or ``ended``."""
     at_ns: int
     """Time of the edge in the audio (first voiced sample, or end of the last voiced frame)."""
     audio: list[np.ndarray] = field(default_factory=list)
@@ -71,7 +39,7 @@ class Edge:
     during_playback: bool = False
     """The assistant's voice was playing at the start."""
     reason: str = ""
-    """For ``ended``: ``silence`` (a finished turn after ``hangover_ms``), ``doubt_pause`` (a maybe finished one after
+    """For ``ended``: ``silence`` (a finished turn after ``vad_hangover_ms``), ``doubt_pause`` (a maybe finished one after
     ``turn_doubt_silence_ms``), ``long_pause`` (an unfinished one after ``turn_max_silence_ms``) or ``max_length``."""
 
 
@@ -122,35 +90,35 @@ class SileroVad:
 
 
 class Endpointer:
-    """Feed it fixed-size frames with their times; it says when utterances start and end."""
+    """Feed it fixed-size frames with their times; it says when utterances start and end (``settings``: the ``hearing`` section)."""
 
-    def __init__(self, settings: EndpointerSettings = EndpointerSettings(), *, engine: str = "webrtc", silero_threshold: float = 0.5) -> None:
-        settings.check()
-        self.s = settings
-        if engine == "silero":
-            self.vad = SileroVad(silero_threshold)
-        elif engine == "webrtc":
+    def __init__(self, settings: HearingSettings = HearingSettings()) -> None:
+        self.s = s = settings
+        if s.vad_engine == "silero":
+            self.vad = SileroVad(s.silero_threshold)
+        elif s.vad_engine == "webrtc":
             import webrtcvad
 
-            self.vad = webrtcvad.Vad(settings.aggressiveness)
+            self.vad = webrtcvad.Vad(s.vad_aggressiveness)
         else:
-            raise ValueError(f"hearing.vad_engine = {engine!r}: use webrtc or silero")
-        self.frame_len = RATE * settings.frame_ms // 1000
-        self.start_frames = max(1, math.ceil(settings.start_ms / settings.frame_ms))
-        self.playback_start_frames = max(self.start_frames, math.ceil(settings.playback_start_ms / settings.frame_ms))
-        self.hang_frames = max(1, math.ceil(settings.hangover_ms / settings.frame_ms))
-        self.spec_frames = max(1, min(self.hang_frames, math.ceil(settings.speculate_ms / settings.frame_ms)))
-        self.max_hang_frames = max(self.hang_frames, math.ceil(settings.turn_max_silence_ms / settings.frame_ms))
-        self.doubt_frames = min(self.max_hang_frames, max(self.hang_frames, math.ceil(settings.turn_doubt_silence_ms / settings.frame_ms)))
+            raise ValueError(f"hearing.vad_engine = {s.vad_engine!r}: use webrtc or silero")
+        frame_ms = s.vad_frame_ms
+        self.frame_len = RATE * frame_ms // 1000
+        self.start_frames = max(1, math.ceil(s.vad_start_ms / frame_ms))
+        self.playback_start_frames = max(self.start_frames, math.ceil(s.vad_playback_start_ms / frame_ms))
+        self.hang_frames = max(1, math.ceil(s.vad_hangover_ms / frame_ms))
+        self.spec_frames = max(1, min(self.hang_frames, math.ceil(s.vad_speculate_ms / frame_ms)))
+        self.max_hang_frames = max(self.hang_frames, math.ceil(s.turn_max_silence_ms / frame_ms))
+        self.doubt_frames = min(self.max_hang_frames, max(self.hang_frames, math.ceil(s.turn_doubt_silence_ms / frame_ms)))
         self.end_of_turn: Callable[[], bool | str | None] | None = None
-        """Asked once per pause when ``hangover_ms`` of silence has passed: True or ``"finished"`` ends the turn now,
+        """Asked once per pause when ``vad_hangover_ms`` of silence has passed: True or ``"finished"`` ends the turn now,
         ``"doubtful"`` after ``turn_doubt_silence_ms``, False or ``"unfinished"`` after ``turn_max_silence_ms``;
         None: not decided yet (asked again on the next frame)."""
         self._end_frames = self.max_hang_frames
         self._paused = False
         self._asked = False
-        self.max_frames = int(settings.max_utterance_s * 1000 / settings.frame_ms)
-        self.preroll: collections.deque = collections.deque(maxlen=max(1, settings.preroll_ms // settings.frame_ms) + self.playback_start_frames + 1)
+        self.max_frames = int(s.max_utterance_s * 1000 / frame_ms)
+        self.preroll: collections.deque = collections.deque(maxlen=max(1, s.vad_preroll_ms // frame_ms) + self.playback_start_frames + 1)
         self.floor_db: float | None = None
         self.in_speech = False
         self.last_voiced = False
@@ -174,16 +142,16 @@ class Endpointer:
         if e < self.floor_db:
             self.floor_db = e
         elif not playing:
-            self.floor_db += 0.05 * self.s.frame_ms / 30
+            self.floor_db += 0.05 * self.s.vad_frame_ms / 30
         # The classifier sees every frame (silero carries state from one window to the next).
         if not playing:
-            return self.vad.is_speech(frame.tobytes(), RATE) and e >= self.floor_db + self.s.gate_db
+            return self.vad.is_speech(frame.tobytes(), RATE) and e >= self.floor_db + self.s.vad_gate_db
         if raw is None:  # no canceller: only the stricter level gate tells a visitor from the echo
             return self.vad.is_speech(frame.tobytes(), RATE) and e >= self.floor_db + self.s.playback_gate_db
         # With the canceller: the double-talk detector decides; the raw frame (AEC3 mutes a
         # visitor's first few hundred ms) must be loud and sound like speech.
         speech = self.vad.is_speech(raw.tobytes(), RATE)
-        return near_end and e >= self.floor_db + self.s.gate_db and energy_db(raw) >= self.floor_db + self.s.playback_gate_db and speech
+        return near_end and e >= self.floor_db + self.s.vad_gate_db and energy_db(raw) >= self.floor_db + self.s.playback_gate_db and speech
 
     def process(self, frame: np.ndarray, t_ns: int, playing: bool = False, raw: np.ndarray | None = None,
                 near_end: bool = False) -> Edge | None:
@@ -246,7 +214,7 @@ class Endpointer:
     @property
     def silent_ms(self) -> int:
         """Unvoiced time since the last voiced frame of the current utterance."""
-        return self._silent * self.s.frame_ms if self.in_speech else 0
+        return self._silent * self.s.vad_frame_ms if self.in_speech else 0
 
     def reset(self) -> None:
         self.in_speech = False

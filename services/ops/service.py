@@ -23,7 +23,7 @@ class OpsService(Service):
         cfg = self.config.ops
         self.board = StatusBoard(cfg.history, cfg.stale_after_s)
         self.server = self.hold(StatusServer(self.board, cfg.host, cfg.port, read_token(cfg.token_file),
-                                             on_request=self._on_request, limits=web_limits(self.config)))
+                                             on_request=self._on_request, limits=web_limits(self.config), workers=self.workers))
         self.server.start()
         log.info("status page on %s (metrics on %smetrics)%s", self.server.url, self.server.url, " with a token" if self.server.token else "")
 

@@ -15,6 +15,7 @@ from importlib import resources
 from typing import Callable
 
 from assistant.web import WebLimits, WebServer
+from assistant.workers import Workers
 
 from .board import StatusBoard
 
@@ -22,16 +23,16 @@ log = logging.getLogger(__name__)
 
 
 class StatusServer:
-    """Serves a ``StatusBoard`` on ``host:port`` from a background thread."""
+    """Serves a ``StatusBoard`` on ``host:port`` from a worker of ``workers`` (a private one when none is given)."""
 
     def __init__(self, board: StatusBoard, host: str, port: int, token: str = "", on_request: Callable[[str], None] | None = None,
-                 limits: WebLimits = WebLimits()) -> None:
+                 limits: WebLimits = WebLimits(), workers: Workers | None = None) -> None:
         self.board = board
         self.token = token
         self.on_request = on_request or (lambda route: None)
         self.page = resources.files(__package__).joinpath("page.html").read_bytes()
         self.web = WebServer("status page", self._routes, host=host, port=port, port_key="ops.port", token=token, limits=limits,
-                             on_refused=lambda reason: self.on_request("unauthorised" if reason == "token" else "refused"))
+                             on_refused=lambda reason: self.on_request("unauthorised" if reason == "token" else "refused"), workers=workers)
 
     @property
     def url(self) -> str:
