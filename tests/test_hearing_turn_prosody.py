@@ -1,4 +1,4 @@
-"""``words+prosody``: the words' end-of-turn verdict, made less sure when the voice did not fall at the pause."""
+"""``words+prosody``: the words' end-of-turn verdict, overruled to unfinished when the voice did not fall at the pause."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def test_no_pitch_from_silence_noise_clipping_or_a_blip(pcm):
     assert final_pitch_st(pcm) is None  # too little voice: the words alone decide
 
 
-def test_a_voice_that_did_not_fall_makes_the_verdict_less_sure():
+def test_a_voice_that_did_not_fall_makes_the_turn_unfinished():
     assert prosody_state(FINISHED, -5.0) == FINISHED
     assert prosody_state(FINISHED, FALL_ST) == FINISHED
     assert prosody_state(FINISHED, -1.0) == UNFINISHED

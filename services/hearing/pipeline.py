@@ -351,7 +351,7 @@ class HearingPipeline:
     def _turn_complete(self) -> bool | str | None:
         """Asked by the endpointer after ``hangover_ms`` of silence: is the visitor's sentence finished?
         ``words`` answers ``finished``, ``doubtful`` or ``unfinished`` (``turn.turn_state``); ``words+prosody``
-        the same, one step less sure when the voice did not fall at the pause (``turn.prosody_state``)."""
+        the same, but unfinished when the voice did not fall at the pause (``turn.prosody_state``)."""
         t = time.perf_counter()
         if self.turn_mode == "smart_turn":
             p = self.smart_turn.probability(np.concatenate(self._utt_audio)) if self._utt_audio else 1.0
@@ -373,7 +373,7 @@ class HearingPipeline:
             state = turn_state(result, partial)
             if self.turn_mode == "words+prosody" and state != UNFINISHED and self._utt_audio:
                 # a sentence the words call finished must also sound finished: a voice that did not fall at the
-                # pause waits one step longer (finished -> doubtful -> unfinished)
+                # pause is waited for as unfinished (espeak-tuned: see docs/hearing.md, "Audio cues at the pause")
                 state = prosody_state(state, self._timed(lambda: final_pitch_st(np.concatenate(self._utt_audio))))
             self.turn_checks = [*self.turn_checks[-99:], (state == FINISHED, time.perf_counter() - t)]
             return state
