@@ -27,7 +27,7 @@ from hardware.microphone import RATE, AudioChunk
 
 from .echo import DoubleTalkDetector, EchoFilter, PlaybackReference
 from .stt import Result, SttEngine
-from .turn import FINISHED, SmartTurn, turn_state
+from .turn import FINISHED, UNFINISHED, SmartTurn, final_pitch_st, prosody_state, turn_state
 from .vad import Endpointer, energy_db
 
 log = logging.getLogger(__name__)
@@ -374,7 +374,8 @@ class HearingPipeline:
 
     def _turn_complete(self) -> bool | str | None:
         """Asked by the endpointer after ``hangover_ms`` of silence: is the visitor's sentence finished?
-        ``words`` answers ``finished``, ``doubtful`` or ``unfinished`` (``turn.turn_state``)."""
+        ``words`` answers ``finished``, ``doubtful`` or ``unfinished`` (``turn.turn_state``); ``words+prosody``
+        the same, but unfinished when the voice did not fall at the pause (``turn.prosody_state``)."""
         t = time.perf_counter()
         if self.turn_mode == "smart_turn":
             p = self.smart_turn.probability(np.concatenate(self._utt_audio)) if self._utt_audio else 1.0
@@ -394,6 +395,10 @@ class HearingPipeline:
                 return None
             partial = self._timed(self.engine.partial)
             state = turn_state(result, partial)
+            if self.turn_mode == "words+prosody" and state != UNFINISHED and self._utt_audio:
+                # a sentence the words call finished must also sound finished: a voice that did not fall at the
+                # pause is waited for as unfinished (espeak-tuned: see docs/hearing.md, "Audio cues at the pause")
+                state = prosody_state(state, self._timed(lambda: final_pitch_st(np.concatenate(self._utt_audio))))
             self.turn_checks = [*self.turn_checks[-99:], (state == FINISHED, time.perf_counter() - t)]
             return state
         self.turn_checks = [*self.turn_checks[-99:], (done, time.perf_counter() - t)]

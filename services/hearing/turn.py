@@ -155,3 +155,44 @@ def turn_state(final, partial: str) -> str:
     if conf >= SURE:
         return FINISHED
     return DOUBTFUL if conf >= FAIRLY_SURE else UNFINISHED
+
+
+FALL_ST = -2.5
+"""``words+prosody``: a finished sentence's last voiced frames lie at least this many semitones below the utterance's
+median pitch (a declarative fall). Chosen on KIOSK_SPLIT and KIOSK_SPLIT_DEV (bench/lib/sentences.py): espeak/MBROLA
+finished sentences end at -6 ... -2.5, their first parts before an SSML pause at -2 ... +3."""
+PITCH_MIN_VOICED = 20
+"""Voiced 10 ms frames needed before the final pitch is read (a short "yes" has no median to fall from)."""
+_PITCH_FRAME, _PITCH_HOP, _PITCH_TAIL_S = 640, 160, 4.0
+
+
+def final_pitch_st(pcm: np.ndarray) -> float | None:
+    """Pitch of the last voiced 50 ms against the median of the last 4 s of voice, in semitones; None when there is
+    too little voice to say. Normalised autocorrelation per 40 ms frame (10 ms hop, 70-400 Hz, voiced when its peak
+    exceeds 0.5), all frames in one FFT: ~5-10 ms for 4 s of audio."""
+    x = np.asarray(pcm[-int(_PITCH_TAIL_S * RATE):], np.float64)
+    if len(x) < _PITCH_FRAME:
+        return None
+    idx = np.arange(0, len(x) - _PITCH_FRAME + 1, _PITCH_HOP)[:, None] + np.arange(_PITCH_FRAME)
+    frames = x[idx]
+    frames -= frames.mean(axis=1, keepdims=True)
+    loud = np.sqrt(np.mean(frames ** 2, axis=1)) >= 200
+    spec = np.fft.rfft(frames[loud], 2 * _PITCH_FRAME)
+    ac = np.fft.irfft(np.abs(spec) ** 2)[:, :_PITCH_FRAME]
+    ac /= ac[:, :1] + 1e-9
+    lo, hi = RATE // 400, RATE // 70
+    lag = lo + np.argmax(ac[:, lo:hi], axis=1)
+    voiced = ac[np.arange(len(lag)), lag] > 0.5
+    if voiced.sum() < PITCH_MIN_VOICED:
+        return None
+    st = 12 * np.log2(RATE / lag[voiced])
+    return float(np.mean(st[-5:]) - np.median(st))
+
+
+def prosody_state(state: str, fall_st: float | None, threshold: float = FALL_ST) -> str:
+    """``words+prosody``: a finished or doubtful verdict of the words becomes unfinished when the voice did not fall
+    at the pause (``fall_st`` above ``threshold``). Finished -> doubtful (a 500 ms wait) only halved the cut-offs on
+    the tuning and dev sets: pauses run to 900 ms. No pitch (too little voice): the words decide."""
+    if fall_st is None or fall_st <= threshold:
+        return state
+    return {FINISHED: UNFINISHED, DOUBTFUL: UNFINISHED}.get(state, state)
