@@ -34,7 +34,7 @@ class Watching:
         self.settings = EmailSettings(**{**base, **settings})
         self.store = MailStore(tmp_path / "store.sqlite")
         self.events: queue.Queue = queue.Queue()
-        self.watcher = MailboxWatcher(self.settings, Intake(self.store, Authoriser(["@example.com"])), self.events.put)
+        self.watcher = MailboxWatcher(self.settings, Intake(self.store, Authoriser(["@example.com"]), self.settings), self.events.put)
 
     def __enter__(self):
         self.watcher.start()

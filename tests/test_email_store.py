@@ -2,6 +2,8 @@
 
 import msgspec
 
+from assistant.config.schema import EmailSettings
+
 from services.email.authorise import Authoriser
 from services.email.intake import Intake
 from services.email.store import MailStore
@@ -14,7 +16,7 @@ def raw(n: int, sender: str = "alice@example.com", msgid: str | None = None, tex
 
 def intake(path, clock=None, redeliver=60.0):
     kw = {"clock": clock} if clock else {}
-    return Intake(MailStore(path), Authoriser(["@example.com"]), redeliver_after_s=redeliver, **kw)
+    return Intake(MailStore(path), Authoriser(["@example.com"]), EmailSettings(redeliver_after_s=redeliver), **kw)
 
 
 def test_deliver_wait_ack_then_processed(tmp_path):

@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import TYPE_CHECKING, Callable, Literal
 
 import msgspec
 
@@ -24,6 +24,9 @@ from assistant.messages import EmailReceived
 from .authorise import Authoriser
 from .parse import parse_mail
 from .store import MailStore
+
+if TYPE_CHECKING:
+    from assistant.config.schema import EmailSettings
 
 log = logging.getLogger(__name__)
 
@@ -43,17 +46,15 @@ class Intake:
         self,
         store: MailStore,
         authoriser: Authoriser,
+        settings: EmailSettings,
         *,
-        max_text_chars: int = 20_000,
-        max_parts: int = 100,
-        redeliver_after_s: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
         self.authoriser = authoriser
-        self.max_text_chars = max_text_chars
-        self.max_parts = max_parts
-        self.redeliver_after_s = redeliver_after_s
+        self.max_text_chars = settings.max_text_chars
+        self.max_parts = settings.max_parts
+        self.redeliver_after_s = settings.redeliver_after_s
         self.clock = clock
         self._published: dict[str, tuple[float, EmailReceived]] = {}
         # examine() and ack() for the same mail can race (a resync after a reconnect while the ack

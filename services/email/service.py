@@ -54,7 +54,7 @@ class EmailService(Service):
         except (OSError, sqlite3.Error) as exc:
             raise SetupError(f"email.store_path: cannot use {path} as the mail store ({type(exc).__name__}: {exc}); "
                              "point it at a writable file") from None
-        intake = Intake(self.store, authoriser, max_text_chars=s.max_text_chars, max_parts=s.max_parts, redeliver_after_s=s.redeliver_after_s)
+        intake = Intake(self.store, authoriser, s)
         watcher = self.watcher = MailboxWatcher(s, intake, self._deliver)
         watcher.start(self.workers)
         self.hold(watcher, lambda: watcher.stop(timeout=1.0))
