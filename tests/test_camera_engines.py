@@ -89,17 +89,17 @@ def test_lamp_flicker_beats_unless_exposure_is_a_multiple_of_the_flicker_period(
 
 # --- the exposure loop ------------------------------------------------------------------------
 def test_split_prefers_exposure_and_keeps_flicker_steps():
-    ae = FacePriorityExposure(ControlLimits(1e-4, 1 / 30, 1.0, 8.0), mains_hz=50)
+    ae = FacePriorityExposure(ControlLimits(1e-4, 1 / 30, 1.0, 8.0), CameraSettings(mains_hz=50))
     assert ae.split(0.004) == pytest.approx((0.004, 1.0))  # below one flicker period: free
     e, g = ae.split(0.027)
     assert e == pytest.approx(0.02) and g == pytest.approx(1.35)
     e, g = ae.split(0.2)
     assert e == pytest.approx(0.03) and g == pytest.approx(6.6667, rel=1e-3)
     assert ae.split(10.0) == pytest.approx((0.03, 8.0))  # limits hold
-    ae60 = FacePriorityExposure(ControlLimits(1e-4, 1 / 30, 1.0, 8.0), mains_hz=60)
+    ae60 = FacePriorityExposure(ControlLimits(1e-4, 1 / 30, 1.0, 8.0), CameraSettings(mains_hz=60))
     assert ae60.split(0.03)[0] == pytest.approx(0.025)
     with pytest.raises(ValueError):
-        FacePriorityExposure(ControlLimits(1e-4, 1 / 30), target=300)
+        FacePriorityExposure(ControlLimits(1e-4, 1 / 30), CameraSettings(target_luminance=300))
 
 
 def test_backlit_face_priority_converges_within_10_frames_and_holds_while_moving(sprites):
@@ -167,7 +167,7 @@ def test_engagement_has_hysteresis_and_a_limit():
     from services.camera.detection import Track
     from services.camera.presence import Presence
 
-    p = Presence(width=640, engage_m=1.0, release_m=1.5, max_engaged=1)
+    p = Presence(CameraSettings(engage_m=1.0, release_m=1.5, max_engaged=1), width=640)
     a, b = Track(1, (0, 0, 0, 0), 0, 0, confirmed=True), Track(2, (0, 0, 0, 0), 0, 0, confirmed=True)
 
     def at(t, d):
@@ -182,8 +182,30 @@ def test_engagement_has_hysteresis_and_a_limit():
     at(b, 1.6)
     assert [(n, t.id) for n, t in p.update([a, b], [])] == [("engaged", 1), ("disengaged", 2)]
     assert [(n, t.id) for n, t in p.update([b], [a])] == [("disengaged", 1), ("left", 1)]
-    with pytest.raises(ValueError):
-        Presence(width=640, engage_m=2.0, release_m=1.0)
+    with pytest.raises(ValueError, match="engage_m"):
+        CameraSettings(engage_m=2.0, release_m=1.0)  # the section refuses a release closer than the engagement
+
+
+def test_the_parts_read_their_keys_from_the_camera_section():
+    """Each part takes the section itself: a non-default key there reaches it (no keyword copy with its own default)."""
+    from services.camera.detection import FaceTracker
+    from services.camera.presence import Presence
+    from services.camera.speaker import ActiveSpeaker
+
+    s = CameraSettings(detect_every=3, lost_after_s=0.5, hfov_deg=90.0, face_width_m=0.2, engage_m=0.8, release_m=2.0,
+                       max_engaged=2, target_luminance=90.0, target_band=10.0, latency_frames=3, mains_hz=60,
+                       manual_exposure_s=0.005, manual_gain=2.0, speaker_window_s=1.0, speaker_margin=0.2,
+                       speaker_min_score=0.3, speaker_hold_ms=300, speaker_video_latency_ms=40.0, speaker_audio_latency_ms=20.0)
+    tracker = FaceTracker(object(), s)  # type: ignore[arg-type]  # the detector is not used here
+    assert (tracker.detect_every, tracker.lost_after_ns, tracker.confirm_hits) == (3, 500_000_000, 2)
+    p = Presence(s, width=640)
+    assert p.focal_px == pytest.approx(320.0) and (p.face_width_m, p.engage_m, p.release_m, p.max_engaged) == (0.2, 0.8, 2.0, 2)
+    ae = FacePriorityExposure(ControlLimits(1e-4, 1 / 30, 1.0, 8.0), s)
+    assert (ae.target, ae.start_tol, ae.stop_tol, ae.latency_frames) == (90.0, 6.0, 2.5, 3)
+    assert ae.flicker_s == pytest.approx(1 / 120) and ae.exposure_s * ae.gain == pytest.approx(0.01)
+    sp = ActiveSpeaker(s)
+    assert (sp.tau_ns, sp.margin, sp.min_score, sp.hold_ns) == (1e9, 0.2, 0.3, 300_000_000)
+    assert (sp.video_lag_ns, sp.audio_lag_ns) == (40_000_000, 20_000_000)
 
 
 # --- bad input --------------------------------------------------------------------------------

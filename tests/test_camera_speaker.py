@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from assistant.config import CameraSettings
 from services.camera.speaker import ActiveSpeaker, mouth_opening
 
 NS = 1_000_000_000
@@ -36,7 +37,7 @@ def syllables(t: float, on: tuple[float, float]) -> float:
 
 def test_the_face_whose_mouth_follows_the_sound_is_the_speaker():
     rng = np.random.default_rng(0)
-    eng = ActiveSpeaker()
+    eng = ActiveSpeaker(CameraSettings())
     a, b = (1.0, 4.0), (5.0, 8.0)
     level = lambda t: 20 + 50 * max(syllables(t, a), syllables(t, b))  # noqa: E731
     voiced = lambda t: a[0] <= t < a[1] or b[0] <= t < b[1]  # noqa: E731
@@ -53,7 +54,7 @@ def test_the_face_whose_mouth_follows_the_sound_is_the_speaker():
 
 def test_chewing_in_silence_a_cough_and_leaving_view():
     rng = np.random.default_rng(1)
-    eng = ActiveSpeaker()
+    eng = ActiveSpeaker(CameraSettings())
     a = (1.0, 4.0)
     cough = (6.0, 6.08)
     level = lambda t: 20 + 50 * syllables(t, a) + (50 if cough[0] <= t < cough[1] else 0)  # noqa: E731
@@ -72,7 +73,7 @@ def test_audio_arriving_in_a_burst_is_judged_batch_by_batch():
     """A loaded machine delivers hearing.activity late and in bursts: the lips read meanwhile are
     still lined up with each batch, and the speaker is named with the onset of the speech."""
     rng = np.random.default_rng(4)
-    eng = ActiveSpeaker()
+    eng = ActiveSpeaker(CameraSettings())
     a = (1.0, 3.0)
     mouths = {1: lambda t: 0.02 + 0.3 * syllables(t, a) + rng.normal(0, 0.004), 2: lambda t: 0.02 + rng.normal(0, 0.004)}
     for i in range(int(4.0 * 10)):  # a camera at 10 fps; no audio until 3.9 s
@@ -121,7 +122,7 @@ def test_real_talking_faces_with_their_own_voices(shared_data):
     """Two GRID speakers side by side, taking turns: each turn goes to the one whose lips move with it."""
     a_mouth, a_level = _clip("lwbsza")
     b_mouth, b_level = _clip("sbia1a")
-    eng = ActiveSpeaker()
+    eng = ActiveSpeaker(CameraSettings())
     quiet_a, quiet_b = float(a_mouth[:5].mean()), float(b_mouth[:5].mean())
     changes = []
     t0 = 0.0

@@ -14,9 +14,12 @@ from __future__ import annotations
 import itertools
 import logging
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from assistant.config import CameraSettings
 
 log = logging.getLogger(__name__)
 
@@ -146,10 +149,10 @@ def make_detector(kind: str, min_face_px: int, detect_width: int = 480) -> FaceD
 class FaceTracker:
     """Stable ids for faces: local refinement every frame, full search every ``detect_every`` frames."""
 
-    def __init__(self, detector: FaceDetector, *, detect_every: int = 5, lost_after_s: float = 0.7, confirm_hits: int = 2) -> None:
+    def __init__(self, detector: FaceDetector, settings: CameraSettings, *, confirm_hits: int = 2) -> None:
         self.detector = detector
-        self.detect_every = max(1, detect_every)
-        self.lost_after_ns = int(lost_after_s * 1e9)
+        self.detect_every = max(1, settings.detect_every)
+        self.lost_after_ns = int(settings.lost_after_s * 1e9)
         self.confirm_hits = confirm_hits
         self.tracks: list[Track] = []
         self._ids = itertools.count(1)

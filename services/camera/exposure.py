@@ -26,10 +26,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from hardware.camera import ControlLimits
+
+if TYPE_CHECKING:
+    from assistant.config import CameraSettings
 
 Box = tuple[float, float, float, float]
 
@@ -121,18 +125,20 @@ class ExposureState:
 class FacePriorityExposure:
     """The exposure loop. ``update`` once per frame with the metered luma; it returns new settings."""
 
-    def __init__(self, limits: ControlLimits, *, target: float = 110.0, band: float = 20.0, latency_frames: int = 2,
-                 mains_hz: int = 50, exposure_s: float = 0.01, gain: float = 1.0, damping: float = 0.85) -> None:
+    def __init__(self, limits: ControlLimits, settings: CameraSettings, *, damping: float = 0.85) -> None:
+        """Reads ``target_luminance``, ``target_band``, ``latency_frames``, ``mains_hz`` and, as the starting point,
+        ``manual_exposure_s`` x ``manual_gain`` from the camera section."""
+        target = settings.target_luminance
         if not 0 < target < 255:
             raise ValueError(f"target luminance {target} must be within 0..255")
         self.limits = limits
         self.target = target
-        self.start_tol = 0.6 * band
-        self.stop_tol = 0.25 * band
-        self.latency_frames = max(0, latency_frames)
-        self.flicker_s = 1.0 / (2 * mains_hz) if mains_hz else 0.0
+        self.start_tol = 0.6 * settings.target_band
+        self.stop_tol = 0.25 * settings.target_band
+        self.latency_frames = max(0, settings.latency_frames)
+        self.flicker_s = 1.0 / (2 * settings.mains_hz) if settings.mains_hz else 0.0
         self.damping = damping
-        self.exposure_s, self.gain = self.split(exposure_s * gain)
+        self.exposure_s, self.gain = self.split(settings.manual_exposure_s * settings.manual_gain)
         self.correcting = False
         self._wait = 0
         self._last_dir = 0

@@ -69,12 +69,9 @@ class CameraPipeline:
         self.settings = settings
         self.mode = settings.ae_mode
         detector = make_detector(settings.detector, settings.min_face_px, settings.detect_width * width // max(settings.width, 1))
-        self.tracker = FaceTracker(detector, detect_every=settings.detect_every, lost_after_s=settings.lost_after_s)
-        self.presence = Presence(width=width, hfov_deg=settings.hfov_deg, face_width_m=settings.face_width_m,
-                                 engage_m=settings.engage_m, release_m=settings.release_m, max_engaged=settings.max_engaged)
-        self.exposure = FacePriorityExposure(limits, target=settings.target_luminance, band=settings.target_band,
-                                             latency_frames=settings.latency_frames, mains_hz=settings.mains_hz,
-                                             exposure_s=settings.manual_exposure_s, gain=settings.manual_gain)
+        self.tracker = FaceTracker(detector, settings)
+        self.presence = Presence(settings, width=width)
+        self.exposure = FacePriorityExposure(limits, settings)
         self.recognizer = recognizer
         self.recognition_sync = recognition_sync
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="recognise") if recognizer and not recognition_sync else None
@@ -87,10 +84,7 @@ class CameraPipeline:
             try:
                 # ~100 MB of landmark model: the service loads it once in setup (loading holds the GIL for seconds)
                 self.mouths = mouths or shared_reader()
-                self.speaker = ActiveSpeaker(window_s=settings.speaker_window_s, margin=settings.speaker_margin,
-                                             min_score=settings.speaker_min_score, hold_ms=settings.speaker_hold_ms,
-                                             video_latency_ms=settings.speaker_video_latency_ms,
-                                             audio_latency_ms=settings.speaker_audio_latency_ms)
+                self.speaker = ActiveSpeaker(settings)
             except RuntimeError as exc:
                 log.warning("who-is-speaking off: %s", exc)
 

@@ -10,20 +10,24 @@ places go to the closest.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from .detection import Track
 
+if TYPE_CHECKING:
+    from assistant.config import CameraSettings
+
 
 class Presence:
-    def __init__(self, *, width: int, hfov_deg: float = 60.0, face_width_m: float = 0.15, engage_m: float = 1.0,
-                 release_m: float = 1.5, max_engaged: int = 1) -> None:
-        if release_m < engage_m:
-            raise ValueError(f"release_m ({release_m}) must be >= engage_m ({engage_m})")
-        self.focal_px = (width / 2) / math.tan(math.radians(hfov_deg) / 2)
-        self.face_width_m = face_width_m
-        self.engage_m = engage_m
-        self.release_m = release_m
-        self.max_engaged = max_engaged
+    def __init__(self, settings: CameraSettings, *, width: int) -> None:
+        # the section refuses engage_m >= release_m; this guards a section built some other way
+        if settings.release_m < settings.engage_m:
+            raise ValueError(f"release_m ({settings.release_m}) must be >= engage_m ({settings.engage_m})")
+        self.focal_px = (width / 2) / math.tan(math.radians(settings.hfov_deg) / 2)
+        self.face_width_m = settings.face_width_m
+        self.engage_m = settings.engage_m
+        self.release_m = settings.release_m
+        self.max_engaged = settings.max_engaged
         self.announced: set[int] = set()
 
     def distance(self, box_width_px: float) -> float:

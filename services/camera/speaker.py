@@ -27,8 +27,12 @@ import functools
 import logging
 from collections import deque
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from assistant.config import CameraSettings
 
 log = logging.getLogger(__name__)
 
@@ -112,14 +116,14 @@ class SpeakerChange:
 
 
 class ActiveSpeaker:
-    def __init__(self, *, window_s: float = 0.6, margin: float = 0.1, min_score: float = 0.1, hold_ms: float = 150,
-                 video_latency_ms: float = 0.0, audio_latency_ms: float = 0.0) -> None:
-        self.tau_ns = window_s * NS
-        self.margin = margin
-        self.min_score = min_score
-        self.hold_ns = int(hold_ms * 1e6)
-        self.video_lag_ns = int(video_latency_ms * 1e6)
-        self.audio_lag_ns = int(audio_latency_ms * 1e6)
+    def __init__(self, settings: CameraSettings) -> None:
+        """Reads the ``speaker_*`` keys of the camera section."""
+        self.tau_ns = settings.speaker_window_s * NS
+        self.margin = settings.speaker_margin
+        self.min_score = settings.speaker_min_score
+        self.hold_ns = int(settings.speaker_hold_ms * 1e6)
+        self.video_lag_ns = int(settings.speaker_video_latency_ms * 1e6)
+        self.audio_lag_ns = int(settings.speaker_audio_latency_ms * 1e6)
         self.inbox: deque = deque()
         """Audio batches from the bus thread: (t0_ns, frame_ms, energies, voiced)."""
         self._audio: deque[tuple[int, float, bool]] = deque()  # (centre ns, level dB, voiced)
