@@ -16,6 +16,9 @@ mid-sentence: share where an answer to the first part would be heard before the 
 ``midpause_cutoff_rate_real`` (the same rule on the real utterances of 5+ words, ``midpause_utterances_real``,
 with a 400-900 ms pause of their own noise floor inserted at a word boundary mid-sentence; an evaluation
 set, ``..._at_inserted_pause`` and ``..._unpaused`` split off the cuts at the reader's own pauses),
+``natural_midsentence_cut_rate`` / ``natural_sentence_end_fast_rate`` / ``natural_pauses`` (the spontaneous
+recordings in talking/single and talking/wild, each one stream, with their own pauses of 400 ms or more: mid-sentence
+ones answered, and sentence ends answered after the hangover, by Whisper's punctuation over the whole recording),
 ``false_transcripts_on_noise`` (silence, white/pink noise, breath, music, clicks, babble-free hum).
 ``--compare`` adds the same sets with pocketsphinx alone, ``--vad`` the silero/webrtcvad comparison,
 ``--turn smart_turn`` / ``--turn words+prosody`` measure those end-of-turn modes, ``--only-turn`` runs only the
@@ -51,6 +54,7 @@ from bench.lib.sentences import KIOSK_SENTENCES, KIOSK_SPLIT, KIOSK_SPLIT_DEV, K
 from services.hearing.stt import create_engine  # noqa: E402
 from services.hearing.stt.pocketsphinx_engine import PocketSphinxEngine  # noqa: E402
 from bench.lib.wer import wer  # noqa: E402
+from bench.lib.natural_pauses import TurnEnd, classify, rate, score, silences  # noqa: E402
 
 VOICES = ["mb-us1", "mb-us2", "mb-us3", "en-us"]
 NAMES = ["Nguyen", "Saoirse", "Aoife", "Thibault", "Joaquin", "Krzysztof", "Siobhan", "Niamh", "Xavier", "Ingrid", "Dmitri", "Priya"]
@@ -381,6 +385,67 @@ def decode_audio(path: Path) -> np.ndarray:
         resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE)
         parts = [f.to_ndarray().ravel() for frame in c.decode(c.streams.audio[0]) for f in resampler.resample(frame)]
     return np.concatenate(parts).astype(np.int16)
+
+
+def whisper_words(engine, x: np.ndarray) -> list[tuple[str, float, float]]:
+    """Whisper's words over a whole recording, with their punctuation and times: faster-whisper's own long-form
+    transcription (30 s windows that follow the segments, beam 5) on the packaged model the engine loaded."""
+    segments, _ = engine.model.transcribe(x.astype(np.float32) / 32768, language="en", word_timestamps=True, beam_size=5,
+                                          vad_filter=False)
+    return [(w.word, float(w.start), float(w.end)) for s in segments for w in (s.words or [])]
+
+
+def natural_pauses(engine, recs: list[Path], turn: str, first_s: float | None = None) -> dict:
+    """The ``natural_*`` figures: each recording's sound (its first ``first_s`` only: --smoke) as one stream
+    through the offline pipeline; its pauses of 400 ms or more (by level; mid-sentence by Whisper's punctuation over
+    the whole recording) against the finals the pipeline emitted, per recording and pooled."""
+    keys = ("pauses", "midsentence", "midsentence_cut", "sentence_ends", "sentence_ends_fast", "finals_elsewhere")
+    if engine.name != "whisper":  # the truth is Whisper's transcript of the whole recording
+        log(f"  natural pauses: skipped ({engine.name} is not Whisper)")
+        return {"natural_pauses": None, "natural_midsentence_cut_rate": None, "natural_sentence_end_fast_rate": None}
+    fast_s = (HearingSettings().vad_hangover_ms + 100) / 1000
+    per: dict[str, dict] = {}
+    for c in recs:
+        try:
+            x = decode_audio(c)
+        except (ValueError, OSError) as exc:  # a clip without a sound track
+            log(f"  natural pauses: {c.name} skipped ({exc})")
+            continue
+        if first_s is not None:
+            x = x[:int(first_s * RATE)]
+        words = whisper_words(engine, x)
+        pauses = classify(silences(x), words)
+        events: list = []
+        offline(engine, [x], turn=turn, events=events)
+        lead = 0.5  # offline()'s lead-in
+        ends = [TurnEnd((ev.speech_end_ns - T0) / 1e9 - lead, (t - T0) / 1e9 - lead, ev.result.text)
+                for t, _, ev in events if isinstance(ev, Final)]
+        per[c.stem] = sc = score(pauses, ends, fast_s, words[-1][1] if words else 0.0)
+        for p in pauses:
+            hit = [e for e in ends if e.text and p.start_s - 0.25 <= e.speech_end_s <= p.end_s]
+            log(f"  {c.stem} {p.start_s:6.2f}-{p.end_s:6.2f} s after {p.word!r:16} {'mid-sentence' if p.midsentence else 'sentence end'}: "
+                + (", ".join(f"final {1000 * (e.at_s - e.speech_end_s):.0f} ms after its end of speech, ...{e.text[-30:]!r}" for e in hit)
+                   or "no final"))
+        at_pause = [e for p in pauses for e in ends if p.start_s - 0.25 <= e.speech_end_s <= p.end_s]
+        for e in ends:
+            if e.text and e not in at_pause:
+                log(f"  {c.stem} final at no 400 ms pause, end of speech {e.speech_end_s:.2f} s: ...{e.text[-40:]!r}")
+        log(f"  {c.stem}: {sc}")
+    tot = {k: sum(v[k] for v in per.values()) for k in keys}
+    return {
+        "natural_pauses": tot["pauses"],
+        "natural_midsentence_cut_rate": rate(tot["midsentence_cut"], tot["midsentence"]),
+        "natural_midsentence_pauses": tot["midsentence"],
+        "natural_sentence_end_fast_rate": rate(tot["sentence_ends_fast"], tot["sentence_ends"]),
+        "natural_sentence_ends": tot["sentence_ends"],
+        "natural_finals_elsewhere": tot["finals_elsewhere"],
+        "natural_recordings": len(per),
+        "natural_per_recording": {k: {"pauses": v["pauses"], "midsentence": v["midsentence"],
+                                      "midsentence_cut_rate": rate(v["midsentence_cut"], v["midsentence"]),
+                                      "sentence_ends": v["sentence_ends"],
+                                      "sentence_end_fast_rate": rate(v["sentence_ends_fast"], v["sentence_ends"])}
+                                  for k, v in per.items()},
+    }
 
 
 def real_talkers(shared: Path) -> list[np.ndarray]:
@@ -758,6 +823,11 @@ def main() -> int:
         result["midpause_early_final_rate_real"] = round(len(rearly) / len(rp), 3) if rp else None
         result["midpause_wer_real"] = round(wer(rrefs, [" ".join(f.result.text for f in fs) for fs in rper]), 3) if rp else None
         result["midpause_utterances_real"] = len(rp)
+        # spontaneous speech with its own pauses (talking/single, talking/wild), each as one stream; mid-sentence by
+        # Whisper's punctuation over the whole recording. An evaluation set: no threshold is chosen on it.
+        log("end of turn, natural pauses in spontaneous recordings (never used to tune the rules):")
+        recs = take([*sorted((shared / "talking" / "single").glob("*.mp4")), *sorted((shared / "talking" / "wild").glob("*.mp4"))])
+        result.update(natural_pauses(engine, recs, args.turn, 12.0 if args.smoke else None))  # smoke: a pause of each kind
         # --- phrase biasing: the brain's names in Whisper's prompt ----------------------------
         if not args.only_turn:
             if engine.name == "whisper":

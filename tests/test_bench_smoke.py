@@ -50,6 +50,7 @@ KEYS: dict[str, set[str]] = {
                 "final_after_speech_end_ms_p95", "midpause_cutoff_rate", "midpause_cutoff_rate_heldout",
                 "complete_turn_fast_rate_heldout", "midpause_cutoff_rate_dev", "complete_turn_fast_rate_real",
                 "midpause_cutoff_rate_real", "midpause_utterances_real",
+                "natural_pauses", "natural_midsentence_cut_rate", "natural_sentence_end_fast_rate",
                 "false_transcripts_on_noise",
                 "barge_in_ms_p50", "floors_met"},
     "lipsync": {"heldout_mouth_corr", "energy_baseline_corr", "viseme_baseline_corr", "realtime_factor_cpu1",
