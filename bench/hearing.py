@@ -54,7 +54,7 @@ from bench.lib.sentences import KIOSK_SENTENCES, KIOSK_SPLIT, KIOSK_SPLIT_DEV, K
 from services.hearing.stt import create_engine  # noqa: E402
 from services.hearing.stt.pocketsphinx_engine import PocketSphinxEngine  # noqa: E402
 from bench.lib.wer import wer  # noqa: E402
-from bench.lib.natural_pauses import TurnEnd, classify, rate, score, silences  # noqa: E402
+from bench.lib.natural_pauses import TurnEnd, classify, level_db, rate, score, silences  # noqa: E402
 
 VOICES = ["mb-us1", "mb-us2", "mb-us3", "en-us"]
 NAMES = ["Nguyen", "Saoirse", "Aoife", "Thibault", "Joaquin", "Krzysztof", "Siobhan", "Niamh", "Xavier", "Ingrid", "Dmitri", "Priya"]
@@ -236,13 +236,6 @@ def midpause_cuts(events: list, n: int) -> tuple[list[int], list[int]]:
 MIDPAUSE_REAL_MIN_WORDS = 5
 
 
-def frame_db(x: np.ndarray) -> np.ndarray:
-    """Level (dB over int16 units) of 20 ms windows every 10 ms."""
-    hop, win = RATE // 100, RATE // 50
-    y = x.astype(np.float64)
-    return np.array([10 * np.log10(np.mean(y[i:i + win] ** 2) + 1) for i in range(0, max(1, len(y) - win + 1), hop)])
-
-
 def align_words(x: np.ndarray, text: str) -> list | None:
     """Word times of a recording from pocketsphinx's forced alignment to its transcript (10 ms frames;
     Whisper tiny's word times are off by 50-200 ms, and a cut placed by them fell inside a word in 4 of
@@ -275,7 +268,7 @@ def pause_point(x: np.ndarray, words: list, rng, slack_s: float = 0.03) -> tuple
     after the next one's start; boundaries whose quietest point is 25 dB under the speech (a gap,
     a stop) are drawn from at random, else the quietest one is taken. Returns (sample, words before
     it, that point's level under the speech in dB)."""
-    n, db = len(words), frame_db(x)
+    n, db = len(words), level_db(x)
     loud = float(np.percentile(db, 90))
     cands = []
     for j in range(max(1, int(np.ceil(0.35 * n))), min(n - 1, int(np.floor(0.75 * n))) + 1):
@@ -718,15 +711,16 @@ def main() -> int:
             result["wer_real_noisy"], _ = noisy_wer("real utterances, real-speech cafe", real_audio, real_refs, cafe_real,
                                                    [speakers.get(c.stem, c.stem) for c in real])
         # --- end of turn ---------------------------------------------------------------------
-        def paused_run(paused: list[np.ndarray], labels: list[str], pauses: list[float]) -> tuple[list[int], list[int], list]:
-            """Sentences with a pause in them through the pipeline: the cut-off rule's verdicts and the finals per sentence."""
+        def paused_run(paused: list[np.ndarray], labels: list[str], pauses: list[float]) -> tuple[list[int], list[int], list, list]:
+            """Sentences with a pause in them through the pipeline: the cut-off rule's verdicts, the finals per sentence
+            and the events ((time, sentence, event) as ``offline`` records them)."""
             events: list = []
             _, per = offline(engine, paused, turn=args.turn, events=events)
             cut, early = midpause_cuts(events, len(paused))
             for i in sorted(set(cut) | set(early)):
                 seq = [(round((t - T0) / 1e6), type(ev).__name__, getattr(getattr(ev, "result", None), "text", "")) for t, c, ev in events if c == i]
                 log(f"  {'cut at' if i in cut else 'continued after'} the pause ({pauses[i]:.2f} s): {labels[i]!r} -> {seq}")
-            return cut, early, per
+            return cut, early, per, events
 
         def end_of_turn(split: list[str], tag: str, seed: int, complete: list | None = None) -> dict:
             prng = np.random.default_rng(seed)
@@ -739,7 +733,7 @@ def main() -> int:
                 pauses.append(pause)
                 # One sentence with an SSML break: the voice keeps the sentence's prosody around the pause.
                 paused.append(synth(f'<speak>{a} <break time="{int(pause * 1000)}ms"/> {b}</speak>', tmp / f"p{tag}{i}_{v}.wav", v, ssml=True))
-            cut, early, per = paused_run(paused, split, pauses)
+            cut, early, per, _ = paused_run(paused, split, pauses)
             if complete is None:
                 complete = [synth(x, tmp / f"c{tag}{i}_{VOICES[i % len(VOICES)]}.wav", VOICES[i % len(VOICES)]) for i, x in enumerate(sentences)]
             _, per_c = offline(engine, complete, turn=args.turn)
@@ -782,7 +776,7 @@ def main() -> int:
         long_real = take([c for c in sorted((shared / "speech" / "real").glob("*.wav"))
                           if len(c.with_suffix(".txt").read_text().split()) >= MIDPAUSE_REAL_MIN_WORDS])
         rp: list[np.ndarray] = []
-        rlabels, rrefs, rpoints, rsrc = [], [], [], []
+        rlabels, rrefs, rpoints, rsrc, rpauses, rorig = [], [], [], [], [], []
         for c in long_real:
             x = load_audio(c)
             aligned = align_words(x, c.with_suffix(".txt").read_text())
@@ -794,14 +788,14 @@ def main() -> int:
             at, j, depth = pause_point(x, words, rrng, 0.03 if aligned else 0.12)
             rp.append(insert_pause(x, at, pause, rrng))
             rpoints.append(at)
+            rpauses.append(pause)
             rsrc.append(c)
+            rorig.append(x)
             rrefs.append(c.with_suffix(".txt").read_text().strip())
             rlabels.append(f"{c.stem}: {' '.join(w.text for w in words[:j])} | {' '.join(w.text for w in words[j:])} "
                            f"(at {at / RATE:.2f} s, {depth:.0f} dB under the speech)")
             log(f"  {rlabels[-1]}, pause {pause:.2f} s")
-        revents: list = []
-        _, rper = offline(engine, rp, turn=args.turn, events=revents)
-        rcut, rearly = midpause_cuts(revents, len(rp))
+        rcut, rearly, rper, revents = paused_run(rp, rlabels, rpauses)
         # Read sentences have pauses of their own (a reader's comma): a cut there is a cut, but not the inserted pause's.
         # Which cuts came at the inserted pause (a final of the first part ending within 0.3 s of it), and the same rule
         # on the recordings as they are.
@@ -809,11 +803,9 @@ def main() -> int:
         at_pause = [k for k in rcut if any(
             isinstance(ev, Final) and ev.result.text and c == k and abs((ev.speech_end_ns - T0) / 1e9 - (starts[k] + rpoints[k]) / RATE) < 0.3
             for _, c, ev in revents)]
-        for k in sorted(set(rcut) | set(rearly)):
-            seq = [(round((t - T0) / 1e6), type(ev).__name__, getattr(getattr(ev, "result", None), "text", "")) for t, c, ev in revents if c == k]
-            log(f"  {'cut at' if k in rcut else 'continued after'} {'the inserted' if k in at_pause else 'a'} pause: {rlabels[k]!r} -> {seq}")
+        log(f"  cuts at the inserted pause: {[rsrc[k].stem for k in at_pause]}")
         uevents: list = []
-        offline(engine, [load_audio(c) for c in rsrc], turn=args.turn, events=uevents)
+        offline(engine, rorig, turn=args.turn, events=uevents)
         ucut, _ = midpause_cuts(uevents, len(rsrc))
         for k in ucut:
             log(f"  cut without an inserted pause: {rsrc[k].stem}")

@@ -193,6 +193,4 @@ def prosody_state(state: str, fall_st: float | None, threshold: float = FALL_ST)
     """``words+prosody``: a finished or doubtful verdict of the words becomes unfinished when the voice did not fall
     at the pause (``fall_st`` above ``threshold``). Finished -> doubtful (a 500 ms wait) only halved the cut-offs on
     the tuning and dev sets: pauses run to 900 ms. No pitch (too little voice): the words decide."""
-    if fall_st is None or fall_st <= threshold:
-        return state
-    return {FINISHED: UNFINISHED, DOUBTFUL: UNFINISHED}.get(state, state)
+    return state if fall_st is None or fall_st <= threshold else UNFINISHED
