@@ -598,7 +598,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--compare", action="store_true", help="also run pocketsphinx alone on the WER sets")
     parser.add_argument("--vad", action="store_true", help="compare silero and webrtcvad at 10 dB SNR babble")
-    parser.add_argument("--turn", default="words", choices=["words", "words+prosody", "smart_turn", "silence"], help="end-of-turn mode")
+    parser.add_argument("--turn", default=HearingSettings().end_of_turn, choices=["words", "words+smart_turn", "words+prosody", "smart_turn", "silence"], help="end-of-turn mode")
     parser.add_argument("--only-turn", action="store_true",
                         help="only the end-of-turn sets (paused and complete sentences, real people's utterances), same code path")
     parser.add_argument("--one-core", action="store_true", help="pin to one CPU core (the wave-1 RTF figure)")
@@ -668,6 +668,9 @@ def main() -> int:
         # real people's finished utterances: share that ended at the first silence (the end-of-turn check's cost on voices
         # that are not TTS; a pitch cue tuned on espeak may not hold for them)
         result["complete_turn_fast_rate_real"] = round(sum(len(fs) == 1 and fs[0].reason == "silence" for fs in real_per) / len(real_per), 3)
+        for c, fs in zip(real, real_per):
+            if not (len(fs) == 1 and fs[0].reason == "silence"):
+                log(f"  not ended at the first silence: {c.stem} {[(f.result.text, f.reason) for f in fs]}")
         for r, h in zip(real_refs, real_text):
             if wer(r, h):
                 log(f"  REF {r}\n  HYP {h}")

@@ -57,7 +57,7 @@ def test_transcripts_from_the_simulated_microphone(procs, tmp_path):
     for (a, b), (t_rx, rx) in zip(spans, finals):
         msg = rx.msg
         assert rx.header.turn and msg.engine == "whisper" and msg.lang == "en" and msg.partial_engine == "pocketsphinx"
-        assert msg.end_reason == "silence" and not msg.rejected
+        assert msg.end_reason in ("silence", "doubt_pause") and not msg.rejected  # doubt: Smart Turn on an espeak voice
         assert abs((msg.speech_start_ns - start_at) / 1e9 - a) < 0.12 and abs((msg.speech_end_ns - start_at) / 1e9 - b) < 0.15
         assert msg.words and msg.speech_start_ns - 400_000_000 <= msg.words[0].start_ns <= msg.words[-1].end_ns <= msg.speech_end_ns + 300_000_000
         latencies.append((t_rx - msg.speech_end_ns) / 1e6)

@@ -15,7 +15,7 @@ from services.hearing.pipeline import Final, HearingPipeline, SpeechStarted
 from bench.lib.sentences import KIOSK_SENTENCES, KIOSK_SPLIT
 from services.hearing.stt import EngineError, create_engine
 from services.hearing.stt import Result, WordTime
-from services.hearing.turn import turn_state, words_complete
+from services.hearing.turn import is_reply, turn_state, words_complete
 from bench.lib.wer import wer
 
 from .hearing_audio import synth
@@ -191,6 +191,49 @@ def test_turn_state_trusts_whisper_when_it_is_sure_of_its_last_word():
     # No Whisper text yet (another engine): the partial alone.
     assert turn_state(None, "where is the meeting room") == "finished"
     assert turn_state(None, "i would like to") == "unfinished"
+
+
+def test_a_short_reply_is_a_whole_turn():
+    assert is_reply("Yes.") and is_reply("No thanks.") and is_reply("thank you") and is_reply("Repeat.")
+    assert not is_reply("") and not is_reply("Yes, I would like to") and not is_reply("No idea where it is.")
+    assert not is_reply("Yes please thank you very much")  # more than a reply: the rules for sentences apply
+    assert not is_reply("Good you please.")  # Whisper's "could you please": not a reply, a fragment
+    assert is_reply("No, thank you.") and is_reply("Okay.")
+    # Whisper unsure of a lone "No." and pocketsphinx hearing a function word: still finished (it waited 1.3 s).
+    assert turn_state(_heard("No.", 0.31), "to") == "finished"
+    assert turn_state(_heard("Stop", 0.45), "the") == "finished"
+    assert turn_state(_heard("No,", 0.9), "no") != "finished"  # Whisper hears it trailing off
+
+
+def _real(shared_data, stem: str) -> np.ndarray:
+    return load_audio(shared_data / "speech" / "real" / f"{stem}.wav")
+
+
+@pytest.mark.parametrize("stem,mode,reasons", [
+    # a book sentence the reader breaks off at a comma ("... as an example of fine typography, | [the book goes on]"):
+    # the words call it finished; Smart Turn (p ~0.01) hears that more is coming, so the turn waits a little
+    ("ljspeech_LJ001-0006", "words", ["silence"]),
+    ("ljspeech_LJ001-0006", "words+smart_turn", ["doubt_pause"]),
+    # a finished sentence ("has never been surpassed.", p ~0.97) and a one-word reply (Smart Turn is not asked: too little speech) end at once
+    ("ljspeech_LJ001-0008", "words+smart_turn", ["silence"]),
+    ("an4_an341-msct-b", "words+smart_turn", ["silence"]),
+    ("an4_an341-msct-b", "words", ["silence"]),
+])
+def test_smart_turn_as_the_second_opinion_on_real_speech(whisper, shared_data, stem, mode, reasons):
+    fs = finals(run(whisper, _real(shared_data, stem), end_of_turn=mode))
+    assert [f.reason for f in fs] == reasons, [(f.result.text, f.reason) for f in fs]
+
+
+def test_a_missing_smart_turn_model_is_named_and_the_words_go_on(whisper, monkeypatch, caplog):
+    import services.hearing.turn as turn
+    from assistant.errors import SetupError
+
+    monkeypatch.setattr(turn, "MODEL", ("pipecat", "audio/turn/smart_turn/data/gone.onnx"))
+    with pytest.raises(SetupError, match="Smart Turn model is missing.*pipecat-ai"):
+        HearingPipeline(HearingSettings(end_of_turn="smart_turn"), whisper, lambda ev: None)
+    with caplog.at_level("ERROR"):
+        pipeline = HearingPipeline(HearingSettings(end_of_turn="words+smart_turn"), whisper, lambda ev: None)
+    assert pipeline.turn_mode == "words" and "Smart Turn model is missing" in caplog.text
 
 
 def test_phrases_bias_the_final_pass(whisper, tmp_path):

@@ -407,16 +407,22 @@ class HearingSettings(Section):
     """Silence after which the turn may end; the floor of the final transcript's latency."""
     vad_speculate_ms: Annotated[int, Within(0, 5000)] = 90
     """Silence after which the final pass starts on the audio so far (dropped if speech goes on): hides its latency."""
-    end_of_turn: Literal["words", "words+prosody", "smart_turn", "silence"] = "words"
+    end_of_turn: Literal["words", "words+smart_turn", "words+prosody", "smart_turn", "silence"] = "words+smart_turn"
     """After ``vad_hangover_ms`` of silence, is the sentence finished? ``words``: the text so far (Whisper's final pass,
     started at the pause) does not trail off ("...", or ends on "to", "the", "and"...); ``smart_turn``: the Smart Turn
     v3.2 audio model (pipecat-ai wheel) says so; unfinished ones are waited for up to ``turn_max_silence_ms``.
     ``words+prosody``: ``words``, and a sentence the words call finished (or doubtful) whose voice did not fall at the
     pause (last voiced frames above -2.5 semitones from the median pitch) is waited for as unfinished: on espeak voices
     it removes nearly all mid-sentence cut-offs, but finished sentences wait more often (real people's: 0.77 -> 0.49
-    ended at the first silence; see docs/hearing.md), so it is not the default. ``silence``: the turn always ends after ``vad_hangover_ms``."""
+    ended at the first silence; see docs/hearing.md), so it is not the default. ``words+smart_turn`` (default): ``words``, and the
+    Smart Turn model, asked at the pause, must agree: a sentence the words call finished that the model does not is
+    waited for ``turn_doubt_silence_ms``, a doubtful one as unfinished (fewer mid-sentence answers than ``words`` on
+    every set: real natural pauses 9 -> 6 of 11; the cost is that wait on some finished sentences: real people's
+    0.96 -> 0.83 ended at once, TTS voices', which it was not trained on, 0.83 -> 0.68; see docs/hearing.md). A short reply ("Yes.", "No thanks.") is finished
+    by its words in every ``words`` mode. ``silence``: the turn always ends after ``vad_hangover_ms``."""
     turn_threshold: Annotated[float, Within(0.0, 1.0)] = 0.5
-    """Smart Turn probability above which the turn is complete."""
+    """``smart_turn`` and ``words+smart_turn``: Smart Turn probability at or above which the turn is complete (0.5: the
+    model's own decision boundary, not tuned here)."""
     turn_max_silence_ms: Annotated[int, Within(0, 10000)] = 1300
     """The longest pause an unfinished sentence is waited for."""
     turn_doubt_silence_ms: Annotated[int, Within(0, 10000)] = 500

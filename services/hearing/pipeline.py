@@ -22,12 +22,13 @@ from typing import Callable
 import numpy as np
 
 from assistant.config import HearingSettings
+from assistant.errors import SetupError
 from assistant.workers import Workers
 from hardware.microphone import RATE, AudioChunk
 
 from .echo import DoubleTalkDetector, EchoFilter, PlaybackReference
 from .stt import Result, SttEngine
-from .turn import FINISHED, UNFINISHED, SmartTurn, final_pitch_st, prosody_state, turn_state
+from .turn import DOUBTFUL, FINISHED, UNFINISHED, SmartTurn, final_pitch_st, is_reply, prosody_state, turn_state
 from .vad import Endpointer, energy_db
 
 log = logging.getLogger(__name__)
@@ -135,7 +136,7 @@ class HearingPipeline:
 
     Configured by the ``hearing`` section ``settings``; the rest are things, not settings: the STT
     ``engine``, the played replies' ``reference``, a ``smart_turn`` model (made here when
-    ``end_of_turn = "smart_turn"`` and none is given) and the ``workers`` group ``start`` runs on.
+    ``end_of_turn`` is ``smart_turn`` or ``words+smart_turn`` and none is given) and the ``workers`` group ``start`` runs on.
     """
 
     def __init__(self, settings: HearingSettings, engine: SttEngine, on_event: Callable[[Event], None], *,
@@ -150,6 +151,13 @@ class HearingPipeline:
         self.smart_turn = smart_turn
         if s.end_of_turn == "smart_turn" and smart_turn is None:
             self.smart_turn = SmartTurn()
+        elif s.end_of_turn == "words+smart_turn" and smart_turn is None:
+            try:
+                self.smart_turn = SmartTurn()
+            except SetupError as exc:  # the words alone still end turns: hearing goes on, the operator is told
+                log.error("end of turn: %s; using the words alone (end_of_turn = \"words\")", exc)
+                self.turn_mode = "words"
+        self._pause_p: float | None = None  # words+smart_turn: Smart Turn's probability at this pause (asked at the pause)
         if s.end_of_turn != "silence":
             self.endpointer.end_of_turn = self._turn_complete
         self.continue_ns = s.turn_continue_ms * 1_000_000
@@ -298,7 +306,11 @@ class HearingPipeline:
                 self._finish(edge.at_ns, edge.reason)
             elif edge is not None and edge.event == "pause":
                 self._timed(self.engine.speculate)
+                if self.turn_mode == "words+smart_turn" and self._utt_audio:
+                    # asked while Whisper decodes (~30 ms on one core), on the audio so far: speech + vad_speculate_ms
+                    self._pause_p = self._timed(lambda: self.smart_turn.probability(np.concatenate(self._utt_audio)))
             elif edge is not None and edge.event == "resumed":
+                self._pause_p = None
                 self._timed(self.engine.resume)
             elif t_ns - self._last_partial_ns >= self.partial_every:
                 self._last_partial_ns = t_ns
@@ -326,6 +338,7 @@ class HearingPipeline:
         self._act_energy, self._act_voiced = [], []
 
     def _begin(self, at_ns: int, audio: list[np.ndarray], audio_t0: int, during_playback: bool) -> None:
+        self._pause_p = None
         with self._lock:
             phrases, self._phrases = self._phrases, None
         if phrases is not None:
@@ -375,7 +388,8 @@ class HearingPipeline:
     def _turn_complete(self) -> bool | str | None:
         """Asked by the endpointer after ``hangover_ms`` of silence: is the visitor's sentence finished?
         ``words`` answers ``finished``, ``doubtful`` or ``unfinished`` (``turn.turn_state``); ``words+prosody``
-        the same, but unfinished when the voice did not fall at the pause (``turn.prosody_state``)."""
+        the same, but unfinished when the voice did not fall at the pause (``turn.prosody_state``);
+        ``words+smart_turn`` the same, but unfinished when Smart Turn, asked at the pause, says the turn goes on."""
         t = time.perf_counter()
         if self.turn_mode == "smart_turn":
             p = self.smart_turn.probability(np.concatenate(self._utt_audio)) if self._utt_audio else 1.0
@@ -399,6 +413,14 @@ class HearingPipeline:
                 # a sentence the words call finished must also sound finished: a voice that did not fall at the
                 # pause is waited for as unfinished (espeak-tuned: see docs/hearing.md, "Audio cues at the pause")
                 state = prosody_state(state, self._timed(lambda: final_pitch_st(np.concatenate(self._utt_audio))))
+            elif (self.turn_mode == "words+smart_turn" and state != UNFINISHED and self._utt_audio
+                  and not (result is not None and is_reply(result.text))):
+                # a sentence the words call finished must also sound finished to a model trained on people's turns
+                # (a short reply, "Yes.", is left to the words: too little speech for the model)
+                if self._pause_p is None:  # no pause edge before the decision (vad_speculate_ms >= the hangover)
+                    self._pause_p = self._timed(lambda: self.smart_turn.probability(np.concatenate(self._utt_audio)))
+                if self._pause_p < self.turn_threshold:  # the signals disagree: a short wait; both unsure: the long one
+                    state = DOUBTFUL if state == FINISHED else UNFINISHED
             self.turn_checks = [*self.turn_checks[-99:], (state == FINISHED, time.perf_counter() - t)]
             return state
         self.turn_checks = [*self.turn_checks[-99:], (done, time.perf_counter() - t)]
@@ -406,6 +428,7 @@ class HearingPipeline:
 
     def _finish(self, end_ns: int, reason: str) -> None:
         turn, self._turn = self._turn, ""
+        self._pause_p = None
         self.on_event(SpeechEnded(turn, end_ns, reason))
         t = time.perf_counter()
         result = self.engine.finish()

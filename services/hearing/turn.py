@@ -119,6 +119,26 @@ def words_complete(text: str) -> bool:
     return not words or words[-1] not in DANGLING
 
 
+REPLIES = frozenset("""
+yes yeah yep yup no nope nah okay ok sure right correct exactly fine great thanks
+hello hi hey bye goodbye sorry pardon stop start repeat cancel continue help
+""".split())
+"""Words that make a whole turn on their own: a short answer to the kiosk's question or a command ("Yes.",
+"Repeat."). Whisper is often unsure of a lone short word and pocketsphinx mishears it, and Smart Turn has too
+little speech to judge; such a turn is finished by its words."""
+REPLY_TAILS = ("please", "thanks", "thank you")
+"""What may follow a reply word ("Yes please.", "No thank you.")."""
+
+
+def is_reply(text: str) -> bool:
+    """The whole turn is a short reply: a ``REPLIES`` word, or "thank you", with at most a ``REPLY_TAILS`` after it."""
+    words = _WORD.findall(text.lower())
+    if words[:2] == ["thank", "you"]:
+        words = ["thanks", *words[2:]]
+    rest = " ".join(words[1:])
+    return bool(words) and words[0] in REPLIES and (not rest or rest in REPLY_TAILS)
+
+
 FINISHED, DOUBTFUL, UNFINISHED = "finished", "doubtful", "unfinished"
 SURE = 0.9
 """Whisper's probability of its last word above which its reading of a finished sentence outweighs the partial's."""
@@ -144,6 +164,8 @@ def turn_state(final, partial: str) -> str:
     """
     if final is None:
         return FINISHED if words_complete(partial) else UNFINISHED
+    if is_reply(final.text) and not final.text.strip().endswith(("...", "…", ",", "-")):
+        return FINISHED
     if not words_complete(final.text):
         return UNFINISHED
     if not final.text.strip():
