@@ -667,9 +667,10 @@ def main() -> int:
         real_text, real_per = offline(engine, real_audio, turn=args.turn)
         # real people's finished utterances: share that ended at the first silence (the end-of-turn check's cost on voices
         # that are not TTS; a pitch cue tuned on espeak may not hold for them)
-        result["complete_turn_fast_rate_real"] = round(sum(len(fs) == 1 and fs[0].reason == "silence" for fs in real_per) / len(real_per), 3)
-        for c, fs in zip(real, real_per):
-            if not (len(fs) == 1 and fs[0].reason == "silence"):
+        at_once = [len(fs) == 1 and fs[0].reason == "silence" for fs in real_per]
+        result["complete_turn_fast_rate_real"] = round(sum(at_once) / len(real_per), 3)
+        for c, fs, fast in zip(real, real_per, at_once):
+            if not fast:
                 log(f"  not ended at the first silence: {c.stem} {[(f.result.text, f.reason) for f in fs]}")
         for r, h in zip(real_refs, real_text):
             if wer(r, h):

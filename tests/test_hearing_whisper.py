@@ -15,7 +15,7 @@ from services.hearing.pipeline import Final, HearingPipeline, SpeechStarted
 from bench.lib.sentences import KIOSK_SENTENCES, KIOSK_SPLIT
 from services.hearing.stt import EngineError, create_engine
 from services.hearing.stt import Result, WordTime
-from services.hearing.turn import is_reply, turn_state, words_complete
+from services.hearing.turn import is_reply, smart_turn_state, turn_state, words_complete
 from bench.lib.wer import wer
 
 from .hearing_audio import synth
@@ -203,6 +203,13 @@ def test_a_short_reply_is_a_whole_turn():
     assert turn_state(_heard("No.", 0.31), "to") == "finished"
     assert turn_state(_heard("Stop", 0.45), "the") == "finished"
     assert turn_state(_heard("No,", 0.9), "no") != "finished"  # Whisper hears it trailing off
+
+
+def test_smart_turn_makes_the_words_wait_only_when_it_hears_more_coming():
+    assert smart_turn_state("finished", 0.97) == "finished" and smart_turn_state("doubtful", 0.5) == "doubtful"
+    assert smart_turn_state("finished", 0.2) == "doubtful"  # the signals disagree: the short wait
+    assert smart_turn_state("doubtful", 0.2) == "unfinished"  # both unsure: the long one
+    assert smart_turn_state("finished", 0.6, threshold=0.7) == "doubtful"
 
 
 def _real(shared_data, stem: str) -> np.ndarray:

@@ -415,7 +415,7 @@ class HearingSettings(Section):
     pause (last voiced frames above -2.5 semitones from the median pitch) is waited for as unfinished: on espeak voices
     it removes nearly all mid-sentence cut-offs, but finished sentences wait more often (real people's: 0.77 -> 0.49
     ended at the first silence; see docs/hearing.md), so it is not the default. ``words+smart_turn`` (default): ``words``, and the
-    Smart Turn model, asked at the pause, must agree: a sentence the words call finished that the model does not is
+    Smart Turn model, hearing the utterance up to the pause, must agree: a sentence the words call finished that the model does not is
     waited for ``turn_doubt_silence_ms``, a doubtful one as unfinished (fewer mid-sentence answers than ``words`` on
     every set: real natural pauses 9 -> 6 of 11; the cost is that wait on some finished sentences: real people's
     0.96 -> 0.83 ended at once, TTS voices', which it was not trained on, 0.83 -> 0.68; see docs/hearing.md). A short reply ("Yes.", "No thanks.") is finished

@@ -97,13 +97,17 @@ SUPERLATIVES = frozenset("nearest closest next quickest fastest shortest cheapes
 DETERMINERS = frozenset("the a an my your his her our their".split())
 
 
+TRAILING = ("...", "…", ",", "-", ":", ";")
+"""How Whisper writes speech that trails off."""
+
+
 def words_complete(text: str) -> bool:
     """Do the words so far read as a finished turn? Whisper marks trailing-off speech with "..." or
     a comma; otherwise the last word decides (a sentence does not end on "to", "the", "and", ...)."""
     text = text.strip()
     if not text:
         return True  # nothing understood: waiting would not help
-    if text.endswith(("...", "…", ",", "-", ":", ";")):
+    if text.endswith(TRAILING):
         return False
     words = _WORD.findall(text.lower())
     if len(words) >= 3 and words[-1] == "please" and words[-2] == "you":  # "could you please ..."
@@ -164,7 +168,7 @@ def turn_state(final, partial: str) -> str:
     """
     if final is None:
         return FINISHED if words_complete(partial) else UNFINISHED
-    if is_reply(final.text) and not final.text.strip().endswith(("...", "…", ",", "-")):
+    if is_reply(final.text) and not final.text.strip().endswith(TRAILING):
         return FINISHED
     if not words_complete(final.text):
         return UNFINISHED
@@ -216,3 +220,12 @@ def prosody_state(state: str, fall_st: float | None, threshold: float = FALL_ST)
     at the pause (``fall_st`` above ``threshold``). Finished -> doubtful (a 500 ms wait) only halved the cut-offs on
     the tuning and dev sets: pauses run to 900 ms. No pitch (too little voice): the words decide."""
     return state if fall_st is None or fall_st <= threshold else UNFINISHED
+
+
+def smart_turn_state(state: str, p: float, threshold: float = 0.5) -> str:
+    """``words+smart_turn``: the words' verdict with Smart Turn's probability ``p`` that the turn is finished. Below
+    ``threshold`` the signals disagree on a finished sentence (a short wait: doubtful) or both are unsure of a doubtful
+    one (the long wait: unfinished)."""
+    if p >= threshold:
+        return state
+    return DOUBTFUL if state == FINISHED else UNFINISHED
