@@ -11,14 +11,17 @@ SNR: 32 talkers of real recorded speech, clatter, rumble; ``wer_kiosk_noisy_per_
 ``wer_kiosk_noisy_espeak`` (the same sentences by 4 espeak/MBROLA voices in a cafe of 32 espeak
 talkers: the robotic voices Whisper hears worst), ``wer_real_noisy`` (the 47 real utterances in the
 real-speech cafe at 10 dB SNR), ``midpause_cutoff_rate`` (40 sentences with a 400-900 ms pause
-mid-sentence: share where an answer to the first part would be heard before the visitor goes on;
-``midpause_early_final_rate``: share with any final before the end), ``complete_turn_fast_rate`` (40 finished ones: share ended at the first silence),
+mid-sentence: share where an answer to the first part would be heard before the visitor goes on: 200 ms
+after its final and no sooner than ``brain.answer_gap_ms`` (``answer_gap_ms``) after its end of speech;
+``midpause_early_final_rate``: share with any final before the end; ``midpause_cutoff_by_answer_gap_ms``: every
+set's cut-off rate at other gaps, the same finals), ``complete_turn_fast_rate`` (40 finished ones: share ended at the first silence),
 ``midpause_cutoff_rate_real`` (the same rule on the real utterances of 5+ words, ``midpause_utterances_real``,
 with a 400-900 ms pause of their own noise floor inserted at a word boundary mid-sentence; an evaluation
 set, ``..._at_inserted_pause`` and ``..._unpaused`` split off the cuts at the reader's own pauses),
 ``natural_midsentence_cut_rate`` / ``natural_sentence_end_fast_rate`` / ``natural_pauses`` (the spontaneous
 recordings in talking/single and talking/wild, each one stream, with their own pauses of 400 ms or more: mid-sentence
-ones answered, and sentence ends answered after the hangover, by Whisper's punctuation over the whole recording),
+ones answered (by the same rule; ``natural_midsentence_final_rate``: any final there), and sentence ends answered
+after the hangover, by Whisper's punctuation over the whole recording),
 ``false_transcripts_on_noise`` (silence, white/pink noise, breath, music, clicks, babble-free hum).
 ``--compare`` adds the same sets with pocketsphinx alone, ``--vad`` the silero/webrtcvad comparison,
 ``--turn smart_turn`` / ``--turn words+prosody`` measure those end-of-turn modes, ``--only-turn`` runs only the
@@ -46,7 +49,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[0] = str(REPO)
 
 from assistant import espeak  # noqa: E402
-from assistant.config.schema import HearingSettings  # noqa: E402
+from assistant.config.schema import BrainSettings, HearingSettings  # noqa: E402
 from hardware.microphone import RATE, AudioChunk, AudioFileError, FileMicrophone, load_audio  # noqa: E402
 from services.hearing.echo import PlaybackReference  # noqa: E402
 from services.hearing.pipeline import Final, HearingPipeline, SpeechStarted  # noqa: E402
@@ -208,13 +211,20 @@ def offline(engine, clips: list[np.ndarray], gap_s: float = 2.0, turn: str = "wo
 # 200 ms leaves room for a faster brain. A continuation detected sooner than this after the final of
 # the first part drops that answer before it is heard (the brain's barge-in).
 ANSWER_MS = 200
+#: The brain holds every answer until this long after the visitor's end of speech (``brain.answer_gap_ms``).
+ANSWER_GAP_MS = BrainSettings().answer_gap_ms
+#: Answer gaps the end-of-turn sets are also scored at (``midpause_cutoff_by_answer_gap_ms``): the trade-off.
+GAPS_SWEPT = (0, 300, 450, 600, 750, 900)
 
 
-def midpause_cuts(events: list, n: int) -> tuple[list[int], list[int]]:
+def midpause_cuts(events: list, n: int, gap_ms: int | None = None) -> tuple[list[int], list[int]]:
     """Per paused sentence: was the visitor answered at the pause? Yes when the sentence became more
-    than one turn, or when a final for the first part came more than ``ANSWER_MS`` before the
-    continuation's speech was detected (the answer would have started playing). Also returns the
-    sentences with any final before the end (the answer to the first part prepared, then dropped)."""
+    than one turn, or when the answer to the first part would have started playing before the
+    continuation's speech was detected: ``ANSWER_MS`` after its final, and no sooner than the brain's
+    answer gap (``gap_ms``, default ``brain.answer_gap_ms``) after its end of speech. Speech detected
+    before then stops the answer unheard and the turn goes on. Also returns the sentences with any final
+    before the end (the answer to the first part prepared, then dropped)."""
+    gap = (ANSWER_GAP_MS if gap_ms is None else gap_ms) * 1_000_000
     cut, early = [], []
     for k in range(n):
         mine = [(t, ev) for t, c, ev in events if c == k]
@@ -225,7 +235,8 @@ def midpause_cuts(events: list, n: int) -> tuple[list[int], list[int]]:
         answered = len(turns) > 1
         for t, ev in finals[:-1]:
             resumed = next((t2 for t2, e2 in mine if isinstance(e2, SpeechStarted) and t2 >= t), None)
-            if ev.result.text and (resumed is None or resumed - t > ANSWER_MS * 1_000_000):
+            heard = max(t + ANSWER_MS * 1_000_000, ev.speech_end_ns + gap)
+            if ev.result.text and (resumed is None or resumed > heard):
                 answered = True
         if answered:
             cut.append(k)
@@ -392,12 +403,15 @@ def natural_pauses(engine, recs: list[Path], turn: str, first_s: float | None = 
     """The ``natural_*`` figures: each recording's sound (its first ``first_s`` only: --smoke) as one stream
     through the offline pipeline; its pauses of 400 ms or more (by level; mid-sentence by Whisper's punctuation over
     the whole recording) against the finals the pipeline emitted, per recording and pooled."""
-    keys = ("pauses", "midsentence", "midsentence_cut", "sentence_ends", "sentence_ends_fast", "finals_elsewhere")
+    keys = ("pauses", "midsentence", "midsentence_cut", "midsentence_final", "sentence_ends", "sentence_ends_fast",
+            "finals_elsewhere")
     if engine.name != "whisper":  # the truth is Whisper's transcript of the whole recording
         log(f"  natural pauses: skipped ({engine.name} is not Whisper)")
         return {"natural_pauses": None, "natural_midsentence_cut_rate": None, "natural_sentence_end_fast_rate": None}
     fast_s = (HearingSettings().vad_hangover_ms + 100) / 1000
+    heard = {"answer_s": ANSWER_MS / 1000, "onset_s": HearingSettings().vad_start_ms / 1000}
     per: dict[str, dict] = {}
+    swept = {g: 0 for g in GAPS_SWEPT}
     for c in recs:
         try:
             x = decode_audio(c)
@@ -413,7 +427,10 @@ def natural_pauses(engine, recs: list[Path], turn: str, first_s: float | None = 
         lead = 0.5  # offline()'s lead-in
         ends = [TurnEnd((ev.speech_end_ns - T0) / 1e9 - lead, (t - T0) / 1e9 - lead, ev.result.text)
                 for t, _, ev in events if isinstance(ev, Final)]
-        per[c.stem] = sc = score(pauses, ends, fast_s, words[-1][1] if words else 0.0)
+        until = words[-1][1] if words else 0.0
+        per[c.stem] = sc = score(pauses, ends, fast_s, until, gap_s=ANSWER_GAP_MS / 1000, **heard)
+        for g in GAPS_SWEPT:
+            swept[g] += score(pauses, ends, fast_s, until, gap_s=g / 1000, **heard)["midsentence_cut"]
         for p in pauses:
             hit = [e for e in ends if e.text and p.start_s - 0.25 <= e.speech_end_s <= p.end_s]
             log(f"  {c.stem} {p.start_s:6.2f}-{p.end_s:6.2f} s after {p.word!r:16} {'mid-sentence' if p.midsentence else 'sentence end'}: "
@@ -428,6 +445,8 @@ def natural_pauses(engine, recs: list[Path], turn: str, first_s: float | None = 
     return {
         "natural_pauses": tot["pauses"],
         "natural_midsentence_cut_rate": rate(tot["midsentence_cut"], tot["midsentence"]),
+        "natural_midsentence_final_rate": rate(tot["midsentence_final"], tot["midsentence"]),
+        "natural_midsentence_cut_by_gap": {str(g): rate(n, tot["midsentence"]) for g, n in swept.items()},
         "natural_midsentence_pauses": tot["midsentence"],
         "natural_sentence_end_fast_rate": rate(tot["sentence_ends_fast"], tot["sentence_ends"]),
         "natural_sentence_ends": tot["sentence_ends"],
@@ -726,6 +745,12 @@ def main() -> int:
                 log(f"  {'cut at' if i in cut else 'continued after'} the pause ({pauses[i]:.2f} s): {labels[i]!r} -> {seq}")
             return cut, early, per, events
 
+        def by_gap(events: list, n: int) -> dict[str, float]:
+            """The cut-off rate of one set at each answer gap in ``GAPS_SWEPT`` (same finals, only the hold differs)."""
+            return {str(g): round(len(midpause_cuts(events, n, g)[0]) / n, 3) for g in GAPS_SWEPT}
+
+        gaps: dict[str, dict] = {}
+
         def end_of_turn(split: list[str], tag: str, seed: int, complete: list | None = None) -> dict:
             prng = np.random.default_rng(seed)
             sentences = [x.replace(" | ", " ") for x in split]
@@ -737,7 +762,7 @@ def main() -> int:
                 pauses.append(pause)
                 # One sentence with an SSML break: the voice keeps the sentence's prosody around the pause.
                 paused.append(synth(f'<speak>{a} <break time="{int(pause * 1000)}ms"/> {b}</speak>', tmp / f"p{tag}{i}_{v}.wav", v, ssml=True))
-            cut, early, per, _ = paused_run(paused, split, pauses)
+            cut, early, per, pevents = paused_run(paused, split, pauses)
             if complete is None:
                 complete = [synth(x, tmp / f"c{tag}{i}_{VOICES[i % len(VOICES)]}.wav", VOICES[i % len(VOICES)]) for i, x in enumerate(sentences)]
             _, per_c = offline(engine, complete, turn=args.turn)
@@ -748,7 +773,8 @@ def main() -> int:
             return {"cutoff": round(len(cut) / len(paused), 3), "early": round(len(early) / len(paused), 3),
                     "wer": round(wer(sentences, [" ".join(f.result.text for f in fs) for fs in per]), 3),
                     "pauses": [round(min(pauses), 2), round(max(pauses), 2)], "n": len(paused),
-                    "fast": round(len(fast) / len(complete), 3), "n_complete": len(complete)}
+                    "fast": round(len(fast) / len(complete), 3), "n_complete": len(complete),
+                    "by_gap": by_gap(pevents, len(paused))}
 
         t = end_of_turn(KIOSK_SPLIT, "", 11, kiosk)
         result["midpause_cutoff_rate"] = t["cutoff"]
@@ -759,6 +785,8 @@ def main() -> int:
         result["midpause_utterances"] = t["n"]
         result["complete_turn_fast_rate"] = t["fast"]
         result["complete_utterances"] = t["n_complete"]
+        result["answer_gap_ms"] = ANSWER_GAP_MS
+        gaps["tuning"] = t["by_gap"]
         # the same on sentences the end-of-turn rules were never tuned on
         log("end of turn, held-out sentences (never used to tune the rules):")
         h = end_of_turn(KIOSK_SPLIT_HELDOUT, "h", 12)
@@ -767,11 +795,13 @@ def main() -> int:
         result["midpause_wer_heldout"] = h["wer"]
         result["midpause_utterances_heldout"] = h["n"]
         result["complete_turn_fast_rate_heldout"] = h["fast"]
+        gaps["heldout"] = h["by_gap"]
         # the dev set the audio cues' thresholds were chosen on (with KIOSK_SPLIT), never the held-out one
         log("end of turn, dev sentences (the audio cues' thresholds were chosen on these and the tuning set):")
         dv = end_of_turn(KIOSK_SPLIT_DEV, "d", 13)
         result["midpause_cutoff_rate_dev"] = dv["cutoff"]
         result["complete_turn_fast_rate_dev"] = dv["fast"]
+        gaps["dev"] = dv["by_gap"]
         # real people paused mid-sentence: each real utterance of 5+ words (all 14 LJSpeech sentences have 14+; AN4's are
         # 1-4) with a 0.4-0.9 s pause of its own noise floor at a word boundary 35-75% into it (word times from
         # pocketsphinx's alignment to the transcript, else Whisper's). An evaluation set: no threshold is chosen on it.
@@ -819,11 +849,16 @@ def main() -> int:
         result["midpause_early_final_rate_real"] = round(len(rearly) / len(rp), 3) if rp else None
         result["midpause_wer_real"] = round(wer(rrefs, [" ".join(f.result.text for f in fs) for fs in rper]), 3) if rp else None
         result["midpause_utterances_real"] = len(rp)
+        if rp:
+            gaps["real"] = by_gap(revents, len(rp))
         # spontaneous speech with its own pauses (talking/single, talking/wild), each as one stream; mid-sentence by
         # Whisper's punctuation over the whole recording. An evaluation set: no threshold is chosen on it.
         log("end of turn, natural pauses in spontaneous recordings (never used to tune the rules):")
         recs = take([*sorted((shared / "talking" / "single").glob("*.mp4")), *sorted((shared / "talking" / "wild").glob("*.mp4"))])
         result.update(natural_pauses(engine, recs, args.turn, 12.0 if args.smoke else None))  # smoke: a pause of each kind
+        if result.get("natural_midsentence_cut_by_gap"):
+            gaps["natural"] = result.pop("natural_midsentence_cut_by_gap")
+        result["midpause_cutoff_by_answer_gap_ms"] = gaps
         # --- phrase biasing: the brain's names in Whisper's prompt ----------------------------
         if not args.only_turn:
             if engine.name == "whisper":

@@ -40,6 +40,7 @@ def _value(t: mi.Type, rng: random.Random, depth: int = 0) -> Any:
 #: Fields that must agree with each other (``Message.problem``): set after the random ones.
 _CONSISTENT = {
     "voice.utterance": lambda m, rng: {"sample_rate": 16000, "pcm": m.pcm[: len(m.pcm) // 2 * 2], "play_at_ns": rng.randrange(0, 10**9)},
+    "voice.say": lambda m, rng: {"not_before_ns": rng.randrange(0, 10**9)},
     "face.landmarks": lambda m, rng: {"shape": (len(m.points) // 8, 2), "points": m.points[: len(m.points) // 8 * 8]},
     "vision.preview": lambda m, rng: {"jpeg": b"\xff\xd8" + m.jpeg},
     "hearing.activity": lambda m, rng: {"frame_ms": 20, "energy_db": [round(rng.uniform(0, 90), 1) for _ in range(10)],

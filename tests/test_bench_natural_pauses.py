@@ -40,5 +40,42 @@ def test_score_cuts_and_fast_ends():
             TurnEnd(7.0, 7.21, "done"),
             TurnEnd(6.0, 6.2, "stray")]  # at no 400 ms pause
     sc = score(pauses, ends, fast_s=0.31, until_s=9.0)
-    assert sc == {"pauses": 4, "midsentence": 2, "midsentence_cut": 1, "sentence_ends": 2, "sentence_ends_fast": 1,
-                  "finals_elsewhere": 1}
+    assert sc == {"pauses": 4, "midsentence": 2, "midsentence_cut": 1, "midsentence_final": 1, "sentence_ends": 2,
+                  "sentence_ends_fast": 1, "finals_elsewhere": 1}
+
+
+def test_a_mid_sentence_final_is_a_cut_only_when_its_answer_would_be_heard_before_the_visitor_goes_on():
+    # A 600 ms pause (1.0-1.6 s); the final comes 210 ms after the end of speech at 0.9 s; speech after the pause
+    # is detected 90 ms after it ends (1.69 s). The answer plays 200 ms after the final (1.31 s): heard, a cut.
+    # Held until 600 ms after the end of speech (1.5 s): still heard. Held 800 ms (1.7 s): stopped unheard.
+    pauses = [Pause(1.0, 1.6, "so,", True)]
+    ends = [TurnEnd(0.9, 1.11, "so")]
+    cut = [score(pauses, ends, 0.31, 3.0, answer_s=0.2, gap_s=g, onset_s=0.09)["midsentence_cut"] for g in (0.0, 0.6, 0.8)]
+    assert cut == [1, 1, 0]
+    assert score(pauses, ends, 0.31, 3.0, answer_s=0.2, gap_s=0.8, onset_s=0.09)["midsentence_final"] == 1
+    # A long pause (1.0-2.5 s) is cut at any of those gaps; without ``answer_s`` any final there is a cut.
+    assert score([Pause(1.0, 2.5, "so,", True)], ends, 0.31, 3.0, answer_s=0.2, gap_s=0.8, onset_s=0.09)["midsentence_cut"] == 1
+
+
+def test_the_midpause_rule_counts_a_cut_only_when_the_held_answer_would_be_heard():
+    # bench/hearing.py's rule on the paused sentences: the final of the first part at 1.25 s (end of speech 1.0 s),
+    # the continuation detected at 1.7 s. Played 200 ms after the final (1.45 s): a cut. Held to 600 ms after the
+    # end of speech (1.6 s): still one. Held to 750 ms (1.75 s): stopped before anyone heard it.
+    from types import SimpleNamespace
+
+    from bench.hearing import midpause_cuts
+    from services.hearing.pipeline import Final, SpeechStarted
+
+    s = 1_000_000_000
+
+    def final(at, end, text, turn="t1"):
+        return (at, 0, Final(turn, SimpleNamespace(text=text), 0, end, 0, 1.0, 0.1))
+
+    events = [(0, 0, SpeechStarted("t1", 0, False)), final(int(1.25 * s), 1 * s, "I need a taxi"),
+              (int(1.7 * s), 0, SpeechStarted("t1", int(1.7 * s), False, continues=True)),
+              final(int(3.0 * s), int(2.8 * s), "I need a taxi to the station")]
+    assert [midpause_cuts(events, 1, g)[0] for g in (0, 600, 750)] == [[0], [0], []]
+    assert midpause_cuts(events, 1, 750)[1] == [0]  # the answer to the first part was prepared, then dropped
+    # The continuation became a turn of its own: cut at any gap (its first part was answered alone).
+    split = events[:3] + [final(int(3.0 * s), int(2.8 * s), "to the station", turn="t2")]
+    assert midpause_cuts(split, 1, 900)[0] == [0]

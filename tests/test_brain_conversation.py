@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant.messages import EmailAck, EmailReceived, EmailSend, Phrases, Stop, TurnTrace
+from assistant.messages import EmailAck, EmailReceived, EmailSend, Phrases, Say, Stop, TurnTrace
 from services.brain.conversation import Brain, Job
 from services.brain.knowledge import KnowledgeBase
 from services.brain.mailstore import MailStore
@@ -41,10 +41,10 @@ def finish_all(brain):
         brain.on_voice_done(say_id, "finished", True)
 
 
-def ask(brain, text, turn="t1", confidence=0.9):
+def ask(brain, text, turn="t1", confidence=0.9, speech_end_ns=1, transcript_ns=2):
     """A transcript, with open questions answered synchronously (as the service does off the loop)."""
     out = []
-    for item in brain.on_transcript(turn, text, confidence, 1, 2):
+    for item in brain.on_transcript(turn, text, confidence, speech_end_ns, transcript_ns):
         if isinstance(item, Job):
             out += brain.on_answer(item, brain.think(item))
         else:
@@ -549,3 +549,35 @@ def test_a_continued_turn_never_sends_a_message_twice(make):
     finish_all(brain)
     out = ask(brain, "yes please send it now", turn="t2")  # "yes ... please send it now": the same turn, revised
     assert not of_type(out, EmailSend) and brain.counters["emails_requested"] == 1
+
+
+def test_an_answer_starts_no_sooner_than_the_gap_after_the_end_of_speech(make, clock):
+    # A visitor who pauses mid-sentence ("I need a taxi | to the station") must not be talked over: the answer to
+    # the first part is held until the gap after their end of speech, and speech resuming before then stops it.
+    brain = make(answer_gap_ms=600)
+    greeting = engage(brain, 1, "alice")
+    assert [s.not_before_ns for s in of_type(greeting, Say)] == [0]  # nothing said by the visitor: no hold
+    finish_all(brain)
+    end = clock() - 250_000_000  # the final came 250 ms after the end of speech
+    out = ask(brain, "where are the toilets", "t7", speech_end_ns=end, transcript_ns=clock())
+    assert [s.not_before_ns for s in of_type(out, Say)] == [end + 600_000_000]
+    clock.advance(0.2)
+    assert of_type(brain.on_speech_started(during_playback=False), Stop)  # they went on: unheard, it stops
+    clock.advance(1.0)
+    out = ask(brain, "where are the toilets on the second floor", "t7", speech_end_ns=clock() - 250_000_000, transcript_ns=clock())
+    assert len(says(out)) == 1 and replies(out)[0].skill == "knowledge"
+    assert [s.not_before_ns for s in of_type(out, Say)] == [clock() - 250_000_000 + 600_000_000]
+    assert brain.counters["turns"] == 1 and brain.counters["turns_continued"] == 1
+
+
+def test_the_answer_gap_is_never_longer_than_the_gap_from_now(make, clock):
+    # An end of speech on a clock ahead of the brain's (a peer's skewed clock) must not hold the answer longer.
+    brain = make(answer_gap_ms=600)
+    engage(brain, 1, "alice")
+    finish_all(brain)
+    out = brain.on_transcript("t8", "what time is it", 0.9, clock() + 30_000_000_000, clock())
+    assert [s.not_before_ns for s in of_type(out, Say)] == [clock() + 600_000_000]
+    off = make(answer_gap_ms=0)
+    engage(off, 1, "alice")
+    finish_all(off)
+    assert [s.not_before_ns for s in of_type(off.on_transcript("t9", "what time is it", 0.9, clock(), clock()), Say)] == [0]

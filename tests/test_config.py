@@ -110,6 +110,8 @@ def test_every_number_refuses_hostile_values_with_one_line_naming_it(key, kind):
     ({"ASSISTANT_HEARING__MIC_RATE": "100"}, "mic_rate 100"),
     ({"ASSISTANT_HEARING__VAD_FRAME_MS": "25"}, "hearing.vad_frame_ms"),
     ({"ASSISTANT_SUPERVISOR__WATCHDOG_S": "1.5"}, "supervisor.watchdog_s 1.5 is under two heartbeats"),
+    ({"ASSISTANT_BRAIN__ANSWER_GAP_MS": "1500"}, "brain.answer_gap_ms 1500 is longer than hearing.turn_continue_ms 1000"),
+    ({"ASSISTANT_HEARING__TURN_CONTINUE_MS": "0"}, "brain.answer_gap_ms 600 is longer than hearing.turn_continue_ms 0"),
     ({"ASSISTANT_RENDERER__WIDTH": "3840"}, "renderer.width"),
     ({"ASSISTANT_CAMERA__DEVICE": '"/dev/vid\\u0000eo0"'}, "camera.device: the value holds the control character"),
 ])

@@ -112,3 +112,15 @@ def test_mutated_valid_messages_never_crash_the_decoder(msg, data):
     stats = DecodeStats()
     result = decode(frames, stats)
     assert result is not None or stats.malformed + stats.unknown == 1
+
+
+def test_a_say_held_too_far_ahead_is_dropped_as_malformed():
+    import time
+
+    stats = DecodeStats()
+    soon = Say(text="hello", not_before_ns=time.monotonic_ns() + 600_000_000)
+    assert decode(encode(soon, seq=0, source="brain"), stats).msg.not_before_ns == soon.not_before_ns
+    never = Say(text="hello", not_before_ns=time.monotonic_ns() + 3600 * 10**9)  # would mute the voice for an hour
+    assert decode(encode(never, seq=1, source="brain"), stats) is None
+    assert stats.as_dict() == {"received": 1, "malformed": 1, "unknown": 0}
+    assert "not_before is 3600 s ahead" in (never.problem() or "")

@@ -120,6 +120,29 @@ def test_speech_moves_the_mouth_and_stop_rests_it_at_the_next_frame(synth):
     assert stats.frames == len(frames) and stats.av_offset_ms is not None
 
 
+def test_an_utterance_announced_early_is_the_frames_own_from_its_first_driver_frame(synth):
+    # A held answer is announced ~500 ms before it plays. The mouth fades in from rest just before its first driver
+    # frame; those frames are not yet the utterance's (its trace's first mouth would lead the sound by ~100 ms).
+    sr = 16000
+    pcm = syllables(1.0, sr)
+    driver = RmsDriver()
+    mouths = driver.drive(pcm, sr, FPS)
+    mouths[0] = mouths[np.argmax(np.linalg.norm(mouths[:, 18] - mouths[:, 14], axis=1))]  # open at the first sample
+    state = {}
+
+    def before(p):
+        state["play_at"] = time.monotonic_ns() + int(0.5e9)
+        p.add("u", mouths, driver.neutral, state["play_at"], sr, len(pcm))
+
+    player, frames = run_player(synth, 1.0, Recording(), before)
+    frame0 = state["play_at"] - player.lead_s * 1e9  # when the first driver frame is due
+    fading = [f for f in frames if f.due_ns < frame0 and f.mouth_open > min(g.mouth_open for g in frames[:3]) + 1e-4]
+    assert fading, "the mouth fades in before its first driver frame"
+    assert all(f.utterance_id == "" for f in frames if f.due_ns < frame0)
+    first = next(f for f in frames if f.utterance_id == "u")
+    assert 0 <= (first.due_ns - frame0) / 1e6 <= 1000 / FPS + 1
+
+
 def test_a_new_utterance_brings_the_next_frame_onto_its_sound(synth):
     """The voice schedules a reply's first sentence ~30 ms ahead. Added just after a frame was
     shown, at 5 fps the next tick is ~200 ms away: the slot is brought forward instead, so its

@@ -671,6 +671,11 @@ class BrainSettings(Section):
     speaker_wait_s: Annotated[float, Within(0.0, 10.0)] = 1.5
     """With several visitors present and no ``vision.speaker`` yet for an utterance, wait this long for the camera
     to say who spoke before answering (then: the last speaker it named). 0: never wait."""
+    answer_gap_ms: Annotated[int, Within(0, 3000)] = 600
+    """No answer's first sound comes sooner than this after the visitor's end of speech. Speech that resumes
+    within it (a visitor who paused mid-sentence) stops the answer before anyone hears it, and the whole sentence
+    is answered (hearing's ``turn_continue_ms`` must be longer). Answers that take longer to prepare are not
+    delayed further. 0: each answer plays as soon as it is ready."""
     filler_after_s: Annotated[float, Within(0.0, 60.0)] = 0.7
     """Say a short filler when an answer takes longer than this."""
     filler: str = "Let me see."
@@ -757,3 +762,8 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=Tr
         if wd and wd < 2 * hb:
             raise ValueError(f"supervisor.watchdog_s {wd} is under two heartbeats (service.heartbeat_s {hb}): "
                              "healthy services would be killed; make it longer, or 0 to turn the watchdog off")
+        gap, cont = self.brain.answer_gap_ms, self.hearing.turn_continue_ms
+        if gap > cont:
+            raise ValueError(f"brain.answer_gap_ms {gap} is longer than hearing.turn_continue_ms {cont}: speech resuming "
+                             "between them would stop the held answer and start a new turn, and the first part of the "
+                             "sentence would never be answered; shorten the gap or lengthen turn_continue_ms")

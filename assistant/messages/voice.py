@@ -12,6 +12,8 @@ from .base import Message, message
 #: Longest utterance a message may carry, and how far ahead its play time may be.
 MAX_UTTERANCE_S = 120.0
 MAX_PLAY_AHEAD_S = 300.0
+#: Longest hold a ``voice.say`` may ask for before its first sound (``not_before_ns``).
+MAX_HOLD_S = 10.0
 
 
 class Phoneme(msgspec.Struct, frozen=True, array_like=True):
@@ -29,6 +31,14 @@ class Phoneme(msgspec.Struct, frozen=True, array_like=True):
 class Say(Message, frozen=True):
     """Speak ``text``."""
 
+    def problem(self) -> str | None:
+        # A hold far in the future would keep the voice (and everything queued after it) silent.
+        if self.not_before_ns:
+            ahead = (self.not_before_ns - time.monotonic_ns()) / 1e9
+            if ahead > MAX_HOLD_S:
+                return f"not_before is {ahead:.0f} s ahead, at most {MAX_HOLD_S:.0f} s"
+        return None
+
     text: str
     """What to say; may be several sentences."""
     lang: str = ""
@@ -41,6 +51,10 @@ class Say(Message, frozen=True):
     """Caller's id for this request, echoed in the resulting utterances and ``voice.done``."""
     private: bool = False
     """Personal content (a visitor's mail, a message they dictate): never kept in the audio cache."""
+    not_before_ns: int = 0
+    """``monotonic_ns`` before which no sound of this request leaves the speaker (0: as soon as it is
+    ready). The brain sets it to the visitor's end of speech plus its answer gap: speech that resumes
+    before then stops the answer unheard (``voice.stop``) and the whole sentence is answered instead."""
 
 
 @message("voice.stop")

@@ -92,20 +92,28 @@ class TurnEnd:
     text: str
 
 
-def score(pauses: list[Pause], ends: list[TurnEnd], fast_s: float, until_s: float, slack_s: float = 0.25) -> dict:
+def score(pauses: list[Pause], ends: list[TurnEnd], fast_s: float, until_s: float, slack_s: float = 0.25,
+          answer_s: float | None = None, gap_s: float = 0.0, onset_s: float = 0.0) -> dict:
     """Which pauses the pipeline ended a turn at (a final with text whose end of speech lies in the silence,
     up to ``slack_s`` before it: the VAD's last voiced frame and the level's first silent one differ), and
     which sentence ends it ended within ``fast_s`` of its end of speech (hangover plus ~100 ms). Finals at
-    no such pause before ``until_s`` (the last word's start: the recording's end is no pause) are counted too."""
-    cut, fast, matched = [], [], set()
+    no such pause before ``until_s`` (the last word's start: the recording's end is no pause) are counted too.
+
+    A mid-sentence pause counts as cut when a final came there (``midsentence_final`` always counts that)
+    or, with ``answer_s``, only when its answer would be heard before the visitor goes on: ``answer_s`` after
+    the final and no sooner than ``gap_s`` after its end of speech, before the speech after the pause is
+    detected (``onset_s`` after the pause ends). Speech detected first stops the answer unheard."""
+    cut, fast, finals, matched = [], [], [], set()
     for p in pauses:
         mine = [e for e in ends if e.text and p.start_s - slack_s <= e.speech_end_s <= p.end_s]
         matched.update(id(e) for e in mine)
         if p.midsentence:
-            cut.append(bool(mine))
+            finals.append(bool(mine))
+            cut.append(bool(mine) if answer_s is None else
+                       any(max(e.at_s + answer_s, e.speech_end_s + gap_s) < p.end_s + onset_s for e in mine))
         else:
             fast.append(any(e.at_s - e.speech_end_s <= fast_s for e in mine))
-    return {"pauses": len(pauses), "midsentence": len(cut), "midsentence_cut": sum(cut),
+    return {"pauses": len(pauses), "midsentence": len(cut), "midsentence_cut": sum(cut), "midsentence_final": sum(finals),
             "sentence_ends": len(fast), "sentence_ends_fast": sum(fast),
             "finals_elsewhere": sum(1 for e in ends if e.text and id(e) not in matched and e.speech_end_s < until_s)}
 

@@ -107,6 +107,8 @@ class Brain:
         self.speaking: dict[str, _Speaking] = {}
         self.job: Job | None = None
         self.pending: _Pending | None = None
+        self._answer_after: tuple[str, int] = ("", 0)
+        """The last transcript's turn and the clock time its answer may start (end of speech + answer gap)."""
         self._last_turn: tuple[str, _Pending | None] = ("", None)
         """The last transcript's turn and the question we were waiting on before it: hearing sends the same
         turn again (the whole text) when the visitor went on after a pause we took for the end."""
@@ -136,7 +138,8 @@ class Brain:
         log.debug("say [%s] %s", skill, text)
         # Mail, dictated messages, chat answers and anything naming the visitor stay out of the voice's disk cache.
         private = bool(mail_ids) or announcement or skill in _PRIVATE_SKILLS or bool(person and person.split()[0].lower() in text.lower())
-        return [Out(Say(text=text, lang=self.s.lang, say_id=say_id, private=private), turn),
+        not_before = self._answer_after[1] if turn and turn == self._answer_after[0] else 0
+        return [Out(Say(text=text, lang=self.s.lang, say_id=say_id, private=private, not_before_ns=not_before), turn),
                 Out(Reply(text=text, skill=skill, person=person, track_id=visitor.track_id if visitor else -1), turn)]
 
     def stop(self, reason: str) -> list[Out]:
@@ -268,6 +271,10 @@ class Brain:
             self.count("turns")
         self._last_turn = (turn, self.pending)
         self.traces.start(turn, speech_end_ns, transcript_ns)
+        # The answer waits for the gap after the end of speech (never longer than the gap from now: a clock
+        # that disagrees must not silence the kiosk); speech resuming before then stops it unheard.
+        gap = self.s.answer_gap_ms * 1_000_000
+        self._answer_after = (turn, min(speech_end_ns, self.clock_ns()) + gap if gap and speech_end_ns else 0)
         if self.is_speaking:
             out: list[Out | Job] = list(self.stop("barge-in"))  # talked over us without a speech edge
         else:

@@ -345,5 +345,9 @@ class FacePlayer:
             if offset is not None:
                 iv["offsets"].append(offset)
         if self.on_frame is not None:
-            self.on_frame(ShownFrame(k, due, shown, landmarks, opening, mouth.utterance_id if mouth.offset is not None else "",
+            # A frame belongs to the utterance from its first driver frame on (the mouth clock at 0, ``lead_s`` before
+            # the sound), not while the mouth fades in from rest towards it: that starts up to ``blend_in_s`` earlier
+            # when the utterance is announced ahead (a held answer), and would read as the mouth leading the sound.
+            own = mouth.utterance_id if mouth.offset is not None and content_s >= 0 else ""
+            self.on_frame(ShownFrame(k, due, shown, landmarks, opening, own,
                                      content_s, offset, render_ns / 1e6))

@@ -213,7 +213,7 @@ class SpeechScheduler:
                     return
                 now = time.monotonic_ns()
                 play_at = max(now + self._lead_ns, self.player.earliest_play_at_ns(),
-                              self._tail_ns + self._gap_ns if self._tail_ns else 0)
+                              self._tail_ns + self._gap_ns if self._tail_ns else 0, say.not_before_ns)
                 uid = f"{self._prefix}-{next(self._ids)}"
                 if spoken.engine != engine:
                     engine = spoken.engine

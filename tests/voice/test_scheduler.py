@@ -123,3 +123,26 @@ def test_text_that_cannot_be_spoken_gives_an_error_and_a_failed_done(rig):
         assert err.error and "\n" not in err.error
     assert "language" in out.of(VoiceError, say_id="lang")[0].error
     assert not out.of(Utterance)
+
+
+def test_a_held_reply_plays_at_its_not_before_time_and_a_stop_before_it_leaves_the_speaker_silent(rig):
+    sched, out, speaker = rig
+    hold = time.monotonic_ns() + 600 * MS
+    sched.say(Say(text="Held until the gap is over.", say_id="held", not_before_ns=hold))
+    utt = out.wait(Utterance, say_id="held")
+    assert utt.play_at_ns == hold, "announced at once, to play at the hold"
+    out.wait(Done, say_id="held", last=True)
+    start = out.of(Playback, utterance_id=utt.utterance_id, position_samples=0)[0].at_ns
+    assert abs(start - hold) / MS <= 0.1
+    # The visitor goes on within the hold: the answer is stopped before a sample of it is heard.
+    hold = time.monotonic_ns() + 600 * MS
+    sched.say(Say(text="Never heard.", say_id="gone", not_before_ns=hold))
+    out.wait(Utterance, say_id="gone")
+    sched.stop("barge-in")
+    time.sleep(0.8)
+    assert [(d.status, d.last) for d in out.of(Done, say_id="gone")] == [("interrupted", True)]
+    assert not [p for p in out.of(Playback) if p.utterance_id != utt.utterance_id], "nothing of it played"
+    sched.player.close()
+    pcm, _, times = read_recording(speaker.path)
+    loud = np.nonzero(np.abs(pcm.astype(np.int32)) > 200)[0]
+    assert times[loud[-1]] < hold - 500 * MS, "the speaker stayed silent after the first reply"
