@@ -674,7 +674,7 @@ class BrainSettings(Section):
     answer_gap_ms: Annotated[int, Within(0, 3000)] = 600
     """No answer's first sound comes sooner than this after the visitor's end of speech. Speech that resumes
     within it (a visitor who paused mid-sentence) stops the answer before anyone hears it, and the whole sentence
-    is answered (hearing's ``turn_continue_ms`` must be longer). Answers that take longer to prepare are not
+    is answered (hearing's ``turn_continue_ms`` must be at least as long). Answers that take longer to prepare are not
     delayed further. 0: each answer plays as soon as it is ready."""
     filler_after_s: Annotated[float, Within(0.0, 60.0)] = 0.7
     """Say a short filler when an answer takes longer than this."""
