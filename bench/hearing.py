@@ -57,7 +57,7 @@ from bench.lib.sentences import KIOSK_SENTENCES, KIOSK_SPLIT, KIOSK_SPLIT_DEV, K
 from services.hearing.stt import create_engine  # noqa: E402
 from services.hearing.stt.pocketsphinx_engine import PocketSphinxEngine  # noqa: E402
 from bench.lib.wer import wer  # noqa: E402
-from bench.lib.natural_pauses import TurnEnd, classify, level_db, rate, score, silences  # noqa: E402
+from bench.lib.natural_pauses import TurnEnd, classify, heard_at, level_db, rate, score, silences  # noqa: E402
 
 VOICES = ["mb-us1", "mb-us2", "mb-us3", "en-us"]
 NAMES = ["Nguyen", "Saoirse", "Aoife", "Thibault", "Joaquin", "Krzysztof", "Siobhan", "Niamh", "Xavier", "Ingrid", "Dmitri", "Priya"]
@@ -235,7 +235,7 @@ def midpause_cuts(events: list, n: int, gap_ms: int | None = None) -> tuple[list
         answered = len(turns) > 1
         for t, ev in finals[:-1]:
             resumed = next((t2 for t2, e2 in mine if isinstance(e2, SpeechStarted) and t2 >= t), None)
-            heard = max(t + ANSWER_MS * 1_000_000, ev.speech_end_ns + gap)
+            heard = heard_at(t, ev.speech_end_ns, ANSWER_MS * 1_000_000, gap)
             if ev.result.text and (resumed is None or resumed > heard):
                 answered = True
         if answered:

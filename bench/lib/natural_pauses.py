@@ -92,6 +92,12 @@ class TurnEnd:
     text: str
 
 
+def heard_at(final_at, speech_end, answer, gap):
+    """When the answer to a final would be heard (any one unit): ``answer`` after the final, and no sooner than the
+    brain's answer ``gap`` after its end of speech. Speech detected before then stops it unheard."""
+    return max(final_at + answer, speech_end + gap)
+
+
 def score(pauses: list[Pause], ends: list[TurnEnd], fast_s: float, until_s: float, slack_s: float = 0.25,
           answer_s: float | None = None, gap_s: float = 0.0, onset_s: float = 0.0) -> dict:
     """Which pauses the pipeline ended a turn at (a final with text whose end of speech lies in the silence,
@@ -110,7 +116,7 @@ def score(pauses: list[Pause], ends: list[TurnEnd], fast_s: float, until_s: floa
         if p.midsentence:
             finals.append(bool(mine))
             cut.append(bool(mine) if answer_s is None else
-                       any(max(e.at_s + answer_s, e.speech_end_s + gap_s) < p.end_s + onset_s for e in mine))
+                       any(heard_at(e.at_s, e.speech_end_s, answer_s, gap_s) < p.end_s + onset_s for e in mine))
         else:
             fast.append(any(e.at_s - e.speech_end_s <= fast_s for e in mine))
     return {"pauses": len(pauses), "midsentence": len(cut), "midsentence_cut": sum(cut), "midsentence_final": sum(finals),
