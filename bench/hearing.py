@@ -12,9 +12,11 @@ SNR: 32 talkers of real recorded speech, clatter, rumble; ``wer_kiosk_noisy_per_
 talkers: the robotic voices Whisper hears worst), ``wer_real_noisy`` (the 47 real utterances in the
 real-speech cafe at 10 dB SNR), ``midpause_cutoff_rate`` (40 sentences with a 400-900 ms pause
 mid-sentence: share where an answer to the first part would be heard before the visitor goes on: 200 ms
-after its final and no sooner than ``brain.answer_gap_ms`` (``answer_gap_ms``) after its end of speech;
+after its final and no sooner than ``brain.answer_gap_ms`` (``answer_gap_ms``; ``answer_gap_tentative_ms`` after a
+tentative end of turn, the voice still up) after its end of speech;
 ``midpause_early_final_rate``: share with any final before the end; ``midpause_cutoff_by_answer_gap_ms``: every
-set's cut-off rate at other gaps, the same finals), ``complete_turn_fast_rate`` (40 finished ones: share ended at the first silence),
+set's cut-off rate at one flat gap for every answer, the same finals), ``complete_turn_fast_rate`` (40 finished ones: share
+ended at the first silence; ``complete_turn_tentative_rate``: share of them ended tentatively, answered after the longer gap),
 ``midpause_cutoff_rate_real`` (the same rule on the real utterances of 5+ words, ``midpause_utterances_real``,
 with a 400-900 ms pause of their own noise floor inserted at a word boundary mid-sentence; an evaluation
 set, ``..._at_inserted_pause`` and ``..._unpaused`` split off the cuts at the reader's own pauses),
@@ -213,18 +215,22 @@ def offline(engine, clips: list[np.ndarray], gap_s: float = 2.0, turn: str = "wo
 ANSWER_MS = 200
 #: The brain holds every answer until this long after the visitor's end of speech (``brain.answer_gap_ms``).
 ANSWER_GAP_MS = BrainSettings().answer_gap_ms
+#: ... and this long after a tentative end of turn (``brain.answer_gap_tentative_ms``: the voice still up).
+TENTATIVE_GAP_MS = max(ANSWER_GAP_MS, BrainSettings().answer_gap_tentative_ms)
 #: Answer gaps the end-of-turn sets are also scored at (``midpause_cutoff_by_answer_gap_ms``): the trade-off.
 GAPS_SWEPT = (0, 300, 450, 600, 750, 900)
 
 
-def midpause_cuts(events: list, n: int, gap_ms: int | None = None) -> tuple[list[int], list[int]]:
+def midpause_cuts(events: list, n: int, gap_ms: int | None = None, tentative_ms: int | None = None) -> tuple[list[int], list[int]]:
     """Per paused sentence: was the visitor answered at the pause? Yes when the sentence became more
     than one turn, or when the answer to the first part would have started playing before the
     continuation's speech was detected: ``ANSWER_MS`` after its final, and no sooner than the brain's
-    answer gap (``gap_ms``, default ``brain.answer_gap_ms``) after its end of speech. Speech detected
-    before then stops the answer unheard and the turn goes on. Also returns the sentences with any final
-    before the end (the answer to the first part prepared, then dropped)."""
+    answer gap (``gap_ms``, default ``brain.answer_gap_ms``; ``tentative_ms`` after a tentative end, default
+    ``brain.answer_gap_tentative_ms``) after its end of speech. Speech detected before then stops the answer
+    unheard and the turn goes on. Also returns the sentences with any final before the end (the answer to the
+    first part prepared, then dropped)."""
     gap = (ANSWER_GAP_MS if gap_ms is None else gap_ms) * 1_000_000
+    tgap = max(gap, (TENTATIVE_GAP_MS if tentative_ms is None else tentative_ms) * 1_000_000)
     cut, early = [], []
     for k in range(n):
         mine = [(t, ev) for t, c, ev in events if c == k]
@@ -235,7 +241,7 @@ def midpause_cuts(events: list, n: int, gap_ms: int | None = None) -> tuple[list
         answered = len(turns) > 1
         for t, ev in finals[:-1]:
             resumed = next((t2 for t2, e2 in mine if isinstance(e2, SpeechStarted) and t2 >= t), None)
-            heard = heard_at(t, ev.speech_end_ns, ANSWER_MS * 1_000_000, gap)
+            heard = heard_at(t, ev.speech_end_ns, ANSWER_MS * 1_000_000, tgap if ev.tentative else gap)
             if ev.result.text and (resumed is None or resumed > heard):
                 answered = True
         if answered:
@@ -404,7 +410,7 @@ def natural_pauses(engine, recs: list[Path], turn: str, first_s: float | None = 
     through the offline pipeline; its pauses of 400 ms or more (by level; mid-sentence by Whisper's punctuation over
     the whole recording) against the finals the pipeline emitted, per recording and pooled."""
     keys = ("pauses", "midsentence", "midsentence_cut", "midsentence_final", "sentence_ends", "sentence_ends_fast",
-            "finals_elsewhere")
+            "sentence_ends_tentative", "finals_elsewhere")
     if engine.name != "whisper":  # the truth is Whisper's transcript of the whole recording
         log(f"  natural pauses: skipped ({engine.name} is not Whisper)")
         return {"natural_pauses": None, "natural_midsentence_cut_rate": None, "natural_sentence_end_fast_rate": None}
@@ -425,10 +431,10 @@ def natural_pauses(engine, recs: list[Path], turn: str, first_s: float | None = 
         events: list = []
         offline(engine, [x], turn=turn, events=events)
         lead = 0.5  # offline()'s lead-in
-        ends = [TurnEnd((ev.speech_end_ns - T0) / 1e9 - lead, (t - T0) / 1e9 - lead, ev.result.text)
+        ends = [TurnEnd((ev.speech_end_ns - T0) / 1e9 - lead, (t - T0) / 1e9 - lead, ev.result.text, ev.tentative)
                 for t, _, ev in events if isinstance(ev, Final)]
         until = words[-1][1] if words else 0.0
-        per[c.stem] = sc = score(pauses, ends, fast_s, until, gap_s=ANSWER_GAP_MS / 1000, **heard)
+        per[c.stem] = sc = score(pauses, ends, fast_s, until, gap_s=ANSWER_GAP_MS / 1000, tentative_gap_s=TENTATIVE_GAP_MS / 1000, **heard)
         for g in GAPS_SWEPT:
             swept[g] += score(pauses, ends, fast_s, until, gap_s=g / 1000, **heard)["midsentence_cut"]
         for p in pauses:
@@ -449,6 +455,7 @@ def natural_pauses(engine, recs: list[Path], turn: str, first_s: float | None = 
         "natural_midsentence_cut_by_gap": {str(g): rate(n, tot["midsentence"]) for g, n in swept.items()},
         "natural_midsentence_pauses": tot["midsentence"],
         "natural_sentence_end_fast_rate": rate(tot["sentence_ends_fast"], tot["sentence_ends"]),
+        "natural_sentence_end_tentative_rate": rate(tot["sentence_ends_tentative"], tot["sentence_ends"]),
         "natural_sentence_ends": tot["sentence_ends"],
         "natural_finals_elsewhere": tot["finals_elsewhere"],
         "natural_recordings": len(per),
@@ -688,6 +695,7 @@ def main() -> int:
         # that are not TTS; a pitch cue tuned on espeak may not hold for them)
         at_once = [len(fs) == 1 and fs[0].reason == "silence" for fs in real_per]
         result["complete_turn_fast_rate_real"] = round(sum(at_once) / len(real_per), 3)
+        result["complete_turn_tentative_rate_real"] = round(sum(fs[0].tentative for fs, fast in zip(real_per, at_once) if fast) / len(real_per), 3)
         for c, fs, fast in zip(real, real_per, at_once):
             if not fast:
                 log(f"  not ended at the first silence: {c.stem} {[(f.result.text, f.reason) for f in fs]}")
@@ -746,8 +754,9 @@ def main() -> int:
             return cut, early, per, events
 
         def by_gap(events: list, n: int) -> dict[str, float]:
-            """The cut-off rate of one set at each answer gap in ``GAPS_SWEPT`` (same finals, only the hold differs)."""
-            return {str(g): round(len(midpause_cuts(events, n, g)[0]) / n, 3) for g in GAPS_SWEPT}
+            """The cut-off rate of one set at each answer gap in ``GAPS_SWEPT`` (same finals, only the hold differs): one
+            gap for every answer, tentative ends or not."""
+            return {str(g): round(len(midpause_cuts(events, n, g, g)[0]) / n, 3) for g in GAPS_SWEPT}
 
         gaps: dict[str, dict] = {}
 
@@ -767,6 +776,7 @@ def main() -> int:
                 complete = [synth(x, tmp / f"c{tag}{i}_{VOICES[i % len(VOICES)]}.wav", VOICES[i % len(VOICES)]) for i, x in enumerate(sentences)]
             _, per_c = offline(engine, complete, turn=args.turn)
             fast = [fs for fs in per_c if len(fs) == 1 and fs[0].reason == "silence"]
+            held = [fs for fs in fast if fs[0].tentative]  # ended at once, the answer held for the longer gap
             for i, fs in enumerate(per_c):
                 if not (len(fs) == 1 and fs[0].reason == "silence"):
                     log(f"  complete sentence waited for: {sentences[i]!r} -> {[(f.result.text, f.reason) for f in fs]}")
@@ -774,6 +784,7 @@ def main() -> int:
                     "wer": round(wer(sentences, [" ".join(f.result.text for f in fs) for fs in per]), 3),
                     "pauses": [round(min(pauses), 2), round(max(pauses), 2)], "n": len(paused),
                     "fast": round(len(fast) / len(complete), 3), "n_complete": len(complete),
+                    "tentative": round(len(held) / len(complete), 3),
                     "by_gap": by_gap(pevents, len(paused))}
 
         t = end_of_turn(KIOSK_SPLIT, "", 11, kiosk)
@@ -786,6 +797,8 @@ def main() -> int:
         result["complete_turn_fast_rate"] = t["fast"]
         result["complete_utterances"] = t["n_complete"]
         result["answer_gap_ms"] = ANSWER_GAP_MS
+        result["answer_gap_tentative_ms"] = TENTATIVE_GAP_MS
+        result["complete_turn_tentative_rate"] = t["tentative"]
         gaps["tuning"] = t["by_gap"]
         # the same on sentences the end-of-turn rules were never tuned on
         log("end of turn, held-out sentences (never used to tune the rules):")
@@ -795,12 +808,14 @@ def main() -> int:
         result["midpause_wer_heldout"] = h["wer"]
         result["midpause_utterances_heldout"] = h["n"]
         result["complete_turn_fast_rate_heldout"] = h["fast"]
+        result["complete_turn_tentative_rate_heldout"] = h["tentative"]
         gaps["heldout"] = h["by_gap"]
         # the dev set the audio cues' thresholds were chosen on (with KIOSK_SPLIT), never the held-out one
         log("end of turn, dev sentences (the audio cues' thresholds were chosen on these and the tuning set):")
         dv = end_of_turn(KIOSK_SPLIT_DEV, "d", 13)
         result["midpause_cutoff_rate_dev"] = dv["cutoff"]
         result["complete_turn_fast_rate_dev"] = dv["fast"]
+        result["complete_turn_tentative_rate_dev"] = dv["tentative"]
         gaps["dev"] = dv["by_gap"]
         # real people paused mid-sentence: each real utterance of 5+ words (all 14 LJSpeech sentences have 14+; AN4's are
         # 1-4) with a 0.4-0.9 s pause of its own noise floor at a word boundary 35-75% into it (word times from

@@ -17,12 +17,12 @@ REPLY = "good afternoon and welcome. i am the assistant of this building. i can 
 VISITOR = "hello where is the meeting room please"
 
 
-def synth(text: str, path: Path, voice: str = "mb-us2") -> np.ndarray:
-    """Speak ``text`` with espeak-ng into ``path``; 16 kHz int16 mono. Skips when the voice is missing."""
+def synth(text: str, path: Path, voice: str = "mb-us2", ssml: bool = False) -> np.ndarray:
+    """Speak ``text`` (SSML with ``ssml``) with espeak-ng into ``path``; 16 kHz int16 mono. Skips when the voice is missing."""
     if espeak.program() is None:
         pytest.skip("espeak-ng is not installed (apt-get install espeak-ng)")
     if not path.exists():
-        out = espeak.write_wav(text, path, voice)
+        out = espeak.write_wav(text, path, voice, ssml=ssml)
         if out.returncode != 0 or not path.exists() or path.stat().st_size < 1000:
             pytest.skip(f"espeak-ng voice {voice} unusable ({out.stderr.strip()[:200]}); install mbrola and mbrola-{voice[3:]} from contrib/non-free")
     return load_audio(path)

@@ -41,7 +41,7 @@ def test_score_cuts_and_fast_ends():
             TurnEnd(6.0, 6.2, "stray")]  # at no 400 ms pause
     sc = score(pauses, ends, fast_s=0.31, until_s=9.0)
     assert sc == {"pauses": 4, "midsentence": 2, "midsentence_cut": 1, "midsentence_final": 1, "sentence_ends": 2,
-                  "sentence_ends_fast": 1, "finals_elsewhere": 1}
+                  "sentence_ends_fast": 1, "sentence_ends_tentative": 0, "finals_elsewhere": 1}
 
 
 def test_a_mid_sentence_final_is_a_cut_only_when_its_answer_would_be_heard_before_the_visitor_goes_on():
@@ -55,6 +55,14 @@ def test_a_mid_sentence_final_is_a_cut_only_when_its_answer_would_be_heard_befor
     assert score(pauses, ends, 0.31, 3.0, answer_s=0.2, gap_s=0.8, onset_s=0.09)["midsentence_final"] == 1
     # A long pause (1.0-2.5 s) is cut at any of those gaps; without ``answer_s`` any final there is a cut.
     assert score([Pause(1.0, 2.5, "so,", True)], ends, 0.31, 3.0, answer_s=0.2, gap_s=0.8, onset_s=0.09)["midsentence_cut"] == 1
+    # A tentative end (the voice still up) is held for the longer gap: at 600 ms with 1000 after a tentative end, the
+    # tentative final's answer (1.9 s) is stopped unheard, a sure one's (1.5 s) is not; a sentence end held that way is counted.
+    held = [TurnEnd(0.9, 1.11, "so", tentative=True)]
+    assert score(pauses, held, 0.31, 3.0, answer_s=0.2, gap_s=0.6, onset_s=0.09, tentative_gap_s=1.0)["midsentence_cut"] == 0
+    assert score(pauses, ends, 0.31, 3.0, answer_s=0.2, gap_s=0.6, onset_s=0.09, tentative_gap_s=1.0)["midsentence_cut"] == 1
+    assert score(pauses, held, 0.31, 3.0, answer_s=0.2, gap_s=0.6, onset_s=0.09, tentative_gap_s=0.0)["midsentence_cut"] == 1
+    end = [Pause(1.0, 1.6, "here.", False)]
+    assert score(end, held, 0.31, 3.0)["sentence_ends_tentative"] == 1 and score(end, ends, 0.31, 3.0)["sentence_ends_tentative"] == 0
 
 
 def test_the_midpause_rule_counts_a_cut_only_when_the_held_answer_would_be_heard():
@@ -68,8 +76,8 @@ def test_the_midpause_rule_counts_a_cut_only_when_the_held_answer_would_be_heard
 
     s = 1_000_000_000
 
-    def final(at, end, text, turn="t1"):
-        return (at, 0, Final(turn, SimpleNamespace(text=text), 0, end, 0, 1.0, 0.1))
+    def final(at, end, text, turn="t1", tentative=False):
+        return (at, 0, Final(turn, SimpleNamespace(text=text), 0, end, 0, 1.0, 0.1, tentative=tentative))
 
     events = [(0, 0, SpeechStarted("t1", 0, False)), final(int(1.25 * s), 1 * s, "I need a taxi"),
               (int(1.7 * s), 0, SpeechStarted("t1", int(1.7 * s), False, continues=True)),
@@ -79,3 +87,6 @@ def test_the_midpause_rule_counts_a_cut_only_when_the_held_answer_would_be_heard
     # The continuation became a turn of its own: cut at any gap (its first part was answered alone).
     split = events[:3] + [final(int(3.0 * s), int(2.8 * s), "to the station", turn="t2")]
     assert midpause_cuts(split, 1, 900)[0] == [0]
+    # A tentative end of the first part: its answer waits the tentative gap (the default, 1000 ms: 2.0 s), stopped unheard.
+    held = [events[0], final(int(1.25 * s), 1 * s, "I need a taxi", tentative=True), *events[2:]]
+    assert midpause_cuts(held, 1, 600)[0] == [] and midpause_cuts(held, 1, 600, 600)[0] == [0]

@@ -41,10 +41,10 @@ def finish_all(brain):
         brain.on_voice_done(say_id, "finished", True)
 
 
-def ask(brain, text, turn="t1", confidence=0.9, speech_end_ns=1, transcript_ns=2):
+def ask(brain, text, turn="t1", confidence=0.9, speech_end_ns=1, transcript_ns=2, end_tentative=False):
     """A transcript, with open questions answered synchronously (as the service does off the loop)."""
     out = []
-    for item in brain.on_transcript(turn, text, confidence, speech_end_ns, transcript_ns):
+    for item in brain.on_transcript(turn, text, confidence, speech_end_ns, transcript_ns, end_tentative=end_tentative):
         if isinstance(item, Job):
             out += brain.on_answer(item, brain.think(item))
         else:
@@ -568,6 +568,28 @@ def test_an_answer_starts_no_sooner_than_the_gap_after_the_end_of_speech(make, c
     assert len(says(out)) == 1 and replies(out)[0].skill == "knowledge"
     assert [s.not_before_ns for s in of_type(out, Say)] == [clock() - 250_000_000 + 600_000_000]
     assert brain.counters["turns"] == 1 and brain.counters["turns_continued"] == 1
+
+
+def test_a_tentative_end_holds_the_answer_longer(make, clock):
+    # "Is there a place" with the voice still up: hearing ends the turn but calls it tentative; the answer waits the
+    # longer gap, so the visitor who goes on 800 ms later stops it unheard, and the whole sentence is answered.
+    brain = make(answer_gap_ms=600, answer_gap_tentative_ms=1000)
+    engage(brain, 1, "alice")
+    finish_all(brain)
+    end = clock() - 250_000_000
+    out = ask(brain, "where are the toilets", "t3", speech_end_ns=end, transcript_ns=clock(), end_tentative=True)
+    assert [s.not_before_ns for s in of_type(out, Say)] == [end + 1000_000_000]
+    clock.advance(0.55)  # 800 ms after the end of speech: past the ordinary gap, inside the tentative one
+    assert of_type(brain.on_speech_started(during_playback=False), Stop)
+    clock.advance(1.0)
+    out = ask(brain, "where are the toilets on the second floor", "t3", speech_end_ns=clock() - 250_000_000, transcript_ns=clock())
+    assert [s.not_before_ns for s in of_type(out, Say)] == [clock() - 250_000_000 + 600_000_000]  # a sure end: the short gap
+    # never shorter than the ordinary gap, whatever the tentative one says
+    short = make(answer_gap_ms=600, answer_gap_tentative_ms=0)
+    engage(short, 1, "alice")
+    finish_all(short)
+    out = ask(short, "what time is it", "t4", speech_end_ns=end, transcript_ns=clock(), end_tentative=True)
+    assert [s.not_before_ns for s in of_type(out, Say)] == [end + 600_000_000]
 
 
 def test_the_answer_gap_is_never_longer_than_the_gap_from_now(make, clock):

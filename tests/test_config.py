@@ -112,6 +112,7 @@ def test_every_number_refuses_hostile_values_with_one_line_naming_it(key, kind):
     ({"ASSISTANT_SUPERVISOR__WATCHDOG_S": "1.5"}, "supervisor.watchdog_s 1.5 is under two heartbeats"),
     ({"ASSISTANT_BRAIN__ANSWER_GAP_MS": "1500"}, "brain.answer_gap_ms 1500 is longer than hearing.turn_continue_ms 1000"),
     ({"ASSISTANT_HEARING__TURN_CONTINUE_MS": "0"}, "brain.answer_gap_ms 600 is longer than hearing.turn_continue_ms 0"),
+    ({"ASSISTANT_BRAIN__ANSWER_GAP_TENTATIVE_MS": "1200"}, "brain.answer_gap_tentative_ms 1200 is longer than hearing.turn_continue_ms 1000"),
     ({"ASSISTANT_RENDERER__WIDTH": "3840"}, "renderer.width"),
     ({"ASSISTANT_CAMERA__DEVICE": '"/dev/vid\\u0000eo0"'}, "camera.device: the value holds the control character"),
 ])

@@ -22,7 +22,7 @@ TOPICS = [Speech.TYPE, Partial.TYPE, Transcript.TYPE, SystemState.TYPE, Heartbea
 def start_hearing(procs, **settings):
     env = {f"ASSISTANT_HEARING__{k.upper()}": str(v) for k, v in settings.items()}
     if settings.get("turn_continue_ms") == 0:  # no continued turns: the brain's answer gap must be off too (config check)
-        env["ASSISTANT_BRAIN__ANSWER_GAP_MS"] = "0"
+        env["ASSISTANT_BRAIN__ANSWER_GAP_MS"] = env["ASSISTANT_BRAIN__ANSWER_GAP_TENTATIVE_MS"] = "0"
     procs.broker()
     client = procs.client(TOPICS)
     proc = procs.start("services.hearing", env=env)

@@ -231,6 +231,21 @@ def test_smart_turn_as_the_second_opinion_on_real_speech(whisper, shared_data, s
     assert [f.reason for f in fs] == reasons, [(f.result.text, f.reason) for f in fs]
 
 
+def test_a_pause_with_the_voice_still_up_is_a_tentative_end(whisper, tmp_path):
+    # "Is there a place | where I can leave my bag": the first part is a whole question by its words, and Smart Turn
+    # (p ~0.97) takes it for one, but the voice did not fall at the pause: the turn ends there, tentatively (the
+    # brain holds its answer for answer_gap_tentative_ms), and the continuation revises it.
+    pcm = synth('<speak>is there a place <break time="850ms"/> where i can leave my bag</speak>', tmp_path / "p.wav", "mb-us3", ssml=True)
+    fs = finals(run(whisper, pcm))
+    assert [f.reason for f in fs][:1] == ["silence"] and fs[0].tentative, [(f.result.text, f.reason, f.tentative) for f in fs]
+    assert not fs[-1].tentative and fs[-1].revision == 1 and "leave my" in fs[-1].result.text.lower(), fs[-1].result.text
+    # A finished sentence whose voice falls at the end: a sure end, the ordinary gap.
+    fs = finals(run(whisper, synth("could you tell me where the meeting room is", tmp_path / "c.wav", "mb-us1")))
+    assert [(f.reason, f.tentative) for f in fs] == [("silence", False)], [(f.result.text, f.reason, f.tentative) for f in fs]
+    # Not in the other modes: the end is sure or waited for.
+    assert not any(f.tentative for f in finals(run(whisper, pcm, end_of_turn="words")))
+
+
 def test_a_missing_smart_turn_model_is_named_and_the_words_go_on(whisper, monkeypatch, caplog):
     import services.hearing.turn as turn
     from assistant.errors import SetupError

@@ -676,6 +676,10 @@ class BrainSettings(Section):
     within it (a visitor who paused mid-sentence) stops the answer before anyone hears it, and the whole sentence
     is answered (hearing's ``turn_continue_ms`` must be at least as long). Answers that take longer to prepare are not
     delayed further. 0: each answer plays as soon as it is ready."""
+    answer_gap_tentative_ms: Annotated[int, Within(0, 3000)] = 1000
+    """The same hold after a tentative end of turn (``hearing.transcript.end_tentative``: the words and Smart Turn
+    said finished, the voice had not fallen): a visitor who paused there with the voice up mostly goes on. Never
+    shorter than ``answer_gap_ms``; at most ``turn_continue_ms``."""
     filler_after_s: Annotated[float, Within(0.0, 60.0)] = 0.7
     """Say a short filler when an answer takes longer than this."""
     filler: str = "Let me see."
@@ -762,8 +766,10 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, frozen=Tr
         if wd and wd < 2 * hb:
             raise ValueError(f"supervisor.watchdog_s {wd} is under two heartbeats (service.heartbeat_s {hb}): "
                              "healthy services would be killed; make it longer, or 0 to turn the watchdog off")
-        gap, cont = self.brain.answer_gap_ms, self.hearing.turn_continue_ms
-        if gap > cont:
-            raise ValueError(f"brain.answer_gap_ms {gap} is longer than hearing.turn_continue_ms {cont}: speech resuming "
-                             "between them would stop the held answer and start a new turn, and the first part of the "
-                             "sentence would never be answered; shorten the gap or lengthen turn_continue_ms")
+        cont = self.hearing.turn_continue_ms
+        for key in ("answer_gap_ms", "answer_gap_tentative_ms"):
+            gap = getattr(self.brain, key)
+            if gap > cont:
+                raise ValueError(f"brain.{key} {gap} is longer than hearing.turn_continue_ms {cont}: speech resuming "
+                                 "between them would stop the held answer and start a new turn, and the first part of the "
+                                 "sentence would never be answered; shorten the gap or lengthen turn_continue_ms")

@@ -90,6 +90,8 @@ class TurnEnd:
     at_s: float
     """When the final came (the synthetic time of the chunk that produced it)."""
     text: str
+    tentative: bool = False
+    """The end of turn was tentative (the voice still up): the brain holds its answer for the longer gap."""
 
 
 def heard_at(final_at, speech_end, answer, gap):
@@ -99,28 +101,33 @@ def heard_at(final_at, speech_end, answer, gap):
 
 
 def score(pauses: list[Pause], ends: list[TurnEnd], fast_s: float, until_s: float, slack_s: float = 0.25,
-          answer_s: float | None = None, gap_s: float = 0.0, onset_s: float = 0.0) -> dict:
+          answer_s: float | None = None, gap_s: float = 0.0, onset_s: float = 0.0, tentative_gap_s: float | None = None) -> dict:
     """Which pauses the pipeline ended a turn at (a final with text whose end of speech lies in the silence,
     up to ``slack_s`` before it: the VAD's last voiced frame and the level's first silent one differ), and
-    which sentence ends it ended within ``fast_s`` of its end of speech (hangover plus ~100 ms). Finals at
+    which sentence ends it ended within ``fast_s`` of its end of speech (hangover plus ~100 ms; and which of them
+    tentatively: their answer waits the longer gap). Finals at
     no such pause before ``until_s`` (the last word's start: the recording's end is no pause) are counted too.
 
     A mid-sentence pause counts as cut when a final came there (``midsentence_final`` always counts that)
     or, with ``answer_s``, only when its answer would be heard before the visitor goes on: ``answer_s`` after
     the final and no sooner than ``gap_s`` after its end of speech, before the speech after the pause is
-    detected (``onset_s`` after the pause ends). Speech detected first stops the answer unheard."""
-    cut, fast, finals, matched = [], [], [], set()
+    detected (``onset_s`` after the pause ends). Speech detected first stops the answer unheard. A tentative
+    final's answer waits ``tentative_gap_s`` (None: ``gap_s``; never less than ``gap_s``)."""
+    tgap = max(gap_s, gap_s if tentative_gap_s is None else tentative_gap_s)
+    cut, fast, finals, held, matched = [], [], [], [], set()
     for p in pauses:
         mine = [e for e in ends if e.text and p.start_s - slack_s <= e.speech_end_s <= p.end_s]
         matched.update(id(e) for e in mine)
         if p.midsentence:
             finals.append(bool(mine))
             cut.append(bool(mine) if answer_s is None else
-                       any(heard_at(e.at_s, e.speech_end_s, answer_s, gap_s) < p.end_s + onset_s for e in mine))
+                       any(heard_at(e.at_s, e.speech_end_s, answer_s, tgap if e.tentative else gap_s) < p.end_s + onset_s
+                           for e in mine))
         else:
             fast.append(any(e.at_s - e.speech_end_s <= fast_s for e in mine))
+            held.append(any(e.tentative for e in mine))
     return {"pauses": len(pauses), "midsentence": len(cut), "midsentence_cut": sum(cut), "midsentence_final": sum(finals),
-            "sentence_ends": len(fast), "sentence_ends_fast": sum(fast),
+            "sentence_ends": len(fast), "sentence_ends_fast": sum(fast), "sentence_ends_tentative": sum(held),
             "finals_elsewhere": sum(1 for e in ends if e.text and id(e) not in matched and e.speech_end_s < until_s)}
 
 

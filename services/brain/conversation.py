@@ -242,12 +242,15 @@ class Brain:
         return self.sessions.active()
 
     def on_transcript(self, turn: str, text: str, confidence: float, speech_end_ns: int, transcript_ns: int,
-                      speech_start_ns: int = 0, *, released: bool = False, unsure: bool = False) -> list[Out | Job]:
-        """A final transcript. ``unsure``: several visitors stand there and the camera never named who
-        said it (its wait ran out): it is answered, but nobody's mail is read on that guess."""
+                      speech_start_ns: int = 0, end_tentative: bool = False, *, released: bool = False,
+                      unsure: bool = False) -> list[Out | Job]:
+        """A final transcript. ``end_tentative``: hearing ended the turn with the voice still up (the answer is
+        held for ``answer_gap_tentative_ms``). ``unsure``: several visitors stand there and the camera never named
+        who said it (its wait ran out): it is answered, but nobody's mail is read on that guess."""
         if not released and self.listening:
             older = self._held
-            if self._hold_for_speaker((turn, text, confidence, speech_end_ns, transcript_ns, speech_start_ns), speech_start_ns):
+            if self._hold_for_speaker((turn, text, confidence, speech_end_ns, transcript_ns, speech_start_ns, end_tentative),
+                                      speech_start_ns):
                 if older is not None and older[1][0] != turn:  # (a revision of the same turn replaces it)
                     self.count("turns_released_by_next")  # one held at a time: the older is answered as things stand
                     return self.on_transcript(*older[1], released=True, unsure=True)
@@ -272,8 +275,9 @@ class Brain:
         self._last_turn = (turn, self.pending)
         self.traces.start(turn, speech_end_ns, transcript_ns)
         # The answer waits for the gap after the end of speech (never longer than the gap from now: a clock
-        # that disagrees must not silence the kiosk); speech resuming before then stops it unheard.
-        gap = self.s.answer_gap_ms * 1_000_000
+        # that disagrees must not silence the kiosk); speech resuming before then stops it unheard. A tentative
+        # end (the voice still up at the pause) gets the longer gap: such a visitor mostly goes on.
+        gap = max(self.s.answer_gap_ms, self.s.answer_gap_tentative_ms if end_tentative else 0) * 1_000_000
         self._answer_after = (turn, min(speech_end_ns, self.clock_ns()) + gap if gap and speech_end_ns else 0)
         if self.is_speaking:
             out: list[Out | Job] = list(self.stop("barge-in"))  # talked over us without a speech edge

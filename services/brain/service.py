@@ -129,7 +129,8 @@ class BrainService(Service):
     def on_transcript(self, rx: Received) -> None:
         m = rx.msg
         turn = rx.header.turn or f"turn-{rx.header.source}-{rx.header.seq}"
-        self.emit(self.brain.on_transcript(turn, m.text, m.confidence, m.speech_end_ns, rx.header.ts_ns, m.speech_start_ns))
+        self.emit(self.brain.on_transcript(turn, m.text, m.confidence, m.speech_end_ns, rx.header.ts_ns, m.speech_start_ns,
+                                           m.end_tentative))
 
     @on(Speaker)
     def on_speaker(self, rx: Received) -> None:

@@ -28,7 +28,7 @@ from hardware.microphone import RATE, AudioChunk
 
 from .echo import DoubleTalkDetector, EchoFilter, PlaybackReference
 from .stt import Result, SttEngine
-from .turn import FINISHED, UNFINISHED, SmartTurn, final_pitch_st, is_reply, prosody_state, smart_turn_state, turn_state
+from .turn import FINISHED, SURE_P, UNFINISHED, SmartTurn, final_pitch_st, is_reply, prosody_state, smart_turn_state, tentative_end, turn_state
 from .vad import Endpointer, energy_db
 
 log = logging.getLogger(__name__)
@@ -79,6 +79,9 @@ class Final:
     revision: int = 0
     """0 for a turn's first final; n for the n-th revision (speech resumed after a pause the end of turn
     took for the end: the text is the whole turn, decoded again with the continuation)."""
+    tentative: bool = False
+    """Ended at the first silence although the voice did not fall there (``turn.tentative_end``): the answer
+    is held longer, the visitor may go on."""
 
 
 @dataclass(frozen=True)
@@ -163,6 +166,7 @@ class HearingPipeline:
         self.continue_ns = s.turn_continue_ms * 1_000_000
         self._prev: _Done | None = None  # the last final's turn, while speech may still continue it
         self._revision = 0
+        self._tentative = False  # the last end-of-turn check's finished verdict was tentative (turn.tentative_end)
         self._gap: list[tuple[int, np.ndarray]] = []  # frames heard since the last final, while it may continue
         self._max_samples = int(s.max_utterance_s * RATE)
         self.turn_checks: list[tuple[bool, float]] = []
@@ -337,6 +341,7 @@ class HearingPipeline:
 
     def _begin(self, at_ns: int, audio: list[np.ndarray], audio_t0: int, during_playback: bool) -> None:
         self._pause_at = None
+        self._tentative = False
         with self._lock:
             phrases, self._phrases = self._phrases, None
         if phrases is not None:
@@ -389,6 +394,7 @@ class HearingPipeline:
         the same, but unfinished when the voice did not fall at the pause (``turn.prosody_state``);
         ``words+smart_turn`` the same, but waited for when Smart Turn says the turn goes on (``turn.smart_turn_state``)."""
         t = time.perf_counter()
+        self._tentative = False
         if self.turn_mode == "smart_turn":
             p = self.smart_turn.probability(np.concatenate(self._utt_audio)) if self._utt_audio else 1.0
             done = p >= self.turn_threshold
@@ -417,7 +423,11 @@ class HearingPipeline:
                 # (a short reply, "Yes.", is left to the words: too little speech for the model). It hears the
                 # utterance up to the pause (speech + vad_speculate_ms, as measured), ~30 ms on one core.
                 pcm = np.concatenate(self._utt_audio)[:self._pause_at]
-                state = smart_turn_state(state, self._timed(lambda: self.smart_turn.probability(pcm)), self.turn_threshold)
+                p = self._timed(lambda: self.smart_turn.probability(pcm))
+                state = smart_turn_state(state, p, self.turn_threshold)
+                # finished, but with the voice still up: answered, later (the brain's answer_gap_tentative_ms)
+                # (the pitch, ~5 ms, only read when Smart Turn alone does not settle it)
+                self._tentative = state == FINISHED and p < SURE_P and tentative_end(self._timed(lambda: final_pitch_st(pcm)), p)
             self.turn_checks = [*self.turn_checks[-99:], (state == FINISHED, time.perf_counter() - t)]
             return state
         self.turn_checks = [*self.turn_checks[-99:], (done, time.perf_counter() - t)]
@@ -439,7 +449,9 @@ class HearingPipeline:
             self._prev = _Done(turn, self._utt_audio, self._utt_t0, self._utt_samples, self._speech_start, end_ns, self._revision)
         self._utt_audio = []
         self._gap = []
-        self.on_event(Final(turn, result, self._speech_start, end_ns, self._utt_t0, audio_s, self._utt_stt_s, reason, rejected, self._revision))
+        tentative, self._tentative = self._tentative and reason == "silence", False
+        self.on_event(Final(turn, result, self._speech_start, end_ns, self._utt_t0, audio_s, self._utt_stt_s, reason, rejected,
+                            self._revision, tentative))
         self.stats.latencies_ms = [*self.stats.latencies_ms[-99:], (time.monotonic_ns() - end_ns) / 1e6]
 
     def _abort_utterance(self) -> None:

@@ -114,6 +114,8 @@ class HearingService(Service):
                 self.count("unfinished_turns_waited")
             elif ev.reason == "doubt_pause":
                 self.count("doubtful_turns_waited")
+            if ev.tentative:
+                self.count("tentative_ends")  # finished by the words and Smart Turn, the voice still up: the answer waits longer
             if ev.revision:
                 self.count("turns_continued")  # the same turn id again: the brain answers this text instead
             t0 = ev.audio_t0_ns
@@ -121,7 +123,7 @@ class HearingService(Service):
             self.publish(Transcript(text=ev.result.text, confidence=ev.result.confidence, engine=self.engine.name,
                                     speech_start_ns=ev.speech_start_ns, speech_end_ns=ev.speech_end_ns, words=words,
                                     lang=self.lang, partial_engine=self.partial_engine, end_reason=ev.reason,
-                                    rejected=rejected), turn=ev.turn)
+                                    rejected=rejected, end_tentative=ev.tentative), turn=ev.turn)
             # A visitor's words only at DEBUG (privacy); the timing at INFO.
             log.info("heard %d word(s) (%.0f ms after the end of speech, rtf %.2f)", len(ev.result.text.split()),
                      (time.monotonic_ns() - ev.speech_end_ns) / 1e6, ev.stt_s / ev.audio_s if ev.audio_s else 0.0)

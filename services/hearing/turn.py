@@ -222,6 +222,20 @@ def prosody_state(state: str, fall_st: float | None, threshold: float = FALL_ST)
     return state if fall_st is None or fall_st <= threshold else UNFINISHED
 
 
+SURE_P = 0.98
+"""``tentative_end``: Smart Turn at or above this outweighs a pitch that did not fall. The pitch tracker was tuned on
+espeak/MBROLA voices and misreads real voices' creaky sentence ends (octave jumps: "+14 st" on a falling "lives."); on
+the 47 real utterances (bench/hearing.py) a pitch-only rule held back ~36% of finished turns, this ~23%."""
+
+
+def tentative_end(fall_st: float | None, p: float | None) -> bool:
+    """A turn ended at the first silence on the words and Smart Turn whose voice still did not fall (``fall_st`` above
+    ``FALL_ST``), Smart Turn short of ``SURE_P`` (``p`` None: no model). Such an end is taken, but the brain holds its
+    answer longer (``brain.answer_gap_tentative_ms``): a visitor who pauses after "Is there a place" with the voice up
+    goes on before the answer is heard. No pitch (too little voice): not tentative."""
+    return fall_st is not None and fall_st > FALL_ST and (p is None or p < SURE_P)
+
+
 def smart_turn_state(state: str, p: float, threshold: float = 0.5) -> str:
     """``words+smart_turn``: the words' verdict with Smart Turn's probability ``p`` that the turn is finished. Below
     ``threshold`` the signals disagree on a finished sentence (a short wait: doubtful) or both are unsure of a doubtful
