@@ -59,7 +59,7 @@ from bench.lib.sentences import KIOSK_SENTENCES, KIOSK_SPLIT, KIOSK_SPLIT_DEV, K
 from services.hearing.stt import create_engine  # noqa: E402
 from services.hearing.stt.pocketsphinx_engine import PocketSphinxEngine  # noqa: E402
 from bench.lib.wer import wer  # noqa: E402
-from bench.lib.natural_pauses import TurnEnd, classify, heard_at, level_db, rate, score, silences  # noqa: E402
+from bench.lib.natural_pauses import SILENT_UNDER_DB, TurnEnd, classify, heard_at, level_db, rate, score, silences  # noqa: E402
 
 VOICES = ["mb-us1", "mb-us2", "mb-us3", "en-us"]
 NAMES = ["Nguyen", "Saoirse", "Aoife", "Thibault", "Joaquin", "Krzysztof", "Siobhan", "Niamh", "Xavier", "Ingrid", "Dmitri", "Priya"]
@@ -296,6 +296,25 @@ def pause_point(x: np.ndarray, words: list, rng, slack_s: float = 0.03) -> tuple
     quiet = [c for c in cands if c[0] >= 25]
     depth, j, at = quiet[int(rng.integers(len(quiet)))] if quiet else max(cands)
     return at, j, depth
+
+
+MIDPAUSE_MAX_S = 0.9
+"""The longest mid-sentence pause the end of turn is asked to wait for (issue 16: pauses of 400-900 ms)."""
+
+
+def silence_around(x: np.ndarray, at: int) -> float:
+    """Seconds of the silent run (by level, ``natural_pauses.silences``' rule) around sample ``at``; 0 if ``at`` is loud."""
+    db = level_db(x)
+    silent = db < float(np.percentile(db, 90)) - SILENT_UNDER_DB
+    k = min(len(db) - 1, at // (RATE // 100))
+    if not silent[k]:
+        return 0.0
+    a, b = k, k
+    while a > 0 and silent[a - 1]:
+        a -= 1
+    while b + 1 < len(db) and silent[b + 1]:
+        b += 1
+    return (b - a + 2) / 100  # frame k covers k*10 ... k*10+20 ms
 
 
 def floor_noise(x: np.ndarray, n: int, rng) -> np.ndarray:
@@ -845,6 +864,11 @@ def main() -> int:
                            f"(at {at / RATE:.2f} s, {depth:.0f} dB under the speech)")
             log(f"  {rlabels[-1]}, pause {pause:.2f} s")
         rcut, rearly, rper, revents = paused_run(rp, rlabels, rpauses)
+        # The silence the end of turn meets is the inserted pause plus the reader's own at that word boundary (a comma):
+        # its whole length by the level (the natural set's rule), and the cut-offs where it stays within 400-900 ms.
+        rsilence = [silence_around(x, at + int(p * RATE) // 2) for x, at, p in zip(rp, rpoints, rpauses)]
+        log(f"  silence at the inserted pause, inserted + the reader's own (s): {[round(v, 2) for v in rsilence]}")
+        within = [k for k, v in enumerate(rsilence) if v <= MIDPAUSE_MAX_S]
         # Read sentences have pauses of their own (a reader's comma): a cut there is a cut, but not the inserted pause's.
         # Which cuts came at the inserted pause (a final of the first part ending within 0.3 s of it), and the same rule
         # on the recordings as they are.
@@ -864,6 +888,9 @@ def main() -> int:
         result["midpause_early_final_rate_real"] = round(len(rearly) / len(rp), 3) if rp else None
         result["midpause_wer_real"] = round(wer(rrefs, [" ".join(f.result.text for f in fs) for fs in rper]), 3) if rp else None
         result["midpause_utterances_real"] = len(rp)
+        result["midpause_real_silence_s"] = [round(min(rsilence), 2), round(max(rsilence), 2)] if rp else None
+        result["midpause_cutoff_rate_real_within_900ms"] = round(len(set(rcut) & set(within)) / len(within), 3) if within else None
+        result["midpause_utterances_real_within_900ms"] = len(within)
         if rp:
             gaps["real"] = by_gap(revents, len(rp))
         # spontaneous speech with its own pauses (talking/single, talking/wild), each as one stream; mid-sentence by

@@ -90,3 +90,14 @@ def test_the_midpause_rule_counts_a_cut_only_when_the_held_answer_would_be_heard
     # A tentative end of the first part: its answer waits the tentative gap (the default, 1000 ms: 2.0 s), stopped unheard.
     held = [events[0], final(int(1.25 * s), 1 * s, "I need a taxi", tentative=True), *events[2:]]
     assert midpause_cuts(held, 1, 600)[0] == [] and midpause_cuts(held, 1, 600, 600)[0] == [0]
+
+
+def test_the_silence_at_an_inserted_pause_counts_the_readers_own():
+    # A 200 ms gap of the reader's own, 500 ms of floor noise inserted in its middle: the end of turn meets 700 ms.
+    from bench.hearing import insert_pause, silence_around
+
+    x = (np.sin(np.arange(32_000) / 5) * 8000).astype(np.int16)
+    x[16_000:19_200] = 0
+    y = insert_pause(x, 17_600, 0.5, np.random.default_rng(0))
+    assert abs(silence_around(y, 17_600 + 4_000) - 0.7) <= 0.02
+    assert silence_around(y, 100) == 0.0  # inside speech
