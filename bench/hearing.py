@@ -19,7 +19,9 @@ set's cut-off rate at one flat gap for every answer, the same finals), ``complet
 ended at the first silence; ``complete_turn_tentative_rate``: share of them ended tentatively, answered after the longer gap),
 ``midpause_cutoff_rate_real`` (the same rule on the real utterances of 5+ words, ``midpause_utterances_real``,
 with a 400-900 ms pause of their own noise floor inserted at a word boundary mid-sentence; an evaluation
-set, ``..._at_inserted_pause`` and ``..._unpaused`` split off the cuts at the reader's own pauses),
+set, ``..._at_inserted_pause`` and ``..._unpaused`` split off the cuts at the reader's own pauses;
+``midpause_real_silence_s``: the whole silence at the inserted pause, the reader's own included, and
+``..._within_900ms`` the cut-off rate where it stays within 900 ms),
 ``natural_midsentence_cut_rate`` / ``natural_sentence_end_fast_rate`` / ``natural_pauses`` (the spontaneous
 recordings in talking/single and talking/wild, each one stream, with their own pauses of 400 ms or more: mid-sentence
 ones answered (by the same rule; ``natural_midsentence_final_rate``: any final there), and sentence ends answered

@@ -229,6 +229,8 @@ def _real(shared_data, stem: str) -> np.ndarray:
 def test_smart_turn_as_the_second_opinion_on_real_speech(whisper, shared_data, stem, mode, reasons):
     fs = finals(run(whisper, _real(shared_data, stem), end_of_turn=mode))
     assert [f.reason for f in fs] == reasons, [(f.result.text, f.reason) for f in fs]
+    # a doubted sentence's answer is held the longer gap (a tentative end); these sure ones and replies are not
+    assert [f.tentative for f in fs] == [r == "doubt_pause" for r in reasons], [(f.result.text, f.reason, f.tentative) for f in fs]
 
 
 def test_a_pause_with_the_voice_still_up_is_a_tentative_end(whisper, tmp_path):

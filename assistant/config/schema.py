@@ -678,8 +678,8 @@ class BrainSettings(Section):
     delayed further. 0: each answer plays as soon as it is ready."""
     answer_gap_tentative_ms: Annotated[int, Within(0, 3000)] = 1000
     """The same hold after a tentative end of turn (``hearing.transcript.end_tentative``: the words and Smart Turn
-    said finished, the voice had not fallen): a visitor who paused there with the voice up mostly goes on. Never
-    shorter than ``answer_gap_ms``; at most ``turn_continue_ms``."""
+    said finished but the voice had not fallen, or one of them doubted the sentence): a visitor who paused there
+    mostly goes on. Never shorter than ``answer_gap_ms``; at most ``turn_continue_ms``."""
     filler_after_s: Annotated[float, Within(0.0, 60.0)] = 0.7
     """Say a short filler when an answer takes longer than this."""
     filler: str = "Let me see."

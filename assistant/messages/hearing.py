@@ -70,8 +70,9 @@ class Transcript(Message, frozen=True):
     """Set (``no_speech``, ``low_logprob``, ``repetition``, ``stock_phrase``) when the final pass judged the text invented
     from noise, breath or silence; ``text`` is then empty."""
     end_tentative: bool = False
-    """The turn was ended at the first silence (its words and Smart Turn say finished) although the voice had not fallen
-    there: the visitor may still go on, so the brain holds its answer for ``brain.answer_gap_tentative_ms`` instead of
+    """The end of turn was not sure: ended at the first silence (its words and Smart Turn say finished) although the
+    voice had not fallen there, or after the short wait for a sentence one signal doubted (``end_reason`` ``doubt_pause``).
+    The visitor may still go on, so the brain holds its answer for ``brain.answer_gap_tentative_ms`` instead of
     ``answer_gap_ms`` after the end of speech."""
 
 

@@ -80,8 +80,8 @@ class Final:
     """0 for a turn's first final; n for the n-th revision (speech resumed after a pause the end of turn
     took for the end: the text is the whole turn, decoded again with the continuation)."""
     tentative: bool = False
-    """Ended at the first silence although the voice did not fall there (``turn.tentative_end``): the answer
-    is held longer, the visitor may go on."""
+    """Not a sure end: ended at the first silence although the voice did not fall there (``turn.tentative_end``),
+    or after the short wait for a doubtful sentence (``doubt_pause``). The answer is held longer: the visitor may go on."""
 
 
 @dataclass(frozen=True)
@@ -449,7 +449,9 @@ class HearingPipeline:
             self._prev = _Done(turn, self._utt_audio, self._utt_t0, self._utt_samples, self._speech_start, end_ns, self._revision)
         self._utt_audio = []
         self._gap = []
-        tentative, self._tentative = self._tentative and reason == "silence", False
+        # not a sure end: finished at the first silence with the voice up, or after the short wait for a sentence one
+        # signal doubted (its answer would come ~900 ms after the end of speech: hold it to the tentative gap)
+        tentative, self._tentative = (self._tentative and reason == "silence") or reason == "doubt_pause", False
         self.on_event(Final(turn, result, self._speech_start, end_ns, self._utt_t0, audio_s, self._utt_stt_s, reason, rejected,
                             self._revision, tentative))
         self.stats.latencies_ms = [*self.stats.latencies_ms[-99:], (time.monotonic_ns() - end_ns) / 1e6]

@@ -232,7 +232,8 @@ def tentative_end(fall_st: float | None, p: float | None) -> bool:
     """A turn ended at the first silence on the words and Smart Turn whose voice still did not fall (``fall_st`` above
     ``FALL_ST``), Smart Turn short of ``SURE_P`` (``p`` None: no model). Such an end is taken, but the brain holds its
     answer longer (``brain.answer_gap_tentative_ms``): a visitor who pauses after "Is there a place" with the voice up
-    goes on before the answer is heard. No pitch (too little voice): not tentative."""
+    goes on before the answer is heard. No pitch (too little voice): not tentative. (A doubtful
+    sentence, ended after ``turn_doubt_silence_ms``, is tentative too: the pipeline marks it.)"""
     return fall_st is not None and fall_st > FALL_ST and (p is None or p < SURE_P)
 
 
