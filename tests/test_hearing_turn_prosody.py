@@ -9,7 +9,8 @@ from assistant.config.schema import HearingSettings
 from hardware.microphone import RATE
 from services.hearing.pipeline import HearingPipeline
 from services.hearing.stt import Result, WordTime
-from services.hearing.turn import DOUBTFUL, FALL_ST, FINISHED, SURE_P, UNFINISHED, final_pitch_st, prosody_state, tentative_end
+from services.hearing.turn import (DOUBTFUL, FALL_ST, FINISHED, SURE_P, TENTATIVE_FALL_ST, UNFINISHED, final_pitch_st, prosody_state,
+                                   tentative_end)
 
 
 def voice(f0_hz: np.ndarray, level: float = 6000.0) -> np.ndarray:
@@ -50,8 +51,8 @@ def test_a_voice_that_did_not_fall_makes_the_turn_unfinished():
 
 
 def test_an_end_is_tentative_when_the_voice_did_not_fall_and_smart_turn_is_not_quite_sure():
-    assert tentative_end(0.0, 0.9) and tentative_end(FALL_ST + 0.1, SURE_P - 0.01)
-    assert not tentative_end(FALL_ST, 0.5) and not tentative_end(-5.0, 0.9)  # the voice fell: a sure end
+    assert tentative_end(0.0, 0.9) and tentative_end(TENTATIVE_FALL_ST + 0.1, SURE_P - 0.01)
+    assert not tentative_end(TENTATIVE_FALL_ST, 0.5) and not tentative_end(FALL_ST, 0.5) and not tentative_end(-5.0, 0.9)  # it fell
     assert not tentative_end(0.0, SURE_P)  # Smart Turn (people's turns) outweighs our pitch tracker
     assert not tentative_end(None, 0.5)  # no pitch (too little voice): the words and Smart Turn decide
     assert tentative_end(2.0, None)  # no model: the pitch alone
