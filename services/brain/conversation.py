@@ -244,8 +244,8 @@ class Brain:
     def on_transcript(self, turn: str, text: str, confidence: float, speech_end_ns: int, transcript_ns: int,
                       speech_start_ns: int = 0, end_tentative: bool = False, *, released: bool = False,
                       unsure: bool = False) -> list[Out | Job]:
-        """A final transcript. ``end_tentative``: hearing ended the turn with the voice still up (the answer is
-        held for ``answer_gap_tentative_ms``). ``unsure``: several visitors stand there and the camera never named
+        """A final transcript. ``end_tentative``: hearing was not sure of the end (the voice still up at the pause,
+        or a doubted sentence): the answer is held for ``answer_gap_tentative_ms``. ``unsure``: several visitors stand there and the camera never named
         who said it (its wait ran out): it is answered, but nobody's mail is read on that guess."""
         if not released and self.listening:
             older = self._held
@@ -276,7 +276,7 @@ class Brain:
         self.traces.start(turn, speech_end_ns, transcript_ns)
         # The answer waits for the gap after the end of speech (never longer than the gap from now: a clock
         # that disagrees must not silence the kiosk); speech resuming before then stops it unheard. A tentative
-        # end (the voice still up at the pause) gets the longer gap: such a visitor mostly goes on.
+        # end (the voice still up at the pause, or a doubted sentence) gets the longer gap: such a visitor mostly goes on.
         gap = max(self.s.answer_gap_ms, self.s.answer_gap_tentative_ms if end_tentative else 0) * 1_000_000
         self._answer_after = (turn, min(speech_end_ns, self.clock_ns()) + gap if gap and speech_end_ns else 0)
         if self.is_speaking:

@@ -115,7 +115,7 @@ class HearingService(Service):
             elif ev.reason == "doubt_pause":
                 self.count("doubtful_turns_waited")
             if ev.tentative:
-                self.count("tentative_ends")  # finished by the words and Smart Turn, the voice still up: the answer waits longer
+                self.count("tentative_ends")  # the voice still up at the pause, or a doubted sentence: the answer waits longer
             if ev.revision:
                 self.count("turns_continued")  # the same turn id again: the brain answers this text instead
             t0 = ev.audio_t0_ns
