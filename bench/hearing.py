@@ -61,7 +61,7 @@ from bench.lib.sentences import KIOSK_SENTENCES, KIOSK_SPLIT, KIOSK_SPLIT_DEV, K
 from services.hearing.stt import create_engine  # noqa: E402
 from services.hearing.stt.pocketsphinx_engine import PocketSphinxEngine  # noqa: E402
 from bench.lib.wer import wer  # noqa: E402
-from bench.lib.natural_pauses import SILENT_UNDER_DB, TurnEnd, classify, heard_at, level_db, rate, score, silences  # noqa: E402
+from bench.lib.natural_pauses import TurnEnd, classify, heard_at, level_db, rate, score, silences  # noqa: E402
 
 VOICES = ["mb-us1", "mb-us2", "mb-us3", "en-us"]
 NAMES = ["Nguyen", "Saoirse", "Aoife", "Thibault", "Joaquin", "Krzysztof", "Siobhan", "Niamh", "Xavier", "Ingrid", "Dmitri", "Priya"]
@@ -305,18 +305,9 @@ MIDPAUSE_MAX_S = 0.9
 
 
 def silence_around(x: np.ndarray, at: int) -> float:
-    """Seconds of the silent run (by level, ``natural_pauses.silences``' rule) around sample ``at``; 0 if ``at`` is loud."""
-    db = level_db(x)
-    silent = db < float(np.percentile(db, 90)) - SILENT_UNDER_DB
-    k = min(len(db) - 1, at // (RATE // 100))
-    if not silent[k]:
-        return 0.0
-    a, b = k, k
-    while a > 0 and silent[a - 1]:
-        a -= 1
-    while b + 1 < len(db) and silent[b + 1]:
-        b += 1
-    return (b - a + 2) / 100  # frame k covers k*10 ... k*10+20 ms
+    """Seconds of the silence (``natural_pauses.silences``, any length) around sample ``at``; 0 if ``at`` is loud."""
+    t = at / RATE
+    return next((b - a for a, b in silences(x, 0.0) if a <= t <= b), 0.0)
 
 
 def floor_noise(x: np.ndarray, n: int, rng) -> np.ndarray:
