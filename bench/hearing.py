@@ -218,7 +218,7 @@ ANSWER_MS = 200
 #: The brain holds every answer until this long after the visitor's end of speech (``brain.answer_gap_ms``).
 ANSWER_GAP_MS = BrainSettings().answer_gap_ms
 #: ... and this long after a tentative end of turn (``brain.answer_gap_tentative_ms``: the voice still up).
-TENTATIVE_GAP_MS = max(ANSWER_GAP_MS, BrainSettings().answer_gap_tentative_ms)
+TENTATIVE_GAP_MS = BrainSettings().answer_hold_ms(tentative=True)
 #: Answer gaps the end-of-turn sets are also scored at (``midpause_cutoff_by_answer_gap_ms``): the trade-off.
 GAPS_SWEPT = (0, 300, 450, 600, 750, 900)
 
@@ -232,7 +232,7 @@ def midpause_cuts(events: list, n: int, gap_ms: int | None = None, tentative_ms:
     unheard and the turn goes on. Also returns the sentences with any final before the end (the answer to the
     first part prepared, then dropped)."""
     gap = (ANSWER_GAP_MS if gap_ms is None else gap_ms) * 1_000_000
-    tgap = max(gap, (TENTATIVE_GAP_MS if tentative_ms is None else tentative_ms) * 1_000_000)
+    tgap = (TENTATIVE_GAP_MS if tentative_ms is None else tentative_ms) * 1_000_000
     cut, early = [], []
     for k in range(n):
         mine = [(t, ev) for t, c, ev in events if c == k]

@@ -60,7 +60,7 @@ def test_a_mid_sentence_final_is_a_cut_only_when_its_answer_would_be_heard_befor
     held = [TurnEnd(0.9, 1.11, "so", tentative=True)]
     assert score(pauses, held, 0.31, 3.0, answer_s=0.2, gap_s=0.6, onset_s=0.09, tentative_gap_s=1.0)["midsentence_cut"] == 0
     assert score(pauses, ends, 0.31, 3.0, answer_s=0.2, gap_s=0.6, onset_s=0.09, tentative_gap_s=1.0)["midsentence_cut"] == 1
-    assert score(pauses, held, 0.31, 3.0, answer_s=0.2, gap_s=0.6, onset_s=0.09, tentative_gap_s=0.0)["midsentence_cut"] == 1
+    assert score(pauses, held, 0.31, 3.0, answer_s=0.2, gap_s=0.6, onset_s=0.09, tentative_gap_s=None)["midsentence_cut"] == 1  # none given: the sure gap
     end = [Pause(1.0, 1.6, "here.", False)]
     assert score(end, held, 0.31, 3.0)["sentence_ends_tentative"] == 1 and score(end, ends, 0.31, 3.0)["sentence_ends_tentative"] == 0
 

@@ -717,6 +717,11 @@ class BrainSettings(Section):
     chat_api_key_env: str = ""
     """Environment variable holding the chat endpoint's API key (keys never go in the config file)."""
 
+    def answer_hold_ms(self, tentative: bool) -> int:
+        """How long after the end of speech an answer may start: ``answer_gap_ms``, or after a tentative end of turn
+        ``answer_gap_tentative_ms`` (never shorter)."""
+        return max(self.answer_gap_ms, self.answer_gap_tentative_ms) if tentative else self.answer_gap_ms
+
 
 class OpsSettings(Section):
     """The status page (``services.ops``): services, conversation, camera, face, latency, metrics."""

@@ -112,8 +112,8 @@ def score(pauses: list[Pause], ends: list[TurnEnd], fast_s: float, until_s: floa
     or, with ``answer_s``, only when its answer would be heard before the visitor goes on: ``answer_s`` after
     the final and no sooner than ``gap_s`` after its end of speech, before the speech after the pause is
     detected (``onset_s`` after the pause ends). Speech detected first stops the answer unheard. A tentative
-    final's answer waits ``tentative_gap_s`` (None: ``gap_s``; never less than ``gap_s``)."""
-    tgap = max(gap_s, gap_s if tentative_gap_s is None else tentative_gap_s)
+    final's answer waits ``tentative_gap_s`` (None: ``gap_s``)."""
+    tgap = gap_s if tentative_gap_s is None else tentative_gap_s
     cut, fast, finals, held, matched = [], [], [], [], set()
     for p in pauses:
         mine = [e for e in ends if e.text and p.start_s - slack_s <= e.speech_end_s <= p.end_s]

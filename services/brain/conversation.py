@@ -277,7 +277,7 @@ class Brain:
         # The answer waits for the gap after the end of speech (never longer than the gap from now: a clock
         # that disagrees must not silence the kiosk); speech resuming before then stops it unheard. A tentative
         # end (the voice still up at the pause, or a doubted sentence) gets the longer gap: such a visitor mostly goes on.
-        gap = max(self.s.answer_gap_ms, self.s.answer_gap_tentative_ms if end_tentative else 0) * 1_000_000
+        gap = self.s.answer_hold_ms(end_tentative) * 1_000_000
         self._answer_after = (turn, min(speech_end_ns, self.clock_ns()) + gap if gap and speech_end_ns else 0)
         if self.is_speaking:
             out: list[Out | Job] = list(self.stop("barge-in"))  # talked over us without a speech edge
