@@ -51,11 +51,13 @@ def test_a_voice_that_did_not_fall_makes_the_turn_unfinished():
 
 
 def test_an_end_is_tentative_when_the_voice_did_not_fall_and_smart_turn_is_not_quite_sure():
-    assert tentative_end(0.0, 0.9) and tentative_end(TENTATIVE_FALL_ST + 0.1, SURE_P - 0.01)
-    assert not tentative_end(TENTATIVE_FALL_ST, 0.5) and not tentative_end(FALL_ST, 0.5) and not tentative_end(-5.0, 0.9)  # it fell
-    assert not tentative_end(0.0, SURE_P)  # Smart Turn (people's turns) outweighs our pitch tracker
-    assert not tentative_end(None, 0.5)  # no pitch (too little voice): the words and Smart Turn decide
-    assert tentative_end(2.0, None)  # no model: the pitch alone
+    level, rising = glide(1.5, 140.0, 0.0), glide(1.5, 140.0, 3.0)
+    assert tentative_end(level, 0.9) and tentative_end(rising, SURE_P - 0.01)
+    assert not tentative_end(glide(1.5, 140.0, TENTATIVE_FALL_ST - 1.0), 0.5)  # it fell
+    assert not tentative_end(glide(1.5, 140.0, FALL_ST - 2.0), 0.9)
+    assert not tentative_end(rising, SURE_P)  # Smart Turn (people's turns) outweighs our pitch tracker
+    assert not tentative_end(np.zeros(RATE, np.int16), 0.5)  # no pitch (too little voice): the words and Smart Turn decide
+    assert tentative_end(rising, None)  # no model: the pitch alone
 
 
 class HeardAtThePause:

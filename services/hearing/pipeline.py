@@ -28,7 +28,7 @@ from hardware.microphone import RATE, AudioChunk
 
 from .echo import DoubleTalkDetector, EchoFilter, PlaybackReference
 from .stt import Result, SttEngine
-from .turn import FINISHED, SURE_P, UNFINISHED, SmartTurn, final_pitch_st, is_reply, prosody_state, smart_turn_state, tentative_end, turn_state
+from .turn import FINISHED, UNFINISHED, SmartTurn, final_pitch_st, is_reply, prosody_state, smart_turn_state, tentative_end, turn_state
 from .vad import Endpointer, energy_db
 
 log = logging.getLogger(__name__)
@@ -341,7 +341,6 @@ class HearingPipeline:
 
     def _begin(self, at_ns: int, audio: list[np.ndarray], audio_t0: int, during_playback: bool) -> None:
         self._pause_at = None
-        self._tentative = False
         with self._lock:
             phrases, self._phrases = self._phrases, None
         if phrases is not None:
@@ -426,8 +425,7 @@ class HearingPipeline:
                 p = self._timed(lambda: self.smart_turn.probability(pcm))
                 state = smart_turn_state(state, p, self.turn_threshold)
                 # finished, but with the voice still up: answered, later (the brain's answer_gap_tentative_ms)
-                # (the pitch, ~5 ms, only read when Smart Turn alone does not settle it)
-                self._tentative = state == FINISHED and p < SURE_P and tentative_end(self._timed(lambda: final_pitch_st(pcm)), p)
+                self._tentative = state == FINISHED and self._timed(lambda: tentative_end(pcm, p))
             self.turn_checks = [*self.turn_checks[-99:], (state == FINISHED, time.perf_counter() - t)]
             return state
         self.turn_checks = [*self.turn_checks[-99:], (done, time.perf_counter() - t)]

@@ -235,13 +235,17 @@ the finished sentences they are told from mostly at -2.5 or below), so that the 
 e2e visitor's "where are the toilets" ends at -2.3."""
 
 
-def tentative_end(fall_st: float | None, p: float | None) -> bool:
-    """A turn ended at the first silence on the words and Smart Turn whose voice still did not fall (``fall_st`` above
-    ``TENTATIVE_FALL_ST``), Smart Turn short of ``SURE_P`` (``p`` None: no model). Such an end is taken, but the brain holds its
-    answer longer (``brain.answer_gap_tentative_ms``): a visitor who pauses after "Is there a place" with the voice up
-    goes on before the answer is heard. No pitch (too little voice): not tentative. (A doubtful
+def tentative_end(pcm: np.ndarray, p: float | None) -> bool:
+    """A turn ended at the first silence on the words and Smart Turn (``pcm``: the utterance up to the pause) whose
+    voice still did not fall (``final_pitch_st`` above ``TENTATIVE_FALL_ST``), Smart Turn short of ``SURE_P`` (``p``
+    None: no model). Such an end is taken, but the brain holds its answer longer (``brain.answer_gap_tentative_ms``): a
+    visitor who pauses after "Is there a place" with the voice up goes on before the answer is heard. No pitch (too
+    little voice): not tentative. The pitch (~5-9 ms) is only read when Smart Turn leaves it open. (A doubtful
     sentence, ended after ``turn_doubt_silence_ms``, is tentative too: the pipeline marks it.)"""
-    return fall_st is not None and fall_st > TENTATIVE_FALL_ST and (p is None or p < SURE_P)
+    if p is not None and p >= SURE_P:
+        return False
+    fall_st = final_pitch_st(pcm)
+    return fall_st is not None and fall_st > TENTATIVE_FALL_ST
 
 
 def smart_turn_state(state: str, p: float, threshold: float = 0.5) -> str:
