@@ -128,6 +128,35 @@ def test_training_refuses_a_checkpoint_of_another_network(shared_data, tmp_path)
         train(frames, bigger, tmp_path / "d.pt", clip.crop, progress=None)
 
 
+def test_a_warm_started_temporal_model_begins_as_the_pix2pix_generator(shared_data, tmp_path):
+    """Progressive training: the time-dependent model starts from a pix2pix checkpoint, gives its
+    exact output whatever the previous frame is, and then learns to use the previous frame."""
+    from models.neural.train import warm_start
+
+    frames = FrameSet([grid_clip(shared_data, 32)])
+    crop = frames.clips[0].crop
+    train(frames, tiny_train_config("pix2pix", steps=6), tmp_path / "p.pt", crop, progress=None)
+    cfg = tiny_train_config("temporal", steps=12)
+    assert warm_start(tmp_path / "p.pt", cfg, tmp_path / "t.pt", crop) == 6
+    p2p, _ = load_generator(tmp_path / "p.pt")
+    warm, ck = load_generator(tmp_path / "t.pt")
+    assert ck["step"] == 6 and ck["net"]["mode"] == "temporal" and ck["data"]["warm_start"]["step"] == 6
+    batch = frames.batch(np.random.default_rng(3), 3, augment=False)
+    with torch.no_grad():
+        want = p2p(batch["d"], None, batch["ref"])
+        for previous in (batch["before"], torch.rand_like(batch["before"]) * 2 - 1):
+            assert torch.allclose(warm(batch["d"], previous, batch["ref"]), want, atol=1e-5)
+    train(frames, cfg, tmp_path / "t.pt", crop, progress=None)  # continues from step 6 to 12
+    g, ck = load_generator(tmp_path / "t.pt")
+    assert ck["step"] == 12 and g.downs[0][0].weight[:, 3:6].abs().sum() > 0  # it now looks at the previous frame
+    with pytest.raises(ValueError, match="from a pix2pix checkpoint"):
+        warm_start(tmp_path / "t.pt", cfg, tmp_path / "u.pt", crop)
+    wider = tiny_train_config("temporal", steps=12)
+    wider.net = NetConfig(mode="temporal", size=32, ngf=16, ndf=16)
+    with pytest.raises(ValueError, match="another network"):
+        warm_start(tmp_path / "p.pt", wider, tmp_path / "u.pt", crop)
+
+
 def test_the_held_out_block_never_trains(shared_data):
     clip = grid_clip(shared_data, 32)
     frames = FrameSet([clip], heldout=0.2, heldout_at=0.4)

@@ -181,6 +181,37 @@ def save_checkpoint(path: Path, model: MouthGAN, step: int, crop: CropConfig, rn
     os.replace(tmp, path)
 
 
+def warm_start(pix2pix_ckpt: Path, cfg: TrainConfig, out: Path, crop: CropConfig) -> int:
+    """Start a time-dependent model from a plain pix2pix checkpoint (progressive training, as
+    vid2vid does): the generator's weights are copied, the first convolution's filters for the new
+    ``previous`` input start at zero (so the model begins as exactly that pix2pix generator, and
+    learns to use its previous frame from there), the image discriminator is copied and the
+    temporal one starts fresh, as do the optimisers. Writes a checkpoint at ``out`` at the pix2pix
+    checkpoint's step (training then continues from it to ``cfg.steps``); returns that step.
+    """
+    src = torch.load(pix2pix_ckpt, map_location="cpu", weights_only=False)
+    if src["net"]["mode"] != "pix2pix" or cfg.net.mode != "temporal":
+        raise ValueError(f"warm start goes from a pix2pix checkpoint to a temporal model, not {src['net']['mode']}"
+                         f" -> {cfg.net.mode}")
+    theirs = NetConfig(**src["net"])
+    if (theirs.size, theirs.ngf, theirs.ndf, theirs.use_reference) != (cfg.net.size, cfg.net.ngf, cfg.net.ndf, cfg.net.use_reference):
+        raise ValueError(f"{pix2pix_ckpt} holds another network ({src['net']}) than {cfg.net.to_dict()}")
+    model = MouthGAN(cfg)
+    g = dict(src["state"]["G"])
+    first = "downs.0.0.weight"
+    w = g[first]  # (out, 3 drawing [+ 3 reference], 4, 4)
+    g[first] = torch.cat([w[:, :3], torch.zeros_like(w[:, :3]), w[:, 3:]], dim=1)
+    model.G.load_state_dict(g)
+    model.D_img.load_state_dict(src["state"]["D_img"])
+    step = int(src["step"])
+    rng = np.random.default_rng(cfg.seed + 1)
+    torch.manual_seed(cfg.seed + 1)
+    history = {k: list(v) for k, v in src["history"].items()}
+    data = dict(src["data"], warm_start={"from": pix2pix_ckpt.name, "step": step})
+    save_checkpoint(out, model, step, crop, rng, history, data)
+    return step
+
+
 def load_generator(path: Path):
     """(generator in eval mode, checkpoint dict) from a training checkpoint."""
     ckpt = torch.load(path, map_location="cpu", weights_only=False)
