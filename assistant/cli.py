@@ -346,9 +346,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="shortest and longest base-video loop (default 4 10)")
     p.add_argument("--no-compare", action="store_true", help="skip training plain pix2pix for the comparison")
     p.add_argument("--ablate", action="store_true", help="also train the temporal model without the frame-change L1")
+    p.add_argument("--warm-start", type=float, default=0.5,
+                   help="fraction of the steps trained as plain pix2pix before the temporal model takes over from it (0: from scratch)")
     p.add_argument("--min-seconds", type=float, default=20.0, help="least total footage")
     p.add_argument("--lipsync-base", default="", help="lip-sync model to fine-tune, .pt or .onnx (default models/lipsync/weights/lipsync.pt, else the shipped lipsync.onnx)")
-    p.add_argument("--lipsync-steps", type=int, default=150)
+    p.add_argument("--lipsync-steps", type=int, default=250, help="most lip-sync fine-tune steps (the best on the validation speech is kept)")
     p.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--restart", action="store_true", help="discard an unfinished build of this name")

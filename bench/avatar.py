@@ -12,7 +12,10 @@ audio), then measures on that held-out tail:
 - ``heldout_lipsync_corr``: dlib's inner-lip opening on the audio-driven frames as the renderer
   shows them (``LoopSynth``: the base video loop with the generated mouth) against dlib's opening
   on the real held-out frames, Pearson at lag 0; ``heldout_lipsync_corr_real_frames``: the
-  generated mouth inserted into the real held-out frames instead;
+  generated mouth inserted into the real held-out frames instead; the chain in parts:
+  ``heldout_landmarks_corr_audio`` (the driven mouth opening against the tracked one, no pixels)
+  and ``heldout_lipsync_corr_from_real_landmarks`` (the shown frames driven by the real held-out
+  landmarks instead of the audio);
 - ``flicker_temporal`` / ``flicker_pix2pix`` (and their PSNRs): the time-dependent generator
   against plain pix2pix trained on the same frames for the same steps;
 - ``sharpness_ratio``: variance of the Laplacian in the mouth (inside the blend mask), generated
@@ -182,7 +185,15 @@ def measure(name: str, folder: Path, reused: bool, args) -> dict:
         f = f.copy()
         composite(f, from_audio[k], clip.to_crop[start + k], avatar.crop.alpha())
         inserted.append(f)
+    # the same chain from the real held-out landmarks instead of the audio: what the pixels lose
+    from assistant.face.geometry import MOUTH, mouth_opening, to_canonical
+
+    canon = np.stack([to_canonical(lm)[MOUTH] for lm in clip.landmarks[start:start + n].astype(np.float64)])
+    synth.reset()
+    shown_marks = [synth.render_native(m) for m in canon - loop.rest_mouth[None]]
+    driven = mouth_opening(mouths[:n] + np.asarray(driver.neutral, np.float64)[None])
     o_real, o_loop, o_ins = openings(frames_real), openings(shown), openings(inserted)
+    o_marks = openings(shown_marks)
     # the strip: real held-out frames over the generated mouth (real landmarks) in the same frames
     strip_idx = np.linspace(0, n - 1, 6).astype(int)
     top, bottom = [], []
@@ -224,6 +235,9 @@ def measure(name: str, folder: Path, reused: bool, args) -> dict:
         "crop_px": int(clip.crop.size), "train_steps": int(meta["steps"]),
         "heldout_lipsync_corr": round(corr(o_loop, o_real), 3),
         "heldout_lipsync_corr_real_frames": round(corr(o_ins, o_real), 3),
+        # the chain in parts: audio -> landmarks alone (no pixels), and landmarks -> shown frames alone
+        "heldout_landmarks_corr_audio": round(corr(driven, mouth_opening(canon)), 3),
+        "heldout_lipsync_corr_from_real_landmarks": round(corr(o_marks, o_real), 3),
         "dlib_missed_frames": int(np.isnan(o_loop).sum() + np.isnan(o_real).sum()),
         "heldout_psnr_mouth": round(t["psnr"], 2), "heldout_ssim_mouth": round(t["ssim"], 3),
         "heldout_psnr_mouth_audio": round(s_audio.psnr, 2), "heldout_ssim_mouth_audio": round(s_audio.ssim, 3),
@@ -238,6 +252,10 @@ def measure(name: str, folder: Path, reused: bool, args) -> dict:
         "base_resolution": list(loop.size), "base_loop_s": round(len(loop) / loop.fps, 2),
         "audio_lag_frames": lag,
         "lipsync_model": "fine-tuned" if avatar.lipsync else "shipped lipsync.onnx (no fine-tune)",
+        "lipsync_kept_step": (meta.get("lipsync_finetune") or {}).get("kept_step"),
+        "lipsync_val_corr": [(meta.get("lipsync_finetune") or {}).get(k) for k in ("val_corr_before", "val_corr_kept")],
+        "warm_start": json.loads((folder / "work" / "options.json").read_text()).get("warm_start", 0.0)
+        if (folder / "work" / "options.json").is_file() else None,
         "build_minutes": float(meta.get("build_minutes", float("nan"))),
     }
 

@@ -180,6 +180,48 @@ def test_the_step_plan_is_kept_for_the_same_command_only(shared_data, tmp_path):
     assert json.loads(plan.read_text())["minutes"] == 0.5
 
 
+def test_the_time_dependent_model_trains_from_pix2pix_half_way(tmp_path):
+    from models.neural.build import AvatarBuilder, BuildOptions
+
+    def schedule(**kw):
+        return AvatarBuilder(BuildOptions(videos=(tmp_path / "v.mp4",), name="p", root=tmp_path, size=32, device="cpu",
+                                          **kw)).schedule(10)
+
+    # pix2pix first, snapshotted at step 5, on to 10 for the comparison; the temporal model trains 5 -> 10 from it
+    assert schedule() == [("pix2pix", "pix2pix", 0.0, 0, 5), ("pix2pix", "pix2pix", 0.0, 5, 10),
+                          ("temporal", "temporal", 100.0, 5, 10)]
+    assert schedule(compare=False) == [("pix2pix", "pix2pix", 0.0, 0, 5), ("temporal", "temporal", 100.0, 5, 10)]
+    assert schedule(warm_start=0.0) == [("temporal", "temporal", 100.0, 0, 10), ("pix2pix", "pix2pix", 0.0, 0, 10)]
+    assert schedule(mode="pix2pix") == [("pix2pix", "pix2pix", 0.0, 0, 10)]
+
+
+def test_the_lip_sync_fine_tune_is_validated_on_training_speech_only(shared_data, tmp_path):
+    """The validation stretch is the end of the training speech before the held-out block; the
+    fine-tune keeps the step that scores best there, the untouched base when nothing beats it."""
+    from dataclasses import replace
+
+    from models.neural.build import SHIPPED_LIPSYNC, AvatarBuilder, BuildOptions
+    from models.neural.finetune import finetune
+
+    from .neural_helpers import grid_clip
+
+    clip = grid_clip(shared_data, 32)  # 74 frames
+    b = AvatarBuilder(BuildOptions(videos=(tmp_path / "v.mp4",), name="p", root=tmp_path, size=32, device="cpu",
+                                   heldout=0.2, heldout_at=0.8, lipsync_val=0.3))
+    long = replace(clip, landmarks=np.concatenate([clip.landmarks] * 3), crops=np.concatenate([clip.crops] * 3))
+    (i, a, v), = b.lipsync_spans([long])[0]
+    (j, va, vb), = b.lipsync_spans([long])[1]
+    held = int(round(0.8 * len(long)))
+    assert (i, j, a) == (0, 0, 0) and v == va and vb == held and vb - va == round(0.3 * held)
+    assert b.lipsync_spans([clip]) == ([(0, 0, 59)], [])  # too short to spare 2 s for validation
+    material = clip.lipsync_clip()
+    kept = finetune(SHIPPED_LIPSYNC, [material], tmp_path / "a.onnx", steps=30, lr=3e-3, val=[material], eval_every=10)
+    assert [k for k, _ in kept["val_curve"]] == [0, 10, 20, 30] and kept["kept_step"] > 0
+    assert round(kept["val_corr_kept"], 4) == max(v for _, v in kept["val_curve"]) > kept["val_corr_before"]
+    still = finetune(SHIPPED_LIPSYNC, [material], tmp_path / "b.onnx", steps=4, lr=0.0, val=[material], eval_every=2)
+    assert still["kept_step"] == 0 and still["opening_corr_after"] == pytest.approx(still["opening_corr_before"])
+
+
 def test_a_recording_whose_sound_comes_late_is_found_out(shared_data):
     from dataclasses import replace
 

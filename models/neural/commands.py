@@ -25,6 +25,7 @@ def build(config: Config, args: argparse.Namespace) -> int:
                         heldout=args.heldout, heldout_at=args.heldout_at, feature_matching=args.feature_matching,
                         mouth_l1=args.mouth_l1, edge_l1=args.edge_l1, loop_seconds=tuple(args.loop_seconds),
                         temporal_l1=args.temporal_l1, compare=not args.no_compare, ablate=args.ablate,
+                        warm_start=args.warm_start,
                         min_seconds=args.min_seconds, lipsync_base=Path(args.lipsync_base) if args.lipsync_base else None,
                         lipsync_steps=args.lipsync_steps, device=args.device, threads=args.threads, restart=args.restart)
     try:

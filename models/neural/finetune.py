@@ -8,6 +8,7 @@ loads it unchanged.
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from pathlib import Path
@@ -28,8 +29,15 @@ log = logging.getLogger(__name__)
 
 
 def finetune(base: Path, clips: list[Clip], out_onnx: Path, steps: int = 150, lr: float = 5e-4, batch_size: int = 8,
-             seed: int = 0, progress: Callable[[int, int, float, float], None] | None = None) -> dict:
-    """Fine-tune ``base`` on ``clips``; write ``out_onnx`` (and ``.pt`` beside it). Returns a summary."""
+             seed: int = 0, progress: Callable[[int, int, float, float], None] | None = None,
+             val: list[Clip] | None = None, eval_every: int = 25) -> dict:
+    """Fine-tune ``base`` on ``clips``; write ``out_onnx`` (and ``.pt`` beside it). Returns a summary.
+
+    ``val``: clips of the same person kept out of the fine-tune (the stretch of training speech
+    just before the held-out block). Every ``eval_every`` steps the mean opening correlation on
+    them is measured, and the weights that scored best, the untouched base included (step 0),
+    are the ones exported: early stopping, so a voice the base model already follows is not
+    made worse by memorising under a minute of it."""
     from models.lipsync.export import export
 
     torch.manual_seed(seed)
@@ -39,11 +47,16 @@ def finetune(base: Path, clips: list[Clip], out_onnx: Path, steps: int = 150, lr
     rng = np.random.default_rng(seed)
     aug = AugmentConfig()
 
-    def fit() -> float:
+    def fit(on: list[Clip]) -> float:
         model.eval()
-        return float(np.mean([corr(mouth_opening(predict_clip(model, c, cfg)), mouth_opening(c.mouth)) for c in clips]))
+        return float(np.mean([corr(mouth_opening(predict_clip(model, c, cfg)), mouth_opening(c.mouth)) for c in on]))
 
-    before = fit()
+    before = fit(clips)
+    val_curve: list[tuple[int, float]] = []
+    best: tuple[float, int, dict] | None = None
+    if val:
+        val_curve.append((0, fit(val)))
+        best = (val_curve[-1][1], 0, copy.deepcopy(model.state_dict()))
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=cfg.weight_decay)
     t0 = time.time()
     for step in range(1, steps + 1):
@@ -56,13 +69,25 @@ def finetune(base: Path, clips: list[Clip], out_onnx: Path, steps: int = 150, lr
         opt.step()
         if progress and (step % 10 == 0 or step == steps):
             progress(step, steps, loss.item(), (time.time() - t0) / step * (steps - step))
-    after = fit()
+        if val and best is not None and (step % eval_every == 0 or step == steps):
+            val_curve.append((step, fit(val)))
+            if val_curve[-1][1] > best[0]:
+                best = (val_curve[-1][1], step, copy.deepcopy(model.state_dict()))
+    kept = steps
+    if best is not None:
+        kept = best[1]
+        model.load_state_dict(best[2])
+    after = fit(clips)
     model.eval()
-    tuned = dict(ckpt, state=model.state_dict(), finetuned={"base": str(base), "clips": [c.name for c in clips], "steps": steps})
+    tuned = dict(ckpt, state=model.state_dict(), finetuned={"base": str(base), "clips": [c.name for c in clips], "steps": kept})
     out_onnx.parent.mkdir(parents=True, exist_ok=True)
     torch.save(tuned, out_onnx.with_suffix(".pt"))
     worst = export(model, tuned, out_onnx)
-    summary = {"base": str(base), "steps": steps, "clips": len(clips), "opening_corr_before": before,
+    summary = {"base": str(base), "steps": steps, "kept_step": kept, "clips": len(clips), "opening_corr_before": before,
                "opening_corr_after": after, "onnx_parity": worst}
-    log.info("lip-sync fine-tuned: opening r %.3f -> %.3f on this person's speech (parity %.1e)", before, after, worst)
+    if val:
+        summary.update(val_clips=len(val), val_corr_before=val_curve[0][1], val_corr_kept=best[0] if best else None,
+                       val_curve=[(k, round(v, 4)) for k, v in val_curve])
+    log.info("lip-sync fine-tuned: opening r %.3f -> %.3f on this person's speech, kept step %d (parity %.1e)", before, after,
+             kept, worst)
     return summary
