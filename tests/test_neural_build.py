@@ -67,6 +67,7 @@ def test_a_small_build_on_grid_clips(built):
         assert (folder / f).is_file(), f
     card = (folder / "MODEL_CARD.md").read_text()
     assert "| time-dependent (shipped) |" in card and "| plain pix2pix |" in card and "Time-dependent vs plain pix2pix flicker" in card
+    assert "started from plain pix2pix at step 6" in card  # half of the 12 steps
     ev = json.loads((folder / "eval.json").read_text())
     assert set(ev["temporal"]["clips"]) == {"bbaf2n", "lwbsza"}
     assert ev["temporal"]["pooled"]["frames"] == 30  # 20% of 2 x 74 frames

@@ -149,6 +149,7 @@ def test_a_warm_started_temporal_model_begins_as_the_pix2pix_generator(shared_da
     train(frames, cfg, tmp_path / "t.pt", crop, progress=None)  # continues from step 6 to 12
     g, ck = load_generator(tmp_path / "t.pt")
     assert ck["step"] == 12 and g.downs[0][0].weight[:, 3:6].abs().sum() > 0  # it now looks at the previous frame
+    assert ck["data"]["warm_start"] == {"from": "p.pt", "step": 6}  # kept through training, for the model card
     with pytest.raises(ValueError, match="from a pix2pix checkpoint"):
         warm_start(tmp_path / "t.pt", cfg, tmp_path / "u.pt", crop)
     wider = tiny_train_config("temporal", steps=12)

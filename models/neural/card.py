@@ -75,6 +75,12 @@ def write_card(path: Path, meta: dict, results: dict, clips: list[FaceClip], dat
                 f"fine-tuned {lip.get('steps')} steps from `{Path(lip.get('base', '')).name}`: mouth-opening correlation on this"
                 f" person's own speech {lip.get('opening_corr_before', 0):.3f} -> {lip.get('opening_corr_after', 0):.3f}"
                 " (in-sample: the same footage it was tuned on)")
+    if "kept_step" in lip and lip.get("val_clips"):
+        lip_line += (f"; kept step {lip['kept_step']} of {lip.get('steps')}, the best on validation speech cut from the"
+                     f" training part (r {lip.get('val_corr_before', 0):.3f} at step 0 -> {lip.get('val_corr_kept', 0):.3f})")
+    warm = data.get("warm_start")
+    warm_line = (f"\n- Progressive training: the time-dependent generator started from plain pix2pix at step {warm['step']}"
+                 " (its previous-frame filters at zero) and trained the remaining steps." if warm else "")
     net, tr = meta["net"], meta["train"]
     at = meta.get("heldout_at", 0.4) + meta.get("heldout", 0.2)
     where = ": the tail, its audio unused by the lip-sync fine-tune too" if at >= 0.999 else ", while the person talks"
@@ -97,7 +103,7 @@ Built {meta['built']} on `{meta['device']}` by `assistant avatar build` from {le
   inputs: landmark drawing{', previous generated frame' if net['mode'] == 'temporal' else ''}{', reference frame' if net['use_reference'] else ''}.
 - Discriminators: PatchGAN on (drawing, frame){' and on consecutive (drawings, frames) pairs' if net['mode'] == 'temporal' else ''}; LSGAN + {tr['l1_weight']:g} x L1.
 - Trained {meta['steps']} steps, batch {tr['batch']}, Adam lr {tr['lr']:g}; frame-change L1 weight {tr.get('temporal_l1', 0):g}
-  (0 = the temporal discriminator alone, as in Everybody Dance Now){'; ' + losses if losses else ''}. ONNX parity with torch: {meta['onnx_parity']:.1e}.{loop_line}{build_line}
+  (0 = the temporal discriminator alone, as in Everybody Dance Now){'; ' + losses if losses else ''}. ONNX parity with torch: {meta['onnx_parity']:.1e}.{warm_line}{loop_line}{build_line}
 - Audio -> landmarks: {lip_line}.
 
 ## Evaluation (held-out frames driven by their true landmarks)

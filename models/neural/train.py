@@ -243,6 +243,7 @@ def train(frames: FrameSet, cfg: TrainConfig, ckpt_path: Path, crop: CropConfig,
     rng = np.random.default_rng(cfg.seed)
     history: dict[str, list] = {"step": [], "l1": [], "g": [], "d": []}
     step = 0
+    data = frames.describe()
     if ckpt_path.is_file():
         ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
         if ckpt["net"] != cfg.net.to_dict():
@@ -251,8 +252,8 @@ def train(frames: FrameSet, cfg: TrainConfig, ckpt_path: Path, crop: CropConfig,
         rng.bit_generator.state = ckpt["rng"]
         torch.set_rng_state(ckpt["torch_rng"])
         history, step = ckpt["history"], int(ckpt["step"])
+        data = {**ckpt["data"], **data}  # keeps what the checkpoint adds (``warm_start``)
         log.info("resuming %s at step %d of %d", ckpt_path, step, cfg.steps)
-    data = frames.describe()
     t0, s0 = time.time(), step
     acc: dict[str, list[float]] = {}
     for g in [model.G, *model.discriminators]:
