@@ -95,7 +95,7 @@ def build(name: str, args) -> tuple[Path, bool]:
     opts = BuildOptions(videos=(args.data / f"{name}.mp4",), name=name, root=args.avatars, minutes=args.minutes,
                         threads=args.threads, device="cpu", steps=args.steps, min_seconds=args.min_seconds,
                         size=args.size, ngf=args.ngf, lipsync_base=args.lipsync_base,
-                        **({"loop_seconds": (1.0, 3.0)} if args.smoke else {}))
+                        **({"loop_seconds": (1.0, 3.0), "lipsync_steps": 10} if args.smoke else {}))
     AvatarBuilder(opts).run()
     return folder, False
 
