@@ -348,10 +348,9 @@ class AvatarBuilder:
 
         step_s = {}
         rng = np.random.default_rng(12345)
-        timed = self.variants()
-        if self.warm_steps(1000) and all(m != "pix2pix" for _, m, _ in timed):
-            timed.append(("pix2pix", "pix2pix", 0.0))  # trained only as the warm start
-        for name, mode, tl1 in timed:
+        # every generator the schedule trains (pix2pix also when it is only the warm start)
+        timed = {n: (m, t) for n, m, t, _, _ in self.schedule(1000)}
+        for name, (mode, tl1) in timed.items():
             torch.set_num_threads(self.o.threads)
             model = MouthGAN(self.train_config(mode, tl1, 1), self.o.device)
             times = []
@@ -422,8 +421,7 @@ class AvatarBuilder:
         sides), so choosing the fine-tune's length never looks at the held-out block."""
         train, val = [], []
         for i, c in enumerate(clips):
-            sp_start = self.training_spans(c)
-            for a, b in sp_start:
+            for a, b in self.training_spans(c):
                 held_after = b < len(c)  # this span ends where the held-out block starts
                 k = int(round(self.o.lipsync_val * (b - a))) if held_after else 0
                 if k >= 2 * c.fps and b - k - a >= 2 * c.fps:

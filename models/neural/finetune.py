@@ -69,7 +69,7 @@ def finetune(base: Path, clips: list[Clip], out_onnx: Path, steps: int = 150, lr
         opt.step()
         if progress and (step % 10 == 0 or step == steps):
             progress(step, steps, loss.item(), (time.time() - t0) / step * (steps - step))
-        if val and best is not None and (step % eval_every == 0 or step == steps):
+        if best is not None and (step % eval_every == 0 or step == steps):
             val_curve.append((step, fit(val)))
             if val_curve[-1][1] > best[0]:
                 best = (val_curve[-1][1], step, copy.deepcopy(model.state_dict()))

@@ -196,6 +196,7 @@ def warm_start(pix2pix_ckpt: Path, cfg: TrainConfig, out: Path, crop: CropConfig
     theirs = NetConfig(**src["net"])
     if (theirs.size, theirs.ngf, theirs.ndf, theirs.use_reference) != (cfg.net.size, cfg.net.ngf, cfg.net.ndf, cfg.net.use_reference):
         raise ValueError(f"{pix2pix_ckpt} holds another network ({src['net']}) than {cfg.net.to_dict()}")
+    torch.manual_seed(cfg.seed + 1)  # the fresh temporal discriminator's initialisation, reproducibly
     model = MouthGAN(cfg)
     g = dict(src["state"]["G"])
     first = "downs.0.0.weight"
@@ -205,7 +206,6 @@ def warm_start(pix2pix_ckpt: Path, cfg: TrainConfig, out: Path, crop: CropConfig
     model.D_img.load_state_dict(src["state"]["D_img"])
     step = int(src["step"])
     rng = np.random.default_rng(cfg.seed + 1)
-    torch.manual_seed(cfg.seed + 1)
     history = {k: list(v) for k, v in src["history"].items()}
     data = dict(src["data"], warm_start={"from": pix2pix_ckpt.name, "step": step})
     save_checkpoint(out, model, step, crop, rng, history, data)
